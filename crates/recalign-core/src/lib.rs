@@ -1,0 +1,21 @@
+//! recalign's core: everything the page and the CLI share, with no file system, network or
+//! browser API, compiled natively and for `wasm32-unknown-unknown`.
+//!
+//! - [`gguf`]: reading (and, for fixtures, writing) GGUF model files, dequantisation to f32.
+//! - [`tokenizer`]: the model's byte-level BPE and the ChatML template.
+//! - [`model`]: the Llama-family decoder (SmolLM2) in Burn with a key/value cache.
+//! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
+//! - [`fixtures`]: a tiny deterministic model for tests on every device.
+//!
+//! Invariants: no function here panics on bad input (typed [`Error`]s instead), and nothing reads
+//! tensors synchronously, because synchronous reads panic on WebGPU.
+
+pub mod error;
+pub mod fixtures;
+pub mod gguf;
+pub mod lm;
+pub mod model;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use lm::{CandidateScore, Generation, LanguageModel, ScoreOptions};

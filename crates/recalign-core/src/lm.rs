@@ -1,0 +1,275 @@
+//! A language model ready to use: decoder plus tokenizer, with candidate scoring over a shared
+//! prompt prefix and greedy generation.
+//!
+//! Every method is `async` and reads from the device only through `into_data_async`, so the same
+//! code runs natively (Flex) and in the browser (WebGPU), where synchronous reads panic. Scoring
+//! reads back once per ranking; generation once per new token.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+use crate::model::{KvCache, Llama};
+use crate::tokenizer::{TextTokenizer, chatml_user};
+
+/// A model and its tokenizer on one device.
+#[derive(Debug, Clone)]
+pub struct LanguageModel {
+    /// The decoder.
+    pub model: Llama,
+    /// Its tokenizer.
+    pub tokenizer: TextTokenizer,
+}
+
+/// One candidate's score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CandidateScore {
+    /// Position in the candidate list as given.
+    pub index: usize,
+    /// The candidate text.
+    pub title: String,
+    /// `sum log p(title tokens + eos | prompt)`.
+    pub log_prob: f32,
+    /// Tokens scored (title tokens + eos).
+    pub n_tokens: usize,
+    /// The score used for ranking: `log_prob`, or `log_prob / n_tokens` when length-normalised.
+    pub score: f32,
+}
+
+/// How candidates are scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScoreOptions {
+    /// Divide each candidate's log-probability by its token count.
+    pub length_normalised: bool,
+}
+
+/// Text produced by greedy decoding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Generation {
+    /// New token ids (ending with eos when the model stopped by itself).
+    pub ids: Vec<u32>,
+    /// Their text, control tokens removed.
+    pub text: String,
+}
+
+async fn read_f32(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data_async()
+        .await
+        .map_err(Error::device)?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::device(format!("{e:?}")))
+}
+
+impl LanguageModel {
+    /// Parses GGUF bytes and loads the model onto `device`.
+    pub fn from_gguf_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        let gguf = Gguf::parse(bytes)?;
+        let tokenizer = TextTokenizer::from_gguf(&gguf)?;
+        let model = Llama::from_gguf(&gguf, device)?;
+        if tokenizer.vocab_size() != model.config.vocab_size {
+            return Err(Error::Model(format!(
+                "the tokenizer has {} tokens but the embedding has {} rows",
+                tokenizer.vocab_size(),
+                model.config.vocab_size
+            )));
+        }
+        Ok(Self { model, tokenizer })
+    }
+
+    /// Token ids of each candidate's answer: the bare title followed by end-of-sequence.
+    pub fn candidate_ids(&self, candidates: &[String]) -> Result<Vec<Vec<u32>>> {
+        if candidates.is_empty() {
+            return Err(Error::EmptyCandidates);
+        }
+        candidates
+            .iter()
+            .enumerate()
+            .map(|(index, title)| {
+                let mut ids = self.tokenizer.encode(title)?;
+                if ids.is_empty() {
+                    return Err(Error::EmptyCandidate {
+                        index,
+                        title: title.clone(),
+                    });
+                }
+                ids.push(self.tokenizer.eos_id());
+                Ok(ids)
+            })
+            .collect()
+    }
+
+    fn check_fits(&self, prompt: usize, after: usize) -> Result<()> {
+        let context = self.model.config.context_length;
+        if prompt == 0 || prompt + after > context {
+            return Err(Error::PromptTooLong {
+                tokens: prompt,
+                needed: after,
+                context,
+            });
+        }
+        Ok(())
+    }
+
+    /// Scores every candidate as a continuation of `prompt_ids`, running the prompt once.
+    ///
+    /// The prompt minus its last token fills a batch-1 key/value cache; then all candidates go
+    /// through one batched pass `[n_candidates, longest]` whose rows start with the prompt's last
+    /// token, so that position `j` predicts answer token `j`. Rows are padded at the end and the
+    /// padding is masked out of the sums. The sums are read back once.
+    pub async fn score_candidates(
+        &self,
+        prompt_ids: &[u32],
+        candidates: &[String],
+        options: ScoreOptions,
+    ) -> Result<Vec<CandidateScore>> {
+        let answers = self.candidate_ids(candidates)?;
+        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
+        self.check_fits(prompt_ids.len(), longest)?;
+        let (last, prefix) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
+            tokens: 0,
+            needed: longest,
+            context: self.model.config.context_length,
+        })?;
+
+        let mut cache = KvCache::default();
+        if !prefix.is_empty() {
+            let ids = prefix.iter().map(|&t| t as i64).collect();
+            self.model
+                .forward(self.model.tokens(ids, 1, prefix.len()), &mut cache)?;
+        }
+
+        let n = answers.len();
+        let pad = self.tokenizer.eos_id() as i64;
+        let mut inputs = Vec::with_capacity(n * longest);
+        let mut targets = Vec::with_capacity(n * longest);
+        let mut mask = Vec::with_capacity(n * longest);
+        for a in &answers {
+            for j in 0..longest {
+                inputs.push(match j {
+                    0 => *last as i64,
+                    _ => a.get(j - 1).map_or(pad, |&t| t as i64),
+                });
+                targets.push(a.get(j).map_or(pad, |&t| t as i64));
+                mask.push(if j < a.len() { 1f32 } else { 0.0 });
+            }
+        }
+        let device = self.model.device();
+        let hidden = self
+            .model
+            .forward(self.model.tokens(inputs, n, longest), &mut cache)?;
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, longest]), device);
+        let sums = self.answer_log_probs(hidden, targets, mask);
+        let sums = read_f32(sums).await?;
+        Ok(self.to_scores(candidates, &answers, &sums, options))
+    }
+
+    /// Sums of masked target log-probs per row: hidden `[n, len, d]`, targets `[n*len, 1]`.
+    fn answer_log_probs(&self, hidden: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+        let [n, len, d] = hidden.dims();
+        let logits = self.model.logits(hidden.reshape([n * len, d]));
+        let token_lp = log_softmax(logits, 1).gather(1, targets).reshape([n, len]);
+        (token_lp * mask).sum_dim(1).reshape([n])
+    }
+
+    fn to_scores(
+        &self,
+        candidates: &[String],
+        answers: &[Vec<u32>],
+        sums: &[f32],
+        options: ScoreOptions,
+    ) -> Vec<CandidateScore> {
+        candidates
+            .iter()
+            .zip(answers)
+            .zip(sums)
+            .enumerate()
+            .map(|(index, ((title, a), &log_prob))| CandidateScore {
+                index,
+                title: title.clone(),
+                log_prob,
+                n_tokens: a.len(),
+                score: if options.length_normalised {
+                    log_prob / a.len() as f32
+                } else {
+                    log_prob
+                },
+            })
+            .collect()
+    }
+
+    /// The same scores as [`Self::score_candidates`], computed the slow way: every candidate as
+    /// its own full sequence (prompt + answer), no shared cache. The reference for tests and the
+    /// baseline of `recalign bench rank`.
+    pub async fn score_candidates_separately(
+        &self,
+        prompt_ids: &[u32],
+        candidates: &[String],
+        options: ScoreOptions,
+    ) -> Result<Vec<CandidateScore>> {
+        let answers = self.candidate_ids(candidates)?;
+        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
+        self.check_fits(prompt_ids.len(), longest)?;
+        let device = self.model.device();
+        let p = prompt_ids.len();
+        let mut sums = Vec::with_capacity(answers.len());
+        for a in &answers {
+            let seq: Vec<i64> = prompt_ids.iter().chain(&a[..a.len() - 1]).map(|&t| t as i64).collect();
+            let len = seq.len();
+            let hidden = self
+                .model
+                .forward(self.model.tokens(seq, 1, len), &mut KvCache::default())?
+                .narrow(1, p - 1, a.len());
+            let targets = a.iter().map(|&t| t as i64).collect();
+            let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [a.len(), 1]), device);
+            let mask = Tensor::<2>::ones([1, a.len()], device);
+            sums.extend(read_f32(self.answer_log_probs(hidden, targets, mask)).await?);
+        }
+        Ok(self.to_scores(candidates, &answers, &sums, options))
+    }
+
+    /// Greedy continuation of `prompt_ids`, at most `max_new_tokens`, stopping at eos.
+    pub async fn generate(&self, prompt_ids: &[u32], max_new_tokens: usize) -> Result<Generation> {
+        self.check_fits(prompt_ids.len(), max_new_tokens)?;
+        let mut cache = KvCache::default();
+        let mut input: Vec<i64> = prompt_ids.iter().map(|&t| t as i64).collect();
+        let mut ids = Vec::new();
+        let eos = self.tokenizer.eos_id();
+        while ids.len() < max_new_tokens {
+            let len = input.len();
+            let hidden = self
+                .model
+                .forward(self.model.tokens(std::mem::take(&mut input), 1, len), &mut cache)?;
+            let d = self.model.config.hidden_size;
+            let last = hidden.narrow(1, len - 1, 1).reshape([1, d]);
+            let logits = read_f32(self.model.logits(last).reshape([self.model.config.vocab_size])).await?;
+            let next = argmax(&logits);
+            ids.push(next);
+            if next == eos {
+                break;
+            }
+            input.push(next as i64);
+        }
+        let text = self.tokenizer.decode(&ids, false)?;
+        Ok(Generation { ids, text })
+    }
+
+    /// Greedy answer to `message` sent as a single ChatML user turn.
+    pub async fn chat(&self, message: &str, max_new_tokens: usize) -> Result<Generation> {
+        let ids = self.tokenizer.encode(&chatml_user(message))?;
+        self.generate(&ids, max_new_tokens).await
+    }
+}
+
+/// Index of the largest value (the first on ties; NaN never wins).
+fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

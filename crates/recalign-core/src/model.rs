@@ -1,0 +1,431 @@
+//! The Llama-family decoder (SmolLM2's shape) in Burn: config from GGUF metadata, weights from GGUF
+//! tensors, a forward pass over a key/value cache, and the tied output head.
+//!
+//! Module and field names follow Hugging Face's `LlamaForCausalLM` (`layers.N.self_attn.q_proj`),
+//! so LoRA targets and exported adapters use the names PEFT expects. For the same reason the GGUF
+//! q/k rows are un-permuted at load time (llama.cpp's converter interleaves each head's two RoPE
+//! halves) and RoPE is applied in Hugging Face's rotate-half form: the two are equivalent, and the
+//! weights then match the Hugging Face checkpoint row for row.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+
+/// The hyper-parameters of a Llama-family decoder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LlamaConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU feed-forward layer.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub n_layers: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `n_heads`).
+    pub n_kv_heads: usize,
+    /// RoPE base frequency.
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    pub rms_eps: f64,
+    /// Maximum sequence length the model was trained for.
+    pub context_length: usize,
+}
+
+impl LlamaConfig {
+    /// Reads `llama.*` metadata.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self> {
+        let arch = g.get_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(Error::Model(format!(
+                "architecture {arch:?} is not supported (only llama-family models such as SmolLM2)"
+            )));
+        }
+        let u = |k: &str| g.get_u64(&format!("llama.{k}")).map(|v| v as usize);
+        let hidden_size = u("embedding_length")?;
+        let n_heads = u("attention.head_count")?;
+        let n_kv_heads = match g.metadata.get("llama.attention.head_count_kv") {
+            Some(_) => u("attention.head_count_kv")?,
+            None => n_heads,
+        };
+        let vocab_size = match g.metadata.get("llama.vocab_size") {
+            Some(_) => u("vocab_size")?,
+            None => g.get_strings("tokenizer.ggml.tokens")?.len(),
+        };
+        let rope_theta = g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0);
+        let cfg = Self {
+            vocab_size,
+            hidden_size,
+            intermediate_size: u("feed_forward_length")?,
+            n_layers: u("block_count")?,
+            n_heads,
+            n_kv_heads,
+            rope_theta,
+            rms_eps: g.get_f64("llama.attention.layer_norm_rms_epsilon")?,
+            context_length: u("context_length")?,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::Model(why));
+        if self.n_heads == 0 || self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+            return bad(format!(
+                "{} query heads cannot be grouped over {} key/value heads",
+                self.n_heads, self.n_kv_heads
+            ));
+        }
+        if self.hidden_size % self.n_heads != 0 || (self.hidden_size / self.n_heads) % 2 != 0 {
+            return bad(format!(
+                "hidden size {} does not split into {} heads of even width",
+                self.hidden_size, self.n_heads
+            ));
+        }
+        if self.n_layers == 0 || self.vocab_size == 0 || self.context_length == 0 {
+            return bad("zero layers, vocabulary or context".into());
+        }
+        Ok(())
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.n_heads
+    }
+}
+
+/// Multi-head attention with grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Query projection.
+    pub q_proj: Linear,
+    /// Key projection.
+    pub k_proj: Linear,
+    /// Value projection.
+    pub v_proj: Linear,
+    /// Output projection.
+    pub o_proj: Linear,
+}
+
+/// The SwiGLU feed-forward block.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Gate projection (through SiLU).
+    pub gate_proj: Linear,
+    /// Up projection.
+    pub up_proj: Linear,
+    /// Down projection.
+    pub down_proj: Linear,
+}
+
+/// One pre-norm decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Attention.
+    pub self_attn: Attention,
+    /// Norm before the feed-forward block.
+    pub post_attention_layernorm: RmsNorm,
+    /// Feed-forward block.
+    pub mlp: Mlp,
+}
+
+/// The decoder's parameters (the part LoRA attaches to and optimisers update).
+#[derive(Module, Debug)]
+pub struct LlamaWeights {
+    /// Token embeddings, also the output head (tied).
+    pub embed_tokens: Embedding,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+}
+
+/// Keys and values of every layer for the tokens seen so far, `[batch, kv_heads, len, head_dim]`.
+/// A batch of 1 broadcasts over a larger batch of new tokens (one prompt, many candidates).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Tokens cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A loaded decoder: config, weights and RoPE tables on one device.
+#[derive(Debug, Clone)]
+pub struct Llama {
+    /// Hyper-parameters.
+    pub config: LlamaConfig,
+    /// Parameters.
+    pub weights: LlamaWeights,
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    device: Device,
+}
+
+fn linear(w: Tensor<2>) -> Linear {
+    // GGUF and Hugging Face store [out, in]; Burn's Linear multiplies by [in, out].
+    Linear {
+        weight: Param::from_tensor(w.transpose()),
+        bias: None,
+    }
+}
+
+fn rms_norm(gamma: Tensor<1>, eps: f64) -> RmsNorm {
+    RmsNorm {
+        gamma: Param::from_tensor(gamma),
+        epsilon: eps,
+    }
+}
+
+/// Undoes llama.cpp's q/k row permutation for one projection of `n_heads` heads: GGUF row
+/// `h*d + 2i + j` is Hugging Face row `h*d + j*d/2 + i`.
+fn unpermute_rows(values: &[f32], rows: usize, cols: usize, n_heads: usize) -> Vec<f32> {
+    let d = rows / n_heads;
+    let mut out = vec![0f32; values.len()];
+    for h in 0..n_heads {
+        for i in 0..d / 2 {
+            for j in 0..2 {
+                let src = (h * d + 2 * i + j) * cols;
+                let dst = (h * d + j * d / 2 + i) * cols;
+                out[dst..dst + cols].copy_from_slice(&values[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
+impl Llama {
+    /// Loads config and weights from a parsed GGUF onto `device`.
+    pub fn from_gguf(g: &Gguf<'_>, device: &Device) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(g)?;
+        let (d, hd) = (config.hidden_size, config.head_dim());
+        let tensor = |name: &str, expect: &[usize]| -> Result<Vec<f32>> {
+            let (values, shape) = g.tensor_f32(name)?;
+            if shape != expect {
+                return Err(Error::Model(format!(
+                    "tensor {name:?} has shape {shape:?}, expected {expect:?}"
+                )));
+            }
+            Ok(values)
+        };
+        let t2 = |v: Vec<f32>, s: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, s), device);
+        let t1 = |v: Vec<f32>| {
+            let n = v.len();
+            Tensor::<1>::from_data(TensorData::new(v, [n]), device)
+        };
+        let norm = |name: &str| -> Result<RmsNorm> {
+            Ok(rms_norm(t1(tensor(name, &[d])?), config.rms_eps))
+        };
+        let proj = |name: &str, out: usize, inp: usize| -> Result<Linear> {
+            Ok(linear(t2(tensor(name, &[out, inp])?, [out, inp])))
+        };
+        let qk = |name: &str, heads: usize| -> Result<Linear> {
+            let rows = heads * hd;
+            let v = unpermute_rows(&tensor(name, &[rows, d])?, rows, d, heads);
+            Ok(linear(t2(v, [rows, d])))
+        };
+
+        let embed = tensor("token_embd.weight", &[config.vocab_size, d])?;
+        if g.tensor_info("output.weight").is_ok() {
+            return Err(Error::Model(
+                "the model has an untied output.weight; recalign supports tied embeddings only \
+                 (SmolLM2-style)"
+                    .into(),
+            ));
+        }
+        let mut layers = Vec::with_capacity(config.n_layers);
+        for i in 0..config.n_layers {
+            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            let kv = config.n_kv_heads * hd;
+            layers.push(DecoderLayer {
+                input_layernorm: norm(&p("attn_norm"))?,
+                self_attn: Attention {
+                    q_proj: qk(&p("attn_q"), config.n_heads)?,
+                    k_proj: qk(&p("attn_k"), config.n_kv_heads)?,
+                    v_proj: proj(&p("attn_v"), kv, d)?,
+                    o_proj: proj(&p("attn_output"), d, d)?,
+                },
+                post_attention_layernorm: norm(&p("ffn_norm"))?,
+                mlp: Mlp {
+                    gate_proj: proj(&p("ffn_gate"), config.intermediate_size, d)?,
+                    up_proj: proj(&p("ffn_up"), config.intermediate_size, d)?,
+                    down_proj: proj(&p("ffn_down"), d, config.intermediate_size)?,
+                },
+            });
+        }
+        let weights = LlamaWeights {
+            embed_tokens: Embedding {
+                weight: Param::from_tensor(t2(embed, [config.vocab_size, d])),
+            },
+            layers,
+            norm: norm("output_norm.weight")?,
+        };
+        Ok(Self::new(config, weights, device))
+    }
+
+    /// Wraps weights with freshly computed RoPE tables.
+    pub fn new(config: LlamaConfig, weights: LlamaWeights, device: &Device) -> Self {
+        let hd = config.head_dim();
+        let half = hd / 2;
+        let n = config.context_length;
+        let mut cos = Vec::with_capacity(n * hd);
+        let mut sin = Vec::with_capacity(n * hd);
+        for pos in 0..n {
+            // Hugging Face's layout: frequencies repeated for the two halves of the head.
+            for _ in 0..2 {
+                for i in 0..half {
+                    let inv_freq = config.rope_theta.powf(-(2.0 * i as f64) / hd as f64);
+                    let angle = pos as f64 * inv_freq;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
+            }
+        }
+        Self {
+            cos: Tensor::from_data(TensorData::new(cos, [n, hd]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [n, hd]), device),
+            config,
+            weights,
+            device: device.clone(),
+        }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Token ids `[batch, len]` as a tensor.
+    pub fn tokens(&self, ids: Vec<i64>, batch: usize, len: usize) -> Tensor<2, Int> {
+        Tensor::from_data(TensorData::new(ids, [batch, len]), &self.device)
+    }
+
+    fn rope(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+        let [_, _, t, hd] = x.dims();
+        let half = hd / 2;
+        let cos = self.cos.clone().narrow(0, start, t).unsqueeze::<4>();
+        let sin = self.sin.clone().narrow(0, start, t).unsqueeze::<4>();
+        let x1 = x.clone().narrow(3, 0, half);
+        let x2 = x.clone().narrow(3, half, half);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos + rotated * sin
+    }
+
+    /// Runs `tokens` `[batch, len]` after what `cache` holds, appends their keys and values to
+    /// `cache`, and returns the final-norm hidden states `[batch, len, hidden]`.
+    ///
+    /// A cache of batch 1 is broadcast to the batch of `tokens`. Positions continue from the
+    /// cache's length; padding must come at the end of a row (causal attention keeps it from
+    /// influencing the real tokens before it).
+    pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Result<Tensor<3>> {
+        let [b, t] = tokens.dims();
+        let start = cache.len;
+        let c = &self.config;
+        if start + t > c.context_length {
+            return Err(Error::PromptTooLong {
+                tokens: start,
+                needed: t,
+                context: c.context_length,
+            });
+        }
+        let (h, kvh, hd) = (c.n_heads, c.n_kv_heads, c.head_dim());
+        let total = start + t;
+        // Query i (absolute position start+i) may see keys 0..=start+i.
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 }))
+            .collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [t, total]), &self.device)
+            .unsqueeze::<4>();
+        let scale = (hd as f64).powf(-0.5);
+
+        let mut x = self.weights.embed_tokens.forward(tokens);
+        let mut new_layers = Vec::with_capacity(self.weights.layers.len());
+        for (i, layer) in self.weights.layers.iter().enumerate() {
+            let a = &layer.self_attn;
+            let normed = layer.input_layernorm.forward(x.clone());
+            let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
+            let q = self.rope(heads(a.q_proj.forward(normed.clone()), h), start);
+            let k = self.rope(heads(a.k_proj.forward(normed.clone()), kvh), start);
+            let v = heads(a.v_proj.forward(normed), kvh);
+            let (k, v) = match cache.layers.get(i) {
+                Some((pk, pv)) => {
+                    let pb = pk.dims()[0];
+                    let (pk, pv) = if pb == b {
+                        (pk.clone(), pv.clone())
+                    } else {
+                        (
+                            pk.clone().expand([b, kvh, start, hd]),
+                            pv.clone().expand([b, kvh, start, hd]),
+                        )
+                    };
+                    (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2))
+                }
+                None => (k, v),
+            };
+            new_layers.push((k.clone(), v.clone()));
+            // Grouped-query attention: each key/value head serves n_heads / n_kv_heads queries.
+            let group = |y: Tensor<4>| {
+                y.unsqueeze_dim::<5>(2)
+                    .expand([b, kvh, h / kvh, total, hd])
+                    .reshape([b, h, total, hd])
+            };
+            let (k, v) = (group(k), group(v));
+            let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
+            let attn = softmax(scores, 3).matmul(v);
+            let attn = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
+            x = x + a.o_proj.forward(attn);
+
+            let normed = layer.post_attention_layernorm.forward(x.clone());
+            let m = &layer.mlp;
+            let gated = silu(m.gate_proj.forward(normed.clone())) * m.up_proj.forward(normed);
+            x = x + m.down_proj.forward(gated);
+        }
+        cache.layers = new_layers;
+        cache.len = total;
+        Ok(self.weights.norm.forward(x))
+    }
+
+    /// Logits `[rows, vocab]` of hidden states `[rows, hidden]` through the tied embedding.
+    pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        hidden.matmul(self.weights.embed_tokens.weight.val().transpose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permutation() {
+        // llama.cpp: reshape(n_head, 2, d/2, cols).swapaxes(1, 2): HF row (h, j, i) -> (h, i, j).
+        let (heads, d, cols) = (2, 4, 1);
+        let hf: Vec<f32> = (0..heads * d).map(|r| r as f32).collect();
+        let mut gguf = vec![0f32; hf.len()];
+        for h in 0..heads {
+            for j in 0..2 {
+                for i in 0..d / 2 {
+                    gguf[h * d + 2 * i + j] = hf[h * d + j * d / 2 + i];
+                }
+            }
+        }
+        assert_eq!(unpermute_rows(&gguf, heads * d, cols, heads), hf);
+    }
+}

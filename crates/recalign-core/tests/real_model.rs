@@ -1,0 +1,79 @@
+//! Golden behaviour of the real SmolLM2-135M-Instruct GGUF on Flex: token ids, greedy decoding
+//! and candidate scores, against reference values from the Hugging Face tokenizer and an
+//! independent NumPy forward pass.
+
+mod common;
+
+use common::real_model;
+use recalign_core::ScoreOptions;
+use recalign_core::tokenizer::chatml_user;
+
+const FRANCE_PROMPT_IDS: [u32; 16] = [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198];
+
+#[test]
+fn chatml_prompt_tokenises_to_reference_ids() {
+    let ids = real_model()
+        .tokenizer
+        .encode(&chatml_user("What is the capital of France?"))
+        .unwrap();
+    assert_eq!(ids, FRANCE_PROMPT_IDS);
+}
+
+#[test]
+fn greedy_decoding_answers_paris() {
+    let g = pollster::block_on(real_model().generate(&FRANCE_PROMPT_IDS, 16)).unwrap();
+    assert_eq!(g.ids, [504, 3575, 282, 4649, 314, 7042, 30, 2]);
+    assert_eq!(g.text, "The capital of France is Paris.");
+}
+
+#[test]
+fn titles_round_trip_through_the_tokenizer() {
+    let tok = &real_model().tokenizer;
+    for text in [
+        "Amélie",
+        "Léon: The Professional",
+        "Star Wars (1977)",
+        " leading space",
+        "  two leading spaces",
+        "Toy Story 2",
+        "Seven (Se7en)",
+        "Crouching Tiger, Hidden Dragon (Wo hu cang long)",
+        "日本語のタイトル",
+        "2001: A Space Odyssey",
+    ] {
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(tok.decode(&ids, true).unwrap(), text, "ids {ids:?}");
+    }
+}
+
+#[test]
+fn digits_are_split_one_by_one() {
+    let tok = &real_model().tokenizer;
+    let ids = tok.encode("1977").unwrap();
+    let digit = |d: &str| tok.encode(d).unwrap();
+    assert!(["1", "9", "7"].iter().all(|d| digit(d).len() == 1));
+    assert_eq!(ids, [digit("1"), digit("9"), digit("7"), digit("7")].concat());
+}
+
+#[test]
+fn shared_prefix_scores_equal_separate_full_sequences() {
+    let lm = real_model();
+    let prompt = lm
+        .tokenizer
+        .encode(&chatml_user(
+            "I watched Toy Story, Heat and Fargo. Which of these should I watch next: \
+             Casino, Babe, Amélie? Answer with one title.",
+        ))
+        .unwrap();
+    let candidates: Vec<String> = ["Casino", "Babe", "Amélie", "Léon: The Professional"]
+        .map(String::from)
+        .to_vec();
+    let opts = ScoreOptions::default();
+    let shared = pollster::block_on(lm.score_candidates(&prompt, &candidates, opts)).unwrap();
+    let separate = pollster::block_on(lm.score_candidates_separately(&prompt, &candidates, opts)).unwrap();
+    for (a, b) in shared.iter().zip(&separate) {
+        assert_eq!(a.n_tokens, b.n_tokens);
+        assert!(a.log_prob.is_finite() && a.log_prob < 0.0, "{a:?}");
+        assert!((a.log_prob - b.log_prob).abs() < 1e-4, "{a:?} vs {b:?}");
+    }
+}
