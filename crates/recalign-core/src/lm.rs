@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::model::{KvCache, Llama};
+use crate::model::{KvCache, Llama, LlamaConfig};
 use crate::tokenizer::{TextTokenizer, chatml_user};
 
 /// A model and its tokenizer on one device.
@@ -66,6 +66,8 @@ impl LanguageModel {
     /// Parses GGUF bytes and loads the model onto `device`.
     pub fn from_gguf_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
         let gguf = Gguf::parse(bytes)?;
+        // Architecture first: "this is not a llama model" says more than a missing tokenizer key.
+        LlamaConfig::from_gguf(&gguf)?;
         let tokenizer = TextTokenizer::from_gguf(&gguf)?;
         let model = Llama::from_gguf(&gguf, device)?;
         if tokenizer.vocab_size() != model.config.vocab_size {

@@ -1,0 +1,60 @@
+//! The tiny fixture model through the real loading and scoring code: shared-prefix scores equal
+//! separate full sequences, padding does not leak, and scores are proper log-probabilities.
+
+mod common;
+
+use common::tiny_model;
+use recalign_core::ScoreOptions;
+use recalign_core::tokenizer::chatml_user;
+
+fn titles(t: &[&str]) -> Vec<String> {
+    t.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn shared_prefix_equals_separate_sequences_on_the_tiny_model() {
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode(&chatml_user("history: the thin, the in-between. pick one")).unwrap();
+    let cands = titles(&["the", "Amélie", "a much longer title than the others", "x", "2001"]);
+    for length_normalised in [false, true] {
+        let opts = ScoreOptions { length_normalised };
+        let shared = pollster::block_on(lm.score_candidates(&prompt, &cands, opts)).unwrap();
+        let separate = pollster::block_on(lm.score_candidates_separately(&prompt, &cands, opts)).unwrap();
+        for (a, b) in shared.iter().zip(&separate) {
+            assert!((a.score - b.score).abs() < 1e-4, "{a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
+fn a_candidate_scores_the_same_alone_and_in_a_padded_batch() {
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode(&chatml_user("pick one")).unwrap();
+    let opts = ScoreOptions::default();
+    let alone = pollster::block_on(lm.score_candidates(&prompt, &titles(&["x"]), opts)).unwrap();
+    let batch = pollster::block_on(lm.score_candidates(&prompt, &titles(&["a very long padded neighbour", "x"]), opts)).unwrap();
+    assert!((alone[0].log_prob - batch[1].log_prob).abs() < 1e-5);
+}
+
+#[test]
+fn single_token_log_probs_over_the_vocabulary_sum_to_one() {
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode("hello").unwrap();
+    // Every single-byte token except control tokens: with eos appended each scores
+    // log p(byte) + log p(eos | byte), so instead check p(byte) alone via the first-token factor.
+    let cands: Vec<String> = (b'a'..=b'z').map(|b| char::from(b).to_string()).collect();
+    let scores = pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
+    let total: f32 = scores.iter().map(|s| s.log_prob.exp()).sum();
+    assert!(total > 0.0 && total < 1.0, "probabilities of disjoint answers sum to {total}");
+    assert!(scores.iter().all(|s| s.n_tokens == 2));
+}
+
+#[test]
+fn the_tiny_model_generates_deterministically() {
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode(&chatml_user("hi")).unwrap();
+    let a = pollster::block_on(lm.generate(&prompt, 6)).unwrap();
+    let b = pollster::block_on(lm.generate(&prompt, 6)).unwrap();
+    assert_eq!(a, b);
+    assert!(!a.ids.is_empty() && a.ids.len() <= 6);
+}
