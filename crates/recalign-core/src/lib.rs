@@ -4,6 +4,7 @@
 //! - [`gguf`]: reading (and, for fixtures, writing) GGUF model files, dequantisation to f32.
 //! - [`tokenizer`]: the model's byte-level BPE and the ChatML template.
 //! - [`model`]: the Llama-family decoder (SmolLM2) in Burn with a key/value cache.
+//! - [`prompt`]: the recommendation prompt.
 //! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
 //! - [`fixtures`]: a tiny deterministic model for tests on every device.
 //!
@@ -15,7 +16,8 @@ pub mod fixtures;
 pub mod gguf;
 pub mod lm;
 pub mod model;
+pub mod prompt;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use lm::{CandidateScore, Generation, LanguageModel, ScoreOptions};
+pub use lm::{CandidateScore, Generation, LanguageModel, RankedCandidate, Ranking, ScoreOptions};

@@ -11,6 +11,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::model::{KvCache, Llama, LlamaConfig};
+use crate::prompt::recommendation_prompt;
 use crate::tokenizer::{TextTokenizer, chatml_user};
 
 /// A model and its tokenizer on one device.
@@ -42,6 +43,27 @@ pub struct CandidateScore {
 pub struct ScoreOptions {
     /// Divide each candidate's log-probability by its token count.
     pub length_normalised: bool,
+}
+
+/// Candidates ranked for one history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Ranking {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Candidates, best first.
+    pub ranked: Vec<RankedCandidate>,
+}
+
+/// A candidate with its place in the ranking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RankedCandidate {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The score it was ranked by.
+    #[serde(flatten)]
+    pub score: CandidateScore,
+    /// Softmax of the scores over the candidate set: the model's choice probability among them.
+    pub probability: f32,
 }
 
 /// Text produced by greedy decoding.
@@ -258,11 +280,42 @@ impl LanguageModel {
         Ok(Generation { ids, text })
     }
 
+    /// Ranks `candidates` for a user with `history`, using the default recommendation prompt.
+    pub async fn rank(
+        &self,
+        history: &[String],
+        candidates: &[String],
+        options: ScoreOptions,
+    ) -> Result<Ranking> {
+        let prompt = self.tokenizer.encode(&recommendation_prompt(history, candidates))?;
+        let scores = self.score_candidates(&prompt, candidates, options).await?;
+        Ok(Ranking {
+            prompt_tokens: prompt.len(),
+            ranked: rank_scores(scores),
+        })
+    }
+
     /// Greedy answer to `message` sent as a single ChatML user turn.
     pub async fn chat(&self, message: &str, max_new_tokens: usize) -> Result<Generation> {
         let ids = self.tokenizer.encode(&chatml_user(message))?;
         self.generate(&ids, max_new_tokens).await
     }
+}
+
+/// Sorts scores best first (stable on ties) and attaches ranks and choice probabilities.
+pub fn rank_scores(mut scores: Vec<CandidateScore>) -> Vec<RankedCandidate> {
+    scores.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let max = scores.first().map_or(0.0, |s| s.score);
+    let total: f32 = scores.iter().map(|s| (s.score - max).exp()).sum();
+    scores
+        .into_iter()
+        .enumerate()
+        .map(|(i, score)| RankedCandidate {
+            rank: i + 1,
+            probability: (score.score - max).exp() / total,
+            score,
+        })
+        .collect()
 }
 
 /// Index of the largest value (the first on ties; NaN never wins).
