@@ -25,15 +25,38 @@ pub enum BenchCommand {
 
 /// Real MovieLens-100K titles (as in RecBole's `ml-100k.item`), a typical history and candidate set.
 const HISTORY: [&str; 10] = [
-    "Toy Story", "GoldenEye", "Four Rooms", "Get Shorty", "Copycat", "Twelve Monkeys", "Babe",
-    "Dead Man Walking", "Richard III", "Seven (Se7en)",
+    "Toy Story",
+    "GoldenEye",
+    "Four Rooms",
+    "Get Shorty",
+    "Copycat",
+    "Twelve Monkeys",
+    "Babe",
+    "Dead Man Walking",
+    "Richard III",
+    "Seven (Se7en)",
 ];
 const CANDIDATES: [&str; 20] = [
-    "Usual Suspects, The", "Mighty Aphrodite", "Postino, Il", "Mr. Holland's Opus",
-    "French Twist (Gazon maudit)", "From Dusk Till Dawn", "White Balloon, The",
-    "Antonia's Line", "Angels and Insects", "Muppet Treasure Island", "Braveheart",
-    "Taxi Driver", "Rumble in the Bronx", "Birdcage, The", "Brothers McMullen, The", "Bad Boys",
-    "Apollo 13", "Batman Forever", "Belle de jour", "Crimson Tide",
+    "Usual Suspects, The",
+    "Mighty Aphrodite",
+    "Postino, Il",
+    "Mr. Holland's Opus",
+    "French Twist (Gazon maudit)",
+    "From Dusk Till Dawn",
+    "White Balloon, The",
+    "Antonia's Line",
+    "Angels and Insects",
+    "Muppet Treasure Island",
+    "Braveheart",
+    "Taxi Driver",
+    "Rumble in the Bronx",
+    "Birdcage, The",
+    "Brothers McMullen, The",
+    "Bad Boys",
+    "Apollo 13",
+    "Batman Forever",
+    "Belle de jour",
+    "Crimson Tide",
 ];
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), if the platform reports it.
@@ -86,7 +109,8 @@ fn bench_rank(model: &ModelArgs, repeats: usize, separate_repeats: usize) -> Cli
     let mut separate = Vec::new();
     for _ in 0..separate_repeats {
         let t = Instant::now();
-        separate = pollster::block_on(lm.score_candidates_separately(&prompt, &candidates, opts)).map_err(err)?;
+        separate = pollster::block_on(lm.score_candidates_separately(&prompt, &candidates, opts))
+            .map_err(err)?;
         separate_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let max_diff = warm
@@ -95,7 +119,10 @@ fn bench_rank(model: &ModelArgs, repeats: usize, separate_repeats: usize) -> Cli
         .map(|(a, b)| (a.log_prob - b.log_prob).abs())
         .fold(0f32, f32::max);
     let (shared, sep) = (median_ms(shared_ms.clone()), median_ms(separate_ms.clone()));
-    let separate_tokens = answers.iter().map(|a| prompt.len() + a.len() - 1).sum::<usize>();
+    let separate_tokens = answers
+        .iter()
+        .map(|a| prompt.len() + a.len() - 1)
+        .sum::<usize>();
     let report = json!({
         "benchmark": "rank",
         "device": match model.device { crate::DeviceArg::Flex => "flex", crate::DeviceArg::Wgpu => "wgpu" },
@@ -121,6 +148,9 @@ fn bench_rank(model: &ModelArgs, repeats: usize, separate_repeats: usize) -> Cli
         "max_abs_logprob_difference": max_diff,
         "peak_rss_mib": peak_rss_mib(),
     });
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
     Ok(())
 }

@@ -67,16 +67,30 @@ pub fn fetch(root: &Path) -> CliResult {
             std::fs::create_dir_all(&cache)
                 .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
             let status = Command::new("python3")
-                .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-q",
+                    "-d",
+                ])
                 .arg(&cache)
                 .arg(format!("{}=={}", pkg.package, pkg.version))
                 .status()
-                .map_err(|e| format!("cannot run `python3 -m pip`: {e} (install Python 3 with pip)"))?;
+                .map_err(|e| {
+                    format!("cannot run `python3 -m pip`: {e} (install Python 3 with pip)")
+                })?;
             if !status.success() {
-                return Err(format!("pip download of {}=={} failed ({status})", pkg.package, pkg.version));
+                return Err(format!(
+                    "pip download of {}=={} failed ({status})",
+                    pkg.package, pkg.version
+                ));
             }
         }
-        let bytes = std::fs::read(&wheel).map_err(|e| format!("cannot read {}: {e}", wheel.display()))?;
+        let bytes =
+            std::fs::read(&wheel).map_err(|e| format!("cannot read {}: {e}", wheel.display()))?;
         let got = sha256_hex(&bytes);
         if got != pkg.wheel_sha256 {
             return Err(format!(
@@ -97,16 +111,22 @@ pub fn fetch(root: &Path) -> CliResult {
                 .map_err(|e| format!("cannot unzip {}: {e}", f.member))?;
             let got = sha256_hex(&data);
             if got != f.sha256 {
-                return Err(format!("{} has sha256 {got}, expected {}", f.member, f.sha256));
+                return Err(format!(
+                    "{} has sha256 {got}, expected {}",
+                    f.member, f.sha256
+                ));
             }
             let dest = root.join(&f.dest);
             if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
             // Write then rename, so an interrupted fetch never leaves a half file under the real name.
             let part = dest.with_extension("part");
-            std::fs::write(&part, &data).map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-            std::fs::rename(&part, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+            std::fs::write(&part, &data)
+                .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+            std::fs::rename(&part, &dest)
+                .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
             println!("ok      {} ({} bytes, sha256 verified)", f.dest, data.len());
         }
     }

@@ -17,7 +17,11 @@ use recalign_core::{LanguageModel, ScoreOptions};
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 #[derive(Parser)]
-#[command(name = "recalign", version, about = "An LLM recommender you can align on your own device")]
+#[command(
+    name = "recalign",
+    version,
+    about = "An LLM recommender you can align on your own device"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,6 +87,16 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Write the tiny deterministic test model (GGUF) used by the page tests.
+    #[command(hide = true)]
+    WriteFixture {
+        /// Output path.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of its random weights.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Serve a built page directory on 127.0.0.1 (same-origin assets, strict CSP).
     Serve {
         /// Directory with index.html.
@@ -115,7 +129,8 @@ fn run(cli: Cli) -> CliResult {
             model,
         } => {
             let lm = load_model(&model)?;
-            let g = pollster::block_on(lm.chat(&text, max_new_tokens)).map_err(|e| e.to_string())?;
+            let g =
+                pollster::block_on(lm.chat(&text, max_new_tokens)).map_err(|e| e.to_string())?;
             println!("{}", g.text);
             Ok(())
         }
@@ -132,7 +147,10 @@ fn run(cli: Cli) -> CliResult {
             let ranking = pollster::block_on(lm.rank(&history, &candidates, options))
                 .map_err(|e| e.to_string())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&ranking).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ranking).map_err(|e| e.to_string())?
+                );
             } else {
                 println!("{:>4}  {:>9}  {:>6}  title", "rank", "score", "p");
                 for r in &ranking.ranked {
@@ -148,12 +166,19 @@ fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::Bench { what, model } => bench::run(what, &model),
+        Command::WriteFixture { out, seed } => {
+            std::fs::write(&out, recalign_core::fixtures::tiny_model_gguf(seed))
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))
+        }
         Command::Serve { dir, port } => serve::serve(&dir, port),
     }
 }
 
 fn model_path(args: &ModelArgs) -> CliResult<PathBuf> {
-    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    let path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
     if !path.is_file() {
         return Err(format!(
             "model file {} not found: run `recalign fetch` or pass --model PATH",
@@ -171,7 +196,9 @@ fn device(arg: DeviceArg) -> CliResult<Device> {
             .init()
             .map_err(|e| format!("no wgpu device: {e}")),
         #[cfg(not(feature = "wgpu"))]
-        DeviceArg::Wgpu => Err("this build has no wgpu support: rebuild with `--features wgpu`".into()),
+        DeviceArg::Wgpu => {
+            Err("this build has no wgpu support: rebuild with `--features wgpu`".into())
+        }
     }
 }
 

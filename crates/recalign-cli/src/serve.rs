@@ -30,25 +30,36 @@ fn resolve(dir: &Path, url: &str) -> Option<PathBuf> {
         return None;
     }
     let full = dir.join(rel);
-    Some(if full.is_dir() { full.join("index.html") } else { full })
+    Some(if full.is_dir() {
+        full.join("index.html")
+    } else {
+        full
+    })
 }
 
 /// Serves `dir` until interrupted.
 pub fn serve(dir: &Path, port: u16) -> CliResult {
     if !dir.join("index.html").is_file() {
-        return Err(format!("{} has no index.html: build the page first (./x build)", dir.display()));
+        return Err(format!(
+            "{} has no index.html: build the page first (./x build)",
+            dir.display()
+        ));
     }
     let server = tiny_http::Server::http(("127.0.0.1", port))
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    println!("serving {} on http://127.0.0.1:{port}/ (Ctrl-C to stop)", dir.display());
+    println!(
+        "serving {} on http://127.0.0.1:{port}/ (Ctrl-C to stop)",
+        dir.display()
+    );
     for request in server.incoming_requests() {
-        let response = match resolve(dir, request.url()).and_then(|p| Some((std::fs::read(&p).ok()?, p))) {
-            Some((body, path)) => tiny_http::Response::from_data(body)
-                .with_header(header("Content-Type", content_type(&path)))
-                .with_header(header("Content-Security-Policy", CSP))
-                .with_header(header("Cache-Control", "no-cache")),
-            None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
-        };
+        let response =
+            match resolve(dir, request.url()).and_then(|p| Some((std::fs::read(&p).ok()?, p))) {
+                Some((body, path)) => tiny_http::Response::from_data(body)
+                    .with_header(header("Content-Type", content_type(&path)))
+                    .with_header(header("Content-Security-Policy", CSP))
+                    .with_header(header("Cache-Control", "no-cache")),
+                None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
+            };
         // A client that went away mid-response is not an error worth stopping for.
         let _ = request.respond(response);
     }

@@ -3,8 +3,8 @@
 
 use crate::gguf::{GgufWriter, MetaValue};
 
-/// Shape of the tiny model: 2 layers, width 32, 4 query and 2 key/value heads, context 128.
-pub const TINY_CONTEXT: usize = 128;
+/// Shape of the tiny model: 2 layers, width 32, 4 query and 2 key/value heads, context 1024 (long enough for the page's example prompts).
+pub const TINY_CONTEXT: usize = 1024;
 
 /// GPT-2's byte-to-character table: printable bytes map to themselves, the rest above U+0100.
 pub fn byte_to_char(b: u8) -> char {
@@ -66,13 +66,25 @@ pub fn tiny_model_gguf(seed: u64) -> Vec<u8> {
         .meta("llama.attention.head_count", u(heads))
         .meta("llama.attention.head_count_kv", u(kv_heads))
         .meta("llama.rope.freq_base", MetaValue::F32(10_000.0))
-        .meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-5))
+        .meta(
+            "llama.attention.layer_norm_rms_epsilon",
+            MetaValue::F32(1e-5),
+        )
         .meta("llama.vocab_size", u(vocab))
         .meta("tokenizer.ggml.model", s("gpt2"))
         .meta("tokenizer.ggml.pre", s("smollm"))
-        .meta("tokenizer.ggml.tokens", MetaValue::Array(tokens.iter().map(|t| s(t)).collect()))
-        .meta("tokenizer.ggml.token_type", MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()))
-        .meta("tokenizer.ggml.merges", MetaValue::Array(merges.iter().map(|m| s(m)).collect()))
+        .meta(
+            "tokenizer.ggml.tokens",
+            MetaValue::Array(tokens.iter().map(|t| s(t)).collect()),
+        )
+        .meta(
+            "tokenizer.ggml.token_type",
+            MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()),
+        )
+        .meta(
+            "tokenizer.ggml.merges",
+            MetaValue::Array(merges.iter().map(|m| s(m)).collect()),
+        )
         .meta("tokenizer.ggml.bos_token_id", u(1))
         .meta("tokenizer.ggml.eos_token_id", u(2));
 

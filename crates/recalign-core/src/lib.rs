@@ -6,12 +6,14 @@
 //! - [`model`]: the Llama-family decoder (SmolLM2) in Burn with a key/value cache.
 //! - [`prompt`]: the recommendation prompt.
 //! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
+//! - [`eval`]: reading generated answers against the candidates.
 //! - [`fixtures`]: a tiny deterministic model for tests on every device.
 //!
 //! Invariants: no function here panics on bad input (typed [`Error`]s instead), and nothing reads
 //! tensors synchronously, because synchronous reads panic on WebGPU.
 
 pub mod error;
+pub mod eval;
 pub mod fixtures;
 pub mod gguf;
 pub mod lm;

@@ -183,7 +183,8 @@ impl LanguageModel {
         let hidden = self
             .model
             .forward(self.model.tokens(inputs, n, longest), &mut cache)?;
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
+        let targets =
+            Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, longest]), device);
         let sums = self.answer_log_probs(hidden, targets, mask);
         let sums = read_f32(sums).await?;
@@ -191,7 +192,12 @@ impl LanguageModel {
     }
 
     /// Sums of masked target log-probs per row: hidden `[n, len, d]`, targets `[n*len, 1]`.
-    fn answer_log_probs(&self, hidden: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+    fn answer_log_probs(
+        &self,
+        hidden: Tensor<3>,
+        targets: Tensor<2, Int>,
+        mask: Tensor<2>,
+    ) -> Tensor<1> {
         let [n, len, d] = hidden.dims();
         let logits = self.model.logits(hidden.reshape([n * len, d]));
         let token_lp = log_softmax(logits, 1).gather(1, targets).reshape([n, len]);
@@ -240,14 +246,19 @@ impl LanguageModel {
         let p = prompt_ids.len();
         let mut sums = Vec::with_capacity(answers.len());
         for a in &answers {
-            let seq: Vec<i64> = prompt_ids.iter().chain(&a[..a.len() - 1]).map(|&t| t as i64).collect();
+            let seq: Vec<i64> = prompt_ids
+                .iter()
+                .chain(&a[..a.len() - 1])
+                .map(|&t| t as i64)
+                .collect();
             let len = seq.len();
             let hidden = self
                 .model
                 .forward(self.model.tokens(seq, 1, len), &mut KvCache::default())?
                 .narrow(1, p - 1, a.len());
             let targets = a.iter().map(|&t| t as i64).collect();
-            let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [a.len(), 1]), device);
+            let targets =
+                Tensor::<2, Int>::from_data(TensorData::new(targets, [a.len(), 1]), device);
             let mask = Tensor::<2>::ones([1, a.len()], device);
             sums.extend(read_f32(self.answer_log_probs(hidden, targets, mask)).await?);
         }
@@ -263,12 +274,18 @@ impl LanguageModel {
         let eos = self.tokenizer.eos_id();
         while ids.len() < max_new_tokens {
             let len = input.len();
-            let hidden = self
-                .model
-                .forward(self.model.tokens(std::mem::take(&mut input), 1, len), &mut cache)?;
+            let hidden = self.model.forward(
+                self.model.tokens(std::mem::take(&mut input), 1, len),
+                &mut cache,
+            )?;
             let d = self.model.config.hidden_size;
             let last = hidden.narrow(1, len - 1, 1).reshape([1, d]);
-            let logits = read_f32(self.model.logits(last).reshape([self.model.config.vocab_size])).await?;
+            let logits = read_f32(
+                self.model
+                    .logits(last)
+                    .reshape([self.model.config.vocab_size]),
+            )
+            .await?;
             let next = argmax(&logits);
             ids.push(next);
             if next == eos {
@@ -287,7 +304,9 @@ impl LanguageModel {
         candidates: &[String],
         options: ScoreOptions,
     ) -> Result<Ranking> {
-        let prompt = self.tokenizer.encode(&recommendation_prompt(history, candidates))?;
+        let prompt = self
+            .tokenizer
+            .encode(&recommendation_prompt(history, candidates))?;
         let scores = self.score_candidates(&prompt, candidates, options).await?;
         Ok(Ranking {
             prompt_tokens: prompt.len(),

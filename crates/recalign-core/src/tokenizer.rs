@@ -82,9 +82,7 @@ impl TextTokenizer {
             .map(|(i, m)| {
                 m.split_once(' ')
                     .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| {
-                        Error::Tokenizer(format!("merge #{i} {m:?} is not two tokens"))
-                    })
+                    .ok_or_else(|| Error::Tokenizer(format!("merge #{i} {m:?} is not two tokens")))
             })
             .collect::<Result<Vec<_>>>()?;
         let bpe = BPE::builder()

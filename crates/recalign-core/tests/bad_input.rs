@@ -3,11 +3,11 @@
 
 mod common;
 
+use burn::tensor::Device;
 use common::tiny_model;
 use recalign_core::fixtures::{TINY_CONTEXT, tiny_model_gguf};
 use recalign_core::gguf::{Gguf, GgufError, GgufWriter, MetaValue};
 use recalign_core::{Error, LanguageModel, ScoreOptions};
-use burn::tensor::Device;
 
 fn load(bytes: &[u8]) -> Result<LanguageModel, Error> {
     LanguageModel::from_gguf_bytes(bytes, &Device::flex())
@@ -23,7 +23,10 @@ fn every_truncation_of_a_model_file_is_a_typed_error() {
         let err = load(&bytes[..cut]).expect_err("a truncated file must not load");
         let msg = err.to_string();
         assert!(
-            matches!(err, Error::Gguf(GgufError::Truncated { .. } | GgufError::TensorOutOfBounds { .. })),
+            matches!(
+                err,
+                Error::Gguf(GgufError::Truncated { .. } | GgufError::TensorOutOfBounds { .. })
+            ),
             "cut at {cut}: {msg}"
         );
     }
@@ -42,21 +45,37 @@ fn wrong_magic_is_named() {
 fn unknown_quantisation_type_is_named() {
     let mut w = GgufWriter::new();
     w.meta("general.architecture", MetaValue::String("llama".into()));
-    w.tensor_raw("blk.0.attn_q.weight", &[4, 32], recalign_core::gguf::GgmlType::F32, vec![0; 512]);
+    w.tensor_raw(
+        "blk.0.attn_q.weight",
+        &[4, 32],
+        recalign_core::gguf::GgmlType::F32,
+        vec![0; 512],
+    );
     let mut bytes = w.finish();
     // The tensor info is: name, n_dims (u32), two dims (u64 each), type id (u32), offset.
     let name = b"blk.0.attn_q.weight";
     let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 4 + 16;
     bytes[at..at + 4].copy_from_slice(&99u32.to_le_bytes());
     let err = Gguf::parse(&bytes).unwrap_err();
-    assert_eq!(err, GgufError::UnknownTensorType { name: "blk.0.attn_q.weight".into(), type_id: 99 });
+    assert_eq!(
+        err,
+        GgufError::UnknownTensorType {
+            name: "blk.0.attn_q.weight".into(),
+            type_id: 99
+        }
+    );
     assert!(err.to_string().contains("unknown ggml type 99"));
 }
 
 #[test]
 fn known_but_unsupported_quantisation_is_named() {
     let mut w = GgufWriter::new();
-    w.tensor_raw("x", &[256], recalign_core::gguf::GgmlType::Q5K, vec![0; 176]);
+    w.tensor_raw(
+        "x",
+        &[256],
+        recalign_core::gguf::GgmlType::Q5K,
+        vec![0; 176],
+    );
     let bytes = w.finish();
     let g = Gguf::parse(&bytes).unwrap();
     let err = g.tensor_f32("x").unwrap_err();
@@ -66,9 +85,17 @@ fn known_but_unsupported_quantisation_is_named() {
 #[test]
 fn tensor_data_past_the_end_is_named() {
     let mut w = GgufWriter::new();
-    w.tensor_raw("big", &[1024], recalign_core::gguf::GgmlType::F32, vec![0; 64]);
+    w.tensor_raw(
+        "big",
+        &[1024],
+        recalign_core::gguf::GgmlType::F32,
+        vec![0; 64],
+    );
     let err = Gguf::parse(&w.finish()).unwrap_err();
-    assert!(matches!(err, GgufError::TensorOutOfBounds { ref name, end: 4096, .. } if name == "big"), "{err}");
+    assert!(
+        matches!(err, GgufError::TensorOutOfBounds { ref name, end: 4096, .. } if name == "big"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -82,7 +109,10 @@ fn hostile_counts_do_not_allocate() {
     bytes.extend_from_slice(&9u32.to_le_bytes()); // array
     bytes.extend_from_slice(&8u32.to_le_bytes()); // of strings
     bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(Gguf::parse(&bytes), Err(GgufError::Truncated { .. })));
+    assert!(matches!(
+        Gguf::parse(&bytes),
+        Err(GgufError::Truncated { .. })
+    ));
 }
 
 #[test]
@@ -98,11 +128,17 @@ fn a_non_llama_model_is_refused() {
 fn prompt_longer_than_the_context_is_refused() {
     let lm = tiny_model();
     let prompt = vec![40u32; TINY_CONTEXT + 1];
-    let err = pollster::block_on(lm.score_candidates(&prompt, &["a".into()], ScoreOptions::default())).unwrap_err();
-    assert!(matches!(err, Error::PromptTooLong { tokens, context, .. } if tokens == TINY_CONTEXT + 1 && context == TINY_CONTEXT));
+    let err =
+        pollster::block_on(lm.score_candidates(&prompt, &["a".into()], ScoreOptions::default()))
+            .unwrap_err();
+    assert!(
+        matches!(err, Error::PromptTooLong { tokens, context, .. } if tokens == TINY_CONTEXT + 1 && context == TINY_CONTEXT)
+    );
     // Fits alone, but not with its answer.
     let prompt = vec![40u32; TINY_CONTEXT - 1];
-    let err = pollster::block_on(lm.score_candidates(&prompt, &["abc".into()], ScoreOptions::default())).unwrap_err();
+    let err =
+        pollster::block_on(lm.score_candidates(&prompt, &["abc".into()], ScoreOptions::default()))
+            .unwrap_err();
     assert!(err.to_string().contains("shorten the history"), "{err}");
     let err = pollster::block_on(lm.generate(&prompt, 8)).unwrap_err();
     assert!(matches!(err, Error::PromptTooLong { .. }));
@@ -111,10 +147,23 @@ fn prompt_longer_than_the_context_is_refused() {
 #[test]
 fn empty_candidates_are_refused() {
     let lm = tiny_model();
-    let err = pollster::block_on(lm.score_candidates(&[40, 41], &[], ScoreOptions::default())).unwrap_err();
+    let err = pollster::block_on(lm.score_candidates(&[40, 41], &[], ScoreOptions::default()))
+        .unwrap_err();
     assert!(matches!(err, Error::EmptyCandidates), "{err}");
-    let err = pollster::block_on(lm.score_candidates(&[40, 41], &["x".into(), String::new()], ScoreOptions::default())).unwrap_err();
-    assert!(matches!(err, Error::EmptyCandidate { index: 1, .. }), "{err}");
-    let err = pollster::block_on(lm.score_candidates(&[], &["x".into()], ScoreOptions::default())).unwrap_err();
-    assert!(matches!(err, Error::PromptTooLong { tokens: 0, .. }), "{err}");
+    let err = pollster::block_on(lm.score_candidates(
+        &[40, 41],
+        &["x".into(), String::new()],
+        ScoreOptions::default(),
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::EmptyCandidate { index: 1, .. }),
+        "{err}"
+    );
+    let err = pollster::block_on(lm.score_candidates(&[], &["x".into()], ScoreOptions::default()))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PromptTooLong { tokens: 0, .. }),
+        "{err}"
+    );
 }

@@ -5,8 +5,12 @@ use recalign_core::gguf::{GgmlType, dequantize};
 
 #[test]
 fn every_supported_type_matches_the_llama_cpp_reference() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/dequant.json");
-    let fixtures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/dequant.json"
+    );
+    let fixtures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let types = [
         ("F16", GgmlType::F16),
         ("BF16", GgmlType::BF16),
@@ -25,10 +29,18 @@ fn every_supported_type_matches_the_llama_cpp_reference() {
             .collect();
         let n = f["n"].as_u64().unwrap() as usize;
         let got = dequantize(ty, &bytes, n).unwrap();
-        let want: Vec<f32> = f["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want: Vec<f32> = f["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(got.len(), want.len(), "{name}");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{name}[{i}]: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{name}[{i}]: {g} vs {w}"
+            );
         }
     }
 }

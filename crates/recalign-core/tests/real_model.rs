@@ -8,7 +8,9 @@ use common::real_model;
 use recalign_core::ScoreOptions;
 use recalign_core::tokenizer::chatml_user;
 
-const FRANCE_PROMPT_IDS: [u32; 16] = [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198];
+const FRANCE_PROMPT_IDS: [u32; 16] = [
+    1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198,
+];
 
 #[test]
 fn chatml_prompt_tokenises_to_reference_ids() {
@@ -52,7 +54,10 @@ fn digits_are_split_one_by_one() {
     let ids = tok.encode("1977").unwrap();
     let digit = |d: &str| tok.encode(d).unwrap();
     assert!(["1", "9", "7"].iter().all(|d| digit(d).len() == 1));
-    assert_eq!(ids, [digit("1"), digit("9"), digit("7"), digit("7")].concat());
+    assert_eq!(
+        ids,
+        [digit("1"), digit("9"), digit("7"), digit("7")].concat()
+    );
 }
 
 #[test]
@@ -70,7 +75,8 @@ fn shared_prefix_scores_equal_separate_full_sequences() {
         .to_vec();
     let opts = ScoreOptions::default();
     let shared = pollster::block_on(lm.score_candidates(&prompt, &candidates, opts)).unwrap();
-    let separate = pollster::block_on(lm.score_candidates_separately(&prompt, &candidates, opts)).unwrap();
+    let separate =
+        pollster::block_on(lm.score_candidates_separately(&prompt, &candidates, opts)).unwrap();
     for (a, b) in shared.iter().zip(&separate) {
         assert_eq!(a.n_tokens, b.n_tokens);
         assert!(a.log_prob.is_finite() && a.log_prob < 0.0, "{a:?}");

@@ -14,12 +14,22 @@ fn titles(t: &[&str]) -> Vec<String> {
 #[test]
 fn shared_prefix_equals_separate_sequences_on_the_tiny_model() {
     let lm = tiny_model();
-    let prompt = lm.tokenizer.encode(&chatml_user("history: the thin, the in-between. pick one")).unwrap();
-    let cands = titles(&["the", "Amélie", "a much longer title than the others", "x", "2001"]);
+    let prompt = lm
+        .tokenizer
+        .encode(&chatml_user("history: the thin, the in-between. pick one"))
+        .unwrap();
+    let cands = titles(&[
+        "the",
+        "Amélie",
+        "a much longer title than the others",
+        "x",
+        "2001",
+    ]);
     for length_normalised in [false, true] {
         let opts = ScoreOptions { length_normalised };
         let shared = pollster::block_on(lm.score_candidates(&prompt, &cands, opts)).unwrap();
-        let separate = pollster::block_on(lm.score_candidates_separately(&prompt, &cands, opts)).unwrap();
+        let separate =
+            pollster::block_on(lm.score_candidates_separately(&prompt, &cands, opts)).unwrap();
         for (a, b) in shared.iter().zip(&separate) {
             assert!((a.score - b.score).abs() < 1e-4, "{a:?} vs {b:?}");
         }
@@ -32,7 +42,12 @@ fn a_candidate_scores_the_same_alone_and_in_a_padded_batch() {
     let prompt = lm.tokenizer.encode(&chatml_user("pick one")).unwrap();
     let opts = ScoreOptions::default();
     let alone = pollster::block_on(lm.score_candidates(&prompt, &titles(&["x"]), opts)).unwrap();
-    let batch = pollster::block_on(lm.score_candidates(&prompt, &titles(&["a very long padded neighbour", "x"]), opts)).unwrap();
+    let batch = pollster::block_on(lm.score_candidates(
+        &prompt,
+        &titles(&["a very long padded neighbour", "x"]),
+        opts,
+    ))
+    .unwrap();
     assert!((alone[0].log_prob - batch[1].log_prob).abs() < 1e-5);
 }
 
@@ -43,9 +58,13 @@ fn single_token_log_probs_over_the_vocabulary_sum_to_one() {
     // Every single-byte token except control tokens: with eos appended each scores
     // log p(byte) + log p(eos | byte), so instead check p(byte) alone via the first-token factor.
     let cands: Vec<String> = (b'a'..=b'z').map(|b| char::from(b).to_string()).collect();
-    let scores = pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
+    let scores =
+        pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
     let total: f32 = scores.iter().map(|s| s.log_prob.exp()).sum();
-    assert!(total > 0.0 && total < 1.0, "probabilities of disjoint answers sum to {total}");
+    assert!(
+        total > 0.0 && total < 1.0,
+        "probabilities of disjoint answers sum to {total}"
+    );
     assert!(scores.iter().all(|s| s.n_tokens == 2));
 }
 
@@ -57,4 +76,43 @@ fn the_tiny_model_generates_deterministically() {
     let b = pollster::block_on(lm.generate(&prompt, 6)).unwrap();
     assert_eq!(a, b);
     assert!(!a.ids.is_empty() && a.ids.len() <= 6);
+}
+
+/// Native Flex scores of the tiny model, committed as the reference the browser test compares
+/// WebGPU against. `RECALIGN_BLESS=1 cargo test -p recalign-core --test tiny_model` rewrites it.
+#[test]
+fn tiny_scores_match_the_committed_golden() {
+    const MESSAGE: &str = "history: the thin, the in-between. pick one";
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode(&chatml_user(MESSAGE)).unwrap();
+    let cands = titles(&[
+        "the",
+        "Amélie",
+        "a much longer title than the others",
+        "x",
+        "2001",
+        "Léon: The Professional",
+    ]);
+    let scores =
+        pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
+    let log_probs: Vec<f32> = scores.iter().map(|s| s.log_prob).collect();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny_scores.json"
+    );
+    if std::env::var_os("RECALIGN_BLESS").is_some() {
+        let v = serde_json::json!({"seed": 7, "prompt_ids": prompt, "candidates": cands, "log_probs": log_probs});
+        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(golden["seed"], 7);
+    assert_eq!(golden["prompt_ids"], serde_json::json!(prompt));
+    assert_eq!(golden["candidates"], serde_json::json!(cands));
+    for (g, w) in log_probs
+        .iter()
+        .zip(golden["log_probs"].as_array().unwrap())
+    {
+        assert!((g - w.as_f64().unwrap() as f32).abs() < 1e-5, "{g} vs {w}");
+    }
 }

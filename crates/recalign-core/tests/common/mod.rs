@@ -15,7 +15,9 @@ pub fn real_model_path() -> PathBuf {
     let candidates = [
         std::env::var_os("RECALIGN_MODEL").map(PathBuf::from),
         Some(root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")),
-        Some(root.join("../shared/data/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf")),
+        Some(
+            root.join("../shared/data/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ),
     ];
     candidates
         .into_iter()

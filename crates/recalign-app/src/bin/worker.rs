@@ -1,0 +1,8 @@
+//! The model worker's entry point: registers the worker so the page can talk to it.
+
+use gloo_worker::Registrable;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    recalign_app::worker::ModelWorker::registrar().register();
+}

@@ -1,0 +1,94 @@
+//! The root component: owns the state, the worker bridge, and lays out the page.
+
+use gloo_worker::Spawnable;
+use yew::prelude::*;
+
+use crate::components::{GenerationView, ModelPanel, RankingTable, RequestForm};
+use crate::protocol::{DeviceKind, Request};
+use crate::state::{Action, AppState};
+use crate::worker::ModelWorker;
+use crate::{DEFAULT_MODEL_URL, WORKER_LOADER};
+
+/// Query parameters: `?model=` (a GGUF on this origin) and `?device=cpu`.
+fn query(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search)
+        .ok()?
+        .get(name)
+}
+
+/// The whole page.
+#[function_component(App)]
+pub fn app() -> Html {
+    let state = use_reducer(AppState::default);
+    let bridge = {
+        let dispatcher = state.dispatcher();
+        use_memo((), move |_| {
+            ModelWorker::spawner()
+                .callback(move |r| dispatcher.dispatch(Action::Worker(r)))
+                .spawn_with_loader(WORKER_LOADER)
+        })
+    };
+    {
+        let bridge = bridge.clone();
+        use_effect_with((), move |_| {
+            let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
+            let force_cpu = query("device").as_deref() == Some("cpu");
+            bridge.send(Request::LoadUrl { url, force_cpu });
+        });
+    }
+    let send = {
+        let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
+        Callback::from(move |r: Request| {
+            dispatcher.dispatch(Action::Started);
+            bridge.send(r);
+        })
+    };
+    let dispatch = {
+        let d = state.dispatcher();
+        Callback::from(move |a: Action| d.dispatch(a))
+    };
+
+    let device = match &state.device {
+        None => html! { <span class="badge" id="device">{ "Detecting device…" }</span> },
+        Some((DeviceKind::WebGpu, _)) => {
+            html! { <span class="badge ok" id="device">{ "WebGPU" }</span> }
+        }
+        Some((DeviceKind::Cpu, _)) => {
+            html! { <span class="badge warn" id="device">{ "CPU" }</span> }
+        }
+    };
+    let note = state.device.as_ref().and_then(|(_, n)| n.clone());
+
+    html! {
+        <>
+        <header>
+            <h1>{ "recalign" }</h1>
+            <p class="tagline">{ "A small real LLM recommends from your history, in your browser." }</p>
+            { device }
+        </header>
+        if let Some(note) = note {
+            <p class="notice" id="device-note">{ note }</p>
+        }
+        if let Some(err) = state.error.clone() {
+            <div class="error" id="error" role="alert">
+                <span>{ err }</span>
+                <button onclick={ dispatch.reform(|_| Action::DismissError) }>{ "Dismiss" }</button>
+            </div>
+        }
+        <main>
+            <ModelPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
+            <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
+            if let Some((ranking, ms)) = state.ranking.clone() {
+                <RankingTable { ranking } { ms } />
+            }
+            if let Some((generation, named, ms)) = state.generation.clone() {
+                <GenerationView { generation } { named } { ms } />
+            }
+        </main>
+        <footer>
+            { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }
+        </footer>
+        </>
+    }
+}

@@ -1,0 +1,11 @@
+//! The page's function components.
+
+mod app;
+mod model_panel;
+mod ranking;
+mod request_form;
+
+pub use app::App;
+pub use model_panel::ModelPanel;
+pub use ranking::{GenerationView, RankingTable};
+pub use request_form::RequestForm;

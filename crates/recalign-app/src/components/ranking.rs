@@ -1,0 +1,70 @@
+//! Results: the ranked candidates with scores and choice probabilities, and a generated answer.
+
+use recalign_core::{Generation, Ranking};
+use yew::prelude::*;
+
+/// Props of [`RankingTable`].
+#[derive(Properties, PartialEq)]
+pub struct RankingProps {
+    /// The ranking.
+    pub ranking: Ranking,
+    /// How long it took, in ms.
+    pub ms: f64,
+}
+
+/// The candidates best first, with a bar for each one's probability among the candidates.
+#[function_component(RankingTable)]
+pub fn ranking_table(props: &RankingProps) -> Html {
+    let r = &props.ranking;
+    html! {
+        <section class="card" id="ranking">
+            <h2>{ "Ranking" }</h2>
+            <p class="meta">{ format!("{} candidates scored in one pass over a {}-token prompt in {:.2} s",
+                r.ranked.len(), r.prompt_tokens, props.ms / 1e3) }</p>
+            <table>
+                <thead><tr><th>{ "#" }</th><th>{ "Title" }</th><th>{ "log p" }</th><th>{ "tokens" }</th><th>{ "choice probability" }</th></tr></thead>
+                <tbody>
+                { for r.ranked.iter().map(|c| html! {
+                    <tr class="candidate">
+                        <td>{ c.rank }</td>
+                        <td class="title">{ &c.score.title }</td>
+                        <td class="num score">{ format!("{:.3}", c.score.score) }</td>
+                        <td class="num">{ c.score.n_tokens }</td>
+                        <td class="bar"><span style={ format!("width:{:.1}%", 100.0 * c.probability) } />
+                            <em>{ format!("{:.1}%", 100.0 * c.probability) }</em></td>
+                    </tr>
+                }) }
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// Props of [`GenerationView`].
+#[derive(Properties, PartialEq)]
+pub struct GenerationProps {
+    /// The answer.
+    pub generation: Generation,
+    /// The candidate it names, if exactly one.
+    pub named: Option<String>,
+    /// How long it took, in ms.
+    pub ms: f64,
+}
+
+/// The model's free-text answer and whether it names exactly one candidate.
+#[function_component(GenerationView)]
+pub fn generation_view(props: &GenerationProps) -> Html {
+    html! {
+        <section class="card" id="generation">
+            <h2>{ "Generated answer" }</h2>
+            <blockquote>{ &props.generation.text }</blockquote>
+            <p class="meta">
+            { match &props.named {
+                Some(t) => format!("Valid: names the candidate “{t}”."),
+                None => "Not valid: the answer does not name exactly one candidate (a hallucination in the papers' terms).".to_string(),
+            } }
+            { format!(" {} tokens in {:.2} s.", props.generation.ids.len(), props.ms / 1e3) }
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,18 @@
+//! recalign's page: a yew UI (`bin/app.rs`) and a Web Worker (`bin/worker.rs`) that owns the model,
+//! so loading, scoring and generation never block the page.
+//!
+//! - [`protocol`]: the serde messages between the two.
+//! - [`worker`]: the worker: device selection (WebGPU, else Burn's CPU device), model loading
+//!   from the same origin with progress, ranking and generation.
+//! - [`state`]: the UI's state and its reducer.
+//! - [`components`]: the UI's function components.
+
+pub mod components;
+pub mod protocol;
+pub mod state;
+pub mod worker;
+
+/// Where the worker's loader script is served, next to `index.html`.
+pub const WORKER_LOADER: &str = "worker_loader.js";
+/// The model the page loads unless `?model=` names another file on the same origin.
+pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";

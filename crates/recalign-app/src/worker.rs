@@ -1,0 +1,254 @@
+//! The model worker: picks the device, loads the GGUF from the same origin with progress, and
+//! answers ranking and generation requests. It runs in a dedicated Web Worker, so its long
+//! synchronous steps (dequantising weights) never freeze the page.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use gloo_worker::{HandlerId, Worker, WorkerScope};
+use js_sys::Uint8Array;
+use recalign_core::eval::named_candidate;
+use recalign_core::prompt::recommendation_prompt;
+use recalign_core::{LanguageModel, ScoreOptions};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::protocol::{DeviceKind, ModelInfo, Request, Response};
+
+/// The worker's state, shared with the futures it spawns.
+#[derive(Default)]
+struct Shared {
+    device: Option<Device>,
+    model: Option<LanguageModel>,
+}
+
+/// The model host (a `gloo-worker` actor).
+pub struct ModelWorker {
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl Worker for ModelWorker {
+    type Message = ();
+    type Input = Request;
+    type Output = Response;
+
+    fn create(_scope: &WorkerScope<Self>) -> Self {
+        console_error_panic_hook::set_once();
+        Self {
+            shared: Rc::default(),
+        }
+    }
+
+    fn update(&mut self, _scope: &WorkerScope<Self>, _msg: ()) {}
+
+    fn received(&mut self, scope: &WorkerScope<Self>, request: Request, id: HandlerId) {
+        let (scope, shared) = (scope.clone(), self.shared.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let reply = |r: Response| scope.respond(id, r);
+            if let Err((during, message)) = handle(request, &shared, &reply).await {
+                reply(Response::Failed { during, message });
+            }
+        });
+    }
+}
+
+type Failure = (String, String);
+
+fn now_ms() -> f64 {
+    js_sys::global()
+        .dyn_into::<web_sys::WorkerGlobalScope>()
+        .ok()
+        .and_then(|g| g.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+fn js_error(v: JsValue) -> String {
+    v.as_string()
+        .or_else(|| {
+            v.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+async fn handle(
+    request: Request,
+    shared: &Rc<RefCell<Shared>>,
+    reply: &dyn Fn(Response),
+) -> Result<(), Failure> {
+    match request {
+        Request::LoadUrl { url, force_cpu } => {
+            let fail = |m: String| ("loading the model".to_string(), m);
+            ensure_device(shared, force_cpu, reply).await;
+            let bytes = download(&url, reply).await.map_err(fail)?;
+            let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+            load(shared, name, bytes, reply).map_err(fail)
+        }
+        Request::LoadBytes { name, bytes } => {
+            ensure_device(shared, false, reply).await;
+            load(shared, name, bytes, reply).map_err(|m| ("loading your model file".into(), m))
+        }
+        Request::Rank {
+            history,
+            candidates,
+            length_normalised,
+        } => {
+            let lm = model(shared).map_err(|m| ("ranking".to_string(), m))?;
+            let t = now_ms();
+            let ranking = lm
+                .rank(&history, &candidates, ScoreOptions { length_normalised })
+                .await
+                .map_err(|e| ("ranking".to_string(), e.to_string()))?;
+            reply(Response::Ranked {
+                ranking,
+                ms: now_ms() - t,
+            });
+            Ok(())
+        }
+        Request::Generate {
+            history,
+            candidates,
+            max_new_tokens,
+        } => {
+            let fail = |m: String| ("generating".to_string(), m);
+            let lm = model(shared).map_err(fail)?;
+            let t = now_ms();
+            let prompt = lm
+                .tokenizer
+                .encode(&recommendation_prompt(&history, &candidates))
+                .map_err(|e| fail(e.to_string()))?;
+            let generation = lm
+                .generate(&prompt, max_new_tokens)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let named = named_candidate(&generation.text, &candidates);
+            reply(Response::Generated {
+                generation,
+                named,
+                ms: now_ms() - t,
+            });
+            Ok(())
+        }
+    }
+}
+
+fn model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
+    shared
+        .borrow()
+        .model
+        .clone()
+        .ok_or_else(|| "no model is loaded yet".to_string())
+}
+
+/// WebGPU when the browser offers an adapter, otherwise Burn's CPU device; told to the page.
+async fn ensure_device(shared: &Rc<RefCell<Shared>>, force_cpu: bool, reply: &dyn Fn(Response)) {
+    if shared.borrow().device.is_some() {
+        return;
+    }
+    let (device, kind, note) = if force_cpu {
+        (
+            Device::flex(),
+            DeviceKind::Cpu,
+            Some("the CPU was requested (?device=cpu)".to_string()),
+        )
+    } else {
+        match Device::wgpu_options().init_async().await {
+            Ok(d) => (d, DeviceKind::WebGpu, None),
+            Err(e) => (
+                Device::flex(),
+                DeviceKind::Cpu,
+                Some(format!(
+                    "WebGPU is not available in this browser ({e}); using the CPU, which is slower"
+                )),
+            ),
+        }
+    };
+    shared.borrow_mut().device = Some(device);
+    reply(Response::Device { kind, note });
+}
+
+/// Fetches `url` (same origin) as bytes, reporting progress as the body streams in.
+async fn download(url: &str, reply: &dyn Fn(Response)) -> Result<Vec<u8>, String> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global()
+        .dyn_into()
+        .map_err(|_| "the model worker is not running in a worker".to_string())?;
+    let response: web_sys::Response = JsFuture::from(global.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("cannot download {url}: {}", js_error(e)))?
+        .dyn_into()
+        .map_err(|_| "fetch did not return a response".to_string())?;
+    if !response.ok() {
+        return Err(format!(
+            "cannot download {url}: HTTP {} {} (is the model fetched? run `recalign fetch`)",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    let total = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = response.body().ok_or("the response has no body")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| "cannot read the response body".to_string())?;
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
+    let mut last_report = 0u64;
+    loop {
+        let chunk: web_sys::ReadableStreamReadResult = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| format!("download of {url} interrupted: {}", js_error(e)))?
+            .unchecked_into();
+        if chunk.get_done().unwrap_or(true) {
+            break;
+        }
+        let data: Uint8Array = chunk.get_value().unchecked_into();
+        let start = bytes.len();
+        bytes.resize(start + data.length() as usize, 0);
+        data.copy_to(&mut bytes[start..]);
+        let done = bytes.len() as u64;
+        if done - last_report > (1 << 20) {
+            last_report = done;
+            reply(Response::Progress {
+                stage: "Downloading the model".into(),
+                done,
+                total,
+            });
+        }
+    }
+    Ok(bytes)
+}
+
+fn load(
+    shared: &Rc<RefCell<Shared>>,
+    name: String,
+    bytes: Vec<u8>,
+    reply: &dyn Fn(Response),
+) -> Result<(), String> {
+    reply(Response::Progress {
+        stage: "Preparing the weights on the device".into(),
+        done: 0,
+        total: None,
+    });
+    let device = shared.borrow().device.clone().unwrap_or_else(Device::flex);
+    let t = now_ms();
+    let lm = LanguageModel::from_gguf_bytes(&bytes, &device).map_err(|e| format!("{name}: {e}"))?;
+    let c = &lm.model.config;
+    let info = ModelInfo {
+        name,
+        bytes: bytes.len() as u64,
+        layers: c.n_layers,
+        hidden: c.hidden_size,
+        vocab: c.vocab_size,
+        context: c.context_length,
+        prepare_ms: now_ms() - t,
+    };
+    // A failed load leaves the previous model in place: the user loses nothing.
+    shared.borrow_mut().model = Some(lm);
+    reply(Response::Loaded(info));
+    Ok(())
+}

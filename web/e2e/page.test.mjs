@@ -1,0 +1,143 @@
+// Page tests: the built page (dist/) served by `recalign serve`, driven in the system's headless
+// Chromium. The model is the tiny deterministic GGUF (`recalign write-fixture`), so the real
+// loading, WebGPU and worker code runs quickly on a software adapter.
+//
+// Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>
+import { chromium } from 'playwright-core';
+import { spawn, execFileSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [recalign, dist] = process.argv.slice(2);
+if (!recalign || !dist) {
+  console.error('usage: node page.test.mjs <recalign binary> <dist dir>');
+  process.exit(2);
+}
+
+// Fixtures next to the page: a good tiny model, a truncated copy and a file that is not GGUF.
+const models = path.join(dist, 'models');
+fs.mkdirSync(models, { recursive: true });
+const tinyPath = path.join(models, 'tiny.gguf');
+execFileSync(recalign, ['write-fixture', '--out', tinyPath]);
+const tiny = fs.readFileSync(tinyPath);
+fs.writeFileSync(path.join(models, 'truncated.gguf'), tiny.subarray(0, Math.floor(tiny.length / 2)));
+const notModel = path.join(models, 'not-a-model.gguf');
+fs.writeFileSync(notModel, 'PK\x03\x04 this is a zip, not a model');
+
+const port = 18000 + Math.floor(Math.random() * 1000);
+const origin = `http://127.0.0.1:${port}`;
+const server = spawn(recalign, ['serve', '--dir', dist, '--port', String(port)], { stdio: 'inherit' });
+for (let i = 0; ; i++) {
+  try { if ((await fetch(origin + '/')).ok) break; } catch { /* not up yet */ }
+  if (i > 100) throw new Error('recalign serve did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const baseArgs = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+const requests = [];
+const problems = [];
+const results = [];
+
+async function withPage(webgpu, fn) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: webgpu ? [...baseArgs, '--enable-unsafe-webgpu'] : baseArgs,
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.on('request', (r) => requests.push(r.url()));
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => { if (/panicked|RuntimeError|unreachable/.test(m.text())) problems.push(`console: ${m.text()}`); });
+    page.on('worker', (w) => w.on('console', (m) => { if (/panicked|RuntimeError|unreachable/.test(m.text())) problems.push(`worker: ${m.text()}`); }));
+    await fn(page);
+  } finally {
+    await browser.close();
+  }
+}
+
+async function test(name, webgpu, fn) {
+  const t0 = Date.now();
+  try {
+    await withPage(webgpu, fn);
+    results.push(`ok    ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push(`FAIL  ${name}: ${e.message}`);
+  }
+  console.log(results[results.length - 1]);
+}
+
+const ready = (page) => page.waitForSelector('#model-info strong', { timeout: 120_000 });
+const text = (page, sel) => page.locator(sel).innerText();
+
+await test('loads the model on WebGPU, ranks 20 candidates, generates', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  assert.equal(await text(page, '#device'), 'WebGPU');
+  assert.match(await text(page, '#model-info'), /tiny\.gguf/);
+  await page.click('#rank');
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+  const rows = page.locator('#ranking tr.candidate');
+  assert.equal(await rows.count(), 20);
+  const scores = (await page.locator('#ranking td.score').allInnerTexts()).map(Number);
+  assert.ok(scores.every(Number.isFinite), `scores ${scores}`);
+  assert.deepEqual([...scores].sort((a, b) => b - a), scores, 'ranked best first');
+  await page.click('#generate');
+  await page.waitForSelector('#generation blockquote', { timeout: 120_000 });
+  assert.match(await text(page, '#generation .meta'), /valid/i);
+});
+
+await test('a prompt longer than the context is refused with a clear message', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.fill('#history', Array.from({ length: 400 }, (_, i) => `A very long movie title number ${i}`).join('\n'));
+  await page.click('#rank');
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /context is 1024 tokens; shorten the history/);
+});
+
+await test('a truncated model file is reported, not a crash', true, async (page) => {
+  await page.goto(`${origin}/?model=models/truncated.gguf`);
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /truncated/);
+});
+
+await test('a missing model file is reported with what to do', true, async (page) => {
+  await page.goto(`${origin}/?model=models/missing.gguf`);
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /HTTP 404.*recalign fetch/);
+});
+
+await test('a non-GGUF file picked by the user is refused and the loaded model is kept', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.setInputFiles('#model-file', notModel);
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /not a GGUF file/);
+  await page.click('#rank');
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+});
+
+await test('without WebGPU the page says so and ranks on the CPU', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  assert.equal(await text(page, '#device'), 'CPU');
+  assert.match(await text(page, '#device-note'), /WebGPU is not available/);
+  await page.click('#rank');
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+});
+
+server.kill();
+const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
+console.log(`${requests.length} requests recorded, ${foreign.length} to other origins`);
+if (foreign.length) results.push(`FAIL  requests to other origins: ${foreign.join(', ')}`);
+if (problems.length) results.push(`FAIL  panics or errors in the page: ${problems.join(' | ')}`);
+const failed = results.filter((r) => r.startsWith('FAIL'));
+if (failed.length) {
+  console.error(failed.join('\n'));
+  process.exit(1);
+}
+console.log('page tests passed');
