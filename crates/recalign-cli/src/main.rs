@@ -157,9 +157,9 @@ fn run(cli: Cli) -> CliResult {
                     println!(
                         "{:>4}  {:>9.3}  {:>5.1}%  {}",
                         r.rank,
-                        r.score.score,
+                        r.candidate.score,
                         100.0 * r.probability,
-                        r.score.title
+                        r.candidate.title
                     );
                 }
             }

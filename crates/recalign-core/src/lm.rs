@@ -59,9 +59,8 @@ pub struct Ranking {
 pub struct RankedCandidate {
     /// 1-based rank.
     pub rank: usize,
-    /// The score it was ranked by.
-    #[serde(flatten)]
-    pub score: CandidateScore,
+    /// The candidate and its score.
+    pub candidate: CandidateScore,
     /// Softmax of the scores over the candidate set: the model's choice probability among them.
     pub probability: f32,
 }
@@ -332,7 +331,7 @@ pub fn rank_scores(mut scores: Vec<CandidateScore>) -> Vec<RankedCandidate> {
         .map(|(i, score)| RankedCandidate {
             rank: i + 1,
             probability: (score.score - max).exp() / total,
-            score,
+            candidate: score,
         })
         .collect()
 }

@@ -27,9 +27,9 @@ pub fn ranking_table(props: &RankingProps) -> Html {
                 { for r.ranked.iter().map(|c| html! {
                     <tr class="candidate">
                         <td>{ c.rank }</td>
-                        <td class="title">{ &c.score.title }</td>
-                        <td class="num score">{ format!("{:.3}", c.score.score) }</td>
-                        <td class="num">{ c.score.n_tokens }</td>
+                        <td class="title">{ &c.candidate.title }</td>
+                        <td class="num score">{ format!("{:.3}", c.candidate.score) }</td>
+                        <td class="num">{ c.candidate.n_tokens }</td>
                         <td class="bar"><span style={ format!("width:{:.1}%", 100.0 * c.probability) } />
                             <em>{ format!("{:.1}%", 100.0 * c.probability) }</em></td>
                     </tr>
