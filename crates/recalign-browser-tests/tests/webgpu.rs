@@ -3,6 +3,8 @@
 //! `recalign-core/tests/tiny_model.rs`), and bad input is an error in wasm too, never a panic.
 
 #![cfg(target_arch = "wasm32")]
+// wasm-bindgen tests are not `#[test]` functions, so clippy's test exemption does not reach them.
+#![allow(clippy::unwrap_used)]
 
 use burn::tensor::Device;
 use recalign_core::fixtures::tiny_model_gguf;

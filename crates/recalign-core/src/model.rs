@@ -76,13 +76,18 @@ impl LlamaConfig {
 
     fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::Model(why));
-        if self.n_heads == 0 || self.n_kv_heads == 0 || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_heads == 0
+            || self.n_kv_heads == 0
+            || !self.n_heads.is_multiple_of(self.n_kv_heads)
+        {
             return bad(format!(
                 "{} query heads cannot be grouped over {} key/value heads",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if self.hidden_size % self.n_heads != 0 || (self.hidden_size / self.n_heads) % 2 != 0 {
+        if !self.hidden_size.is_multiple_of(self.n_heads)
+            || !(self.hidden_size / self.n_heads).is_multiple_of(2)
+        {
             return bad(format!(
                 "hidden size {} does not split into {} heads of even width",
                 self.hidden_size, self.n_heads

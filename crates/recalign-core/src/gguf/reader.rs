@@ -372,7 +372,7 @@ impl<'a> Gguf<'a> {
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| bad_shape("element count overflows".into()))?;
         let (block, block_bytes) = info.ty.block();
-        if info.dims[0] % block != 0 {
+        if !info.dims[0].is_multiple_of(block) {
             return Err(bad_shape(format!(
                 "the innermost dimension is not a multiple of the {} block size {block}",
                 info.ty.name()
