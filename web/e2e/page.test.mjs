@@ -74,7 +74,7 @@ const ready = (page) => page.waitForSelector('#model-info strong', { timeout: 12
 const text = (page, sel) => page.locator(sel).innerText();
 
 await test('loads the model on WebGPU, ranks 20 candidates, generates', true, async (page) => {
-  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
   assert.equal(await text(page, '#device'), 'WebGPU');
   assert.match(await text(page, '#model-info'), /tiny\.gguf/);
@@ -88,6 +88,13 @@ await test('loads the model on WebGPU, ranks 20 candidates, generates', true, as
   await page.click('#generate');
   await page.waitForSelector('#generation blockquote', { timeout: 120_000 });
   assert.match(await text(page, '#generation .meta'), /valid/i);
+});
+
+await test('with only a software WebGPU adapter the page picks the CPU and says why', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  assert.equal(await text(page, '#device'), 'CPU');
+  assert.match(await text(page, '#device-note'), /software renderer/);
 });
 
 await test('a prompt longer than the context is refused with a clear message', true, async (page) => {
@@ -112,7 +119,7 @@ await test('a missing model file is reported with what to do', true, async (page
 });
 
 await test('a non-GGUF file picked by the user is refused and the loaded model is kept', true, async (page) => {
-  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
   await page.setInputFiles('#model-file', notModel);
   await page.waitForSelector('#error', { timeout: 60_000 });

@@ -14,7 +14,7 @@ use recalign_core::{LanguageModel, ScoreOptions};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::protocol::{DeviceKind, ModelInfo, Request, Response};
+use crate::protocol::{DeviceKind, DevicePreference, ModelInfo, Request, Response};
 
 /// The worker's state, shared with the futures it spawns.
 #[derive(Default)]
@@ -78,15 +78,15 @@ async fn handle(
     reply: &dyn Fn(Response),
 ) -> Result<(), Failure> {
     match request {
-        Request::LoadUrl { url, force_cpu } => {
+        Request::LoadUrl { url, device } => {
             let fail = |m: String| ("loading the model".to_string(), m);
-            ensure_device(shared, force_cpu, reply).await;
+            ensure_device(shared, device, reply).await;
             let bytes = download(&url, reply).await.map_err(fail)?;
             let name = url.rsplit('/').next().unwrap_or(&url).to_string();
             load(shared, name, bytes, reply).map_err(fail)
         }
         Request::LoadBytes { name, bytes } => {
-            ensure_device(shared, false, reply).await;
+            ensure_device(shared, DevicePreference::Auto, reply).await;
             load(shared, name, bytes, reply).map_err(|m| ("loading your model file".into(), m))
         }
         Request::Rank {
@@ -141,31 +141,65 @@ fn model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
         .ok_or_else(|| "no model is loaded yet".to_string())
 }
 
-/// WebGPU when the browser offers an adapter, otherwise Burn's CPU device; told to the page.
-async fn ensure_device(shared: &Rc<RefCell<Shared>>, force_cpu: bool, reply: &dyn Fn(Response)) {
+/// Picks the device as `preference` says and tells the page which one and why.
+async fn ensure_device(
+    shared: &Rc<RefCell<Shared>>,
+    preference: DevicePreference,
+    reply: &dyn Fn(Response),
+) {
     if shared.borrow().device.is_some() {
         return;
     }
-    let (device, kind, note) = if force_cpu {
-        (
-            Device::flex(),
-            DeviceKind::Cpu,
-            Some("the CPU was requested (?device=cpu)".to_string()),
-        )
-    } else {
-        match Device::wgpu_options().init_async().await {
-            Ok(d) => (d, DeviceKind::WebGpu, None),
-            Err(e) => (
-                Device::flex(),
-                DeviceKind::Cpu,
-                Some(format!(
+    let cpu = |note: String| (Device::flex(), DeviceKind::Cpu, Some(note));
+    let (device, kind, note) = match preference {
+        DevicePreference::Cpu => cpu("the CPU was requested (?device=cpu)".into()),
+        DevicePreference::Auto if software_adapter().await == Some(true) => cpu(
+            "this browser's only WebGPU adapter is a software renderer, which is much slower than \
+             the CPU here; using the CPU (?device=webgpu forces WebGPU)"
+                .into(),
+        ),
+        DevicePreference::Auto | DevicePreference::WebGpu => {
+            match Device::wgpu_options().init_async().await {
+                Ok(d) => (d, DeviceKind::WebGpu, None),
+                Err(e) => cpu(format!(
                     "WebGPU is not available in this browser ({e}); using the CPU, which is slower"
                 )),
-            ),
+            }
         }
     };
     shared.borrow_mut().device = Some(device);
     reply(Response::Device { kind, note });
+}
+
+/// Whether the default WebGPU adapter is a software fallback (SwiftShader), `None` when there is
+/// no adapter or the browser does not say. Burn does not expose the adapter, so this asks
+/// `navigator.gpu` directly.
+async fn software_adapter() -> Option<bool> {
+    use js_sys::{Function, Promise, Reflect};
+    let get = |v: &JsValue, k: &str| {
+        Reflect::get(v, &JsValue::from_str(k))
+            .ok()
+            .filter(|x| !x.is_undefined() && !x.is_null())
+    };
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(promise)
+        .await
+        .ok()
+        .filter(|a| !a.is_null())?;
+    let info = get(&adapter, "info");
+    let flag = info
+        .as_ref()
+        .and_then(|i| get(i, "isFallbackAdapter"))
+        .or_else(|| get(&adapter, "isFallbackAdapter"))
+        .and_then(|f| f.as_bool());
+    let named_software = info
+        .as_ref()
+        .and_then(|i| get(i, "architecture"))
+        .and_then(|a| a.as_string())
+        .is_some_and(|a| a.to_lowercase().contains("swiftshader"));
+    Some(flag.unwrap_or(false) || named_software)
 }
 
 /// Fetches `url` (same origin) as bytes, reporting progress as the body streams in.

@@ -4,7 +4,7 @@ use gloo_worker::Spawnable;
 use yew::prelude::*;
 
 use crate::components::{GenerationView, ModelPanel, RankingTable, RequestForm};
-use crate::protocol::{DeviceKind, Request};
+use crate::protocol::{DeviceKind, DevicePreference, Request};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
 use crate::{DEFAULT_MODEL_URL, WORKER_LOADER};
@@ -33,8 +33,8 @@ pub fn app() -> Html {
         let bridge = bridge.clone();
         use_effect_with((), move |_| {
             let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
-            let force_cpu = query("device").as_deref() == Some("cpu");
-            bridge.send(Request::LoadUrl { url, force_cpu });
+            let device = DevicePreference::from_query(query("device").as_deref());
+            bridge.send(Request::LoadUrl { url, device });
         });
     }
     let send = {
