@@ -4,7 +4,8 @@
 //
 // Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>
 import { chromium } from 'playwright-core';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { startServer, chromiumArgs } from './serve.mjs';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,17 +26,8 @@ fs.writeFileSync(path.join(models, 'truncated.gguf'), tiny.subarray(0, Math.floo
 const notModel = path.join(models, 'not-a-model.gguf');
 fs.writeFileSync(notModel, 'PK\x03\x04 this is a zip, not a model');
 
-const port = 18000 + Math.floor(Math.random() * 1000);
-const origin = `http://127.0.0.1:${port}`;
-const server = spawn(recalign, ['serve', '--dir', dist, '--port', String(port)], { stdio: 'inherit' });
-for (let i = 0; ; i++) {
-  try { if ((await fetch(origin + '/')).ok) break; } catch { /* not up yet */ }
-  if (i > 100) throw new Error('recalign serve did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+const { origin, stop } = await startServer(recalign, dist, 18000);
 
-const baseArgs = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
 const requests = [];
 const problems = [];
 const results = [];
@@ -44,7 +36,7 @@ async function withPage(webgpu, fn) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: webgpu ? [...baseArgs, '--enable-unsafe-webgpu'] : baseArgs,
+    args: webgpu ? [...chromiumArgs, '--enable-unsafe-webgpu'] : chromiumArgs,
   });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -137,7 +129,7 @@ await test('without WebGPU the page says so and ranks on the CPU', false, async 
   await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
 });
 
-server.kill();
+stop();
 const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
 console.log(`${requests.length} requests recorded, ${foreign.length} to other origins`);
 if (foreign.length) results.push(`FAIL  requests to other origins: ${foreign.join(', ')}`);

@@ -1,22 +1,14 @@
 // Takes the README's screenshot: the built page with the real model, after one ranking.
 // Usage: node web/e2e/screenshot.mjs <recalign binary> <dist dir> <out.png> [query, e.g. device=cpu]
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
+import { startServer, chromiumArgs } from './serve.mjs';
 
 const [recalign, dist, out, query = ''] = process.argv.slice(2);
-const port = 19000 + Math.floor(Math.random() * 1000);
-const origin = `http://127.0.0.1:${port}`;
-const server = spawn(recalign, ['serve', '--dir', dist, '--port', String(port)], { stdio: 'inherit' });
-for (let i = 0; ; i++) {
-  try { if ((await fetch(origin + '/')).ok) break; } catch { /* not up yet */ }
-  if (i > 100) throw new Error('recalign serve did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+const { origin, stop } = await startServer(recalign, dist, 19000);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
+  args: [...chromiumArgs, '--enable-unsafe-webgpu'],
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -33,5 +25,5 @@ try {
   await page.screenshot({ path: out, fullPage: true });
 } finally {
   await browser.close();
-  server.kill();
+  stop();
 }

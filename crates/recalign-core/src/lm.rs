@@ -123,6 +123,19 @@ impl LanguageModel {
             .collect()
     }
 
+    /// Each candidate's answer ids and the longest length, once the prompt and the longest answer
+    /// are known to fit the context.
+    fn answers_that_fit(
+        &self,
+        prompt_ids: &[u32],
+        candidates: &[String],
+    ) -> Result<(Vec<Vec<u32>>, usize)> {
+        let answers = self.candidate_ids(candidates)?;
+        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
+        self.check_fits(prompt_ids.len(), longest)?;
+        Ok((answers, longest))
+    }
+
     fn check_fits(&self, prompt: usize, after: usize) -> Result<()> {
         let context = self.model.config.context_length;
         if prompt == 0 || prompt + after > context {
@@ -147,9 +160,7 @@ impl LanguageModel {
         candidates: &[String],
         options: ScoreOptions,
     ) -> Result<Vec<CandidateScore>> {
-        let answers = self.candidate_ids(candidates)?;
-        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
-        self.check_fits(prompt_ids.len(), longest)?;
+        let (answers, longest) = self.answers_that_fit(prompt_ids, candidates)?;
         let (last, prefix) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
             tokens: 0,
             needed: longest,
@@ -238,9 +249,7 @@ impl LanguageModel {
         candidates: &[String],
         options: ScoreOptions,
     ) -> Result<Vec<CandidateScore>> {
-        let answers = self.candidate_ids(candidates)?;
-        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
-        self.check_fits(prompt_ids.len(), longest)?;
+        let (answers, longest) = self.answers_that_fit(prompt_ids, candidates)?;
         let device = self.model.device();
         let p = prompt_ids.len();
         let mut sums = Vec::with_capacity(answers.len());
@@ -345,4 +354,35 @@ fn argmax(values: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(index: usize, score: f32) -> CandidateScore {
+        CandidateScore {
+            index,
+            title: format!("t{index}"),
+            log_prob: score,
+            n_tokens: 1,
+            score,
+        }
+    }
+
+    #[test]
+    fn ranking_sorts_best_first_and_probabilities_sum_to_one() {
+        let ranked = rank_scores(vec![score(0, -3.0), score(1, -1.0), score(2, -2.0)]);
+        let order: Vec<usize> = ranked.iter().map(|r| r.candidate.index).collect();
+        assert_eq!(order, [1, 2, 0]);
+        assert_eq!(ranked[0].rank, 1);
+        let total: f32 = ranked.iter().map(|r| r.probability).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!(ranked[0].probability > ranked[1].probability);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_maximum() {
+        assert_eq!(argmax(&[0.0, 2.0, 2.0, f32::NAN]), 1);
+    }
 }
