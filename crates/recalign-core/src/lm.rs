@@ -249,7 +249,7 @@ impl LanguageModel {
         candidates: &[String],
         options: ScoreOptions,
     ) -> Result<Vec<CandidateScore>> {
-        let (answers, longest) = self.answers_that_fit(prompt_ids, candidates)?;
+        let (answers, _) = self.answers_that_fit(prompt_ids, candidates)?;
         let device = self.model.device();
         let p = prompt_ids.len();
         let mut sums = Vec::with_capacity(answers.len());
