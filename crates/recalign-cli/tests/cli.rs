@@ -13,9 +13,13 @@ fn recalign(args: &[&str]) -> Output {
 
 fn tiny_model(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("recalign-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
-    let out = recalign(&["write-fixture", "--out", path.to_str().unwrap()]);
+    let out = recalign(&[
+        "write-fixture",
+        "--out",
+        path.to_str().expect("UTF-8 temp path"),
+    ]);
     assert!(out.status.success());
     path
 }
