@@ -8,7 +8,7 @@ use crate::CliResult;
 /// The page's policy: same origin only; wasm compilation allowed; nothing else.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
-    worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'";
+    worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'";
 
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
