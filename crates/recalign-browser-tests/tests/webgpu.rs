@@ -20,6 +20,7 @@ const FLEX_TOLERANCE: f32 = 1e-4;
 
 struct Golden {
     seed: u64,
+    message: String,
     prompt: Vec<u32>,
     candidates: Vec<String>,
     log_probs: Vec<f32>,
@@ -30,6 +31,7 @@ fn golden() -> Golden {
         serde_json::from_str(include_str!("../../../tests/fixtures/tiny_scores.json")).unwrap();
     Golden {
         seed: v["seed"].as_u64().unwrap(),
+        message: v["message"].as_str().unwrap().to_string(),
         prompt: v["prompt_ids"]
             .as_array()
             .unwrap()
@@ -56,7 +58,7 @@ async fn scores_on(device: &Device) -> Vec<f32> {
     let lm = LanguageModel::from_gguf_bytes(&tiny_model_gguf(g.seed), device).unwrap();
     assert_eq!(
         lm.tokenizer
-            .encode(&recalign_core::tokenizer::chatml_user(GOLDEN_MESSAGE))
+            .encode(&recalign_core::tokenizer::chatml_user(&g.message))
             .unwrap(),
         g.prompt
     );
@@ -67,8 +69,6 @@ async fn scores_on(device: &Device) -> Vec<f32> {
         .map(|s| s.log_prob)
         .collect()
 }
-
-const GOLDEN_MESSAGE: &str = "history: the thin, the in-between. pick one";
 
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len());

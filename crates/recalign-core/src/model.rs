@@ -293,15 +293,15 @@ impl Llama {
         let n = config.context_length;
         let mut cos = Vec::with_capacity(n * hd);
         let mut sin = Vec::with_capacity(n * hd);
+        let inv_freq: Vec<f64> = (0..half)
+            .map(|i| config.rope_theta.powf(-(2.0 * i as f64) / hd as f64))
+            .collect();
         for pos in 0..n {
             // Hugging Face's layout: frequencies repeated for the two halves of the head.
-            for _ in 0..2 {
-                for i in 0..half {
-                    let inv_freq = config.rope_theta.powf(-(2.0 * i as f64) / hd as f64);
-                    let angle = pos as f64 * inv_freq;
-                    cos.push(angle.cos() as f32);
-                    sin.push(angle.sin() as f32);
-                }
+            for f in inv_freq.iter().chain(&inv_freq) {
+                let angle = pos as f64 * f;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
             }
         }
         Self {

@@ -7,6 +7,17 @@ use common::tiny_model;
 use recalign_core::ScoreOptions;
 use recalign_core::tokenizer::chatml_user;
 
+/// The message and candidates of the cross-device golden (also recorded in its JSON).
+const GOLDEN_MESSAGE: &str = "history: the thin, the in-between. pick one";
+const GOLDEN_TITLES: [&str; 6] = [
+    "the",
+    "Amélie",
+    "a much longer title than the others",
+    "x",
+    "2001",
+    "Léon: The Professional",
+];
+
 fn titles(t: &[&str]) -> Vec<String> {
     t.iter().map(|s| s.to_string()).collect()
 }
@@ -14,17 +25,8 @@ fn titles(t: &[&str]) -> Vec<String> {
 #[test]
 fn shared_prefix_equals_separate_sequences_on_the_tiny_model() {
     let lm = tiny_model();
-    let prompt = lm
-        .tokenizer
-        .encode(&chatml_user("history: the thin, the in-between. pick one"))
-        .unwrap();
-    let cands = titles(&[
-        "the",
-        "Amélie",
-        "a much longer title than the others",
-        "x",
-        "2001",
-    ]);
+    let prompt = lm.tokenizer.encode(&chatml_user(GOLDEN_MESSAGE)).unwrap();
+    let cands = titles(&GOLDEN_TITLES);
     for length_normalised in [false, true] {
         let opts = ScoreOptions { length_normalised };
         let shared = pollster::block_on(lm.score_candidates(&prompt, &cands, opts)).unwrap();
@@ -82,17 +84,9 @@ fn the_tiny_model_generates_deterministically() {
 /// WebGPU against. `RECALIGN_BLESS=1 cargo test -p recalign-core --test tiny_model` rewrites it.
 #[test]
 fn tiny_scores_match_the_committed_golden() {
-    const MESSAGE: &str = "history: the thin, the in-between. pick one";
     let lm = tiny_model();
-    let prompt = lm.tokenizer.encode(&chatml_user(MESSAGE)).unwrap();
-    let cands = titles(&[
-        "the",
-        "Amélie",
-        "a much longer title than the others",
-        "x",
-        "2001",
-        "Léon: The Professional",
-    ]);
+    let prompt = lm.tokenizer.encode(&chatml_user(GOLDEN_MESSAGE)).unwrap();
+    let cands = titles(&GOLDEN_TITLES);
     let scores =
         pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
     let log_probs: Vec<f32> = scores.iter().map(|s| s.log_prob).collect();
@@ -101,12 +95,13 @@ fn tiny_scores_match_the_committed_golden() {
         "/../../tests/fixtures/tiny_scores.json"
     );
     if std::env::var_os("RECALIGN_BLESS").is_some() {
-        let v = serde_json::json!({"seed": 7, "prompt_ids": prompt, "candidates": cands, "log_probs": log_probs});
+        let v = serde_json::json!({"seed": 7, "message": GOLDEN_MESSAGE, "prompt_ids": prompt, "candidates": cands, "log_probs": log_probs});
         std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     }
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(golden["seed"], 7);
+    assert_eq!(golden["message"], GOLDEN_MESSAGE);
     assert_eq!(golden["prompt_ids"], serde_json::json!(prompt));
     assert_eq!(golden["candidates"], serde_json::json!(cands));
     for (g, w) in log_probs
