@@ -1,6 +1,7 @@
 //! One error type for everything `recalign-core` can refuse, so the CLI and the page can show a
 //! precise message instead of panicking.
 
+use crate::data::DataError;
 use crate::gguf::GgufError;
 
 /// Everything that can go wrong in the core crate. Each variant names what was wrong with the
@@ -40,6 +41,12 @@ pub enum Error {
         /// The candidate as given.
         title: String,
     },
+    /// A dataset, split or pair file could not be used.
+    #[error("data: {0}")]
+    Data(#[from] DataError),
+    /// A saved oracle could not be loaded or saved.
+    #[error("oracle: {0}")]
+    Oracle(String),
     /// The compute device failed (lost device, out of memory, read-back failure).
     #[error("device: {0}")]
     Device(String),

@@ -4,20 +4,24 @@
 //! - [`gguf`]: reading (and, for fixtures, writing) GGUF model files, dequantisation to f32.
 //! - [`tokenizer`]: the model's byte-level BPE and the ChatML template.
 //! - [`model`]: the Llama-family decoder (SmolLM2) in Burn with a key/value cache.
-//! - [`prompt`]: the recommendation prompt.
+//! - [`data`]: dataset parsers, the LLaRA split, candidate sets, preference pairs.
+//! - [`oracle`]: SASRec and popularity, the conventional recommenders RosePO's smoothing uses.
+//! - [`prompt`]: the recommendation prompt templates.
 //! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
-//! - [`eval`]: reading generated answers against the candidates.
+//! - [`eval`]: reading generated answers against the candidates; ranking metrics.
 //! - [`fixtures`]: a tiny deterministic model for tests on every device.
 //!
 //! Invariants: no function here panics on bad input (typed [`Error`]s instead), and nothing reads
 //! tensors synchronously, because synchronous reads panic on WebGPU.
 
+pub mod data;
 pub mod error;
 pub mod eval;
 pub mod fixtures;
 pub mod gguf;
 pub mod lm;
 pub mod model;
+pub mod oracle;
 pub mod prompt;
 pub mod tokenizer;
 

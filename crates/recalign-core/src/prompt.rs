@@ -1,17 +1,71 @@
 //! The recommendation prompt: a user's history and the candidate titles, asking for one title.
-//! (The data issue adds paraphrased templates per domain; this is the default movie template.)
+//! Several paraphrases per domain (S-DPO trains on 10-15) keep a fine-tuned model from keying on
+//! one wording; template 0 of `movies` is the playground's default.
 
+use serde::{Deserialize, Serialize};
+
+use crate::data::Domain;
 use crate::tokenizer::chatml_user;
 
-/// The user-turn text asking which candidate the user will pick next.
-pub fn recommendation_request(history: &[String], candidates: &[String]) -> String {
+/// Paraphrases, with `{past}` / `{verb}` / `{noun}` / `{one}` filled per domain and
+/// `{history}` / `{candidates}` replaced by one title per line.
+const TEMPLATES: [&str; 6] = [
+    "A user {past} these {noun}, oldest first:\n{history}\nCandidates:\n{candidates}\nWhich candidate will the user {verb} next? Answer with its exact title only.",
+    "Here is what someone {past} recently, from oldest to newest:\n{history}\nFrom the list below, pick the one {one} they will {verb} next.\n{candidates}\nReply with the exact title and nothing else.",
+    "{Noun} the user {past} (oldest first):\n{history}\nOptions:\n{candidates}\nPredict the next {one} the user will {verb}. Give only its title, exactly as listed.",
+    "The user has {past} the following {noun} in this order:\n{history}\nChoose the {one} from these candidates that the user is most likely to {verb} next:\n{candidates}\nAnswer with the title only.",
+    "Given that a user {past}:\n{history}\nwhich of these {noun} would they {verb} next?\n{candidates}\nWrite just the exact title.",
+    "Recommend one {one} to a user who {past} these {noun} (oldest first):\n{history}\nYou must choose from:\n{candidates}\nAnswer with the chosen title exactly, nothing more.",
+];
+
+/// Number of paraphrases per domain.
+pub const TEMPLATE_COUNT: usize = TEMPLATES.len();
+
+/// Which wording to use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PromptStyle {
+    /// Item kind (picks the verbs and nouns).
+    pub domain: Domain,
+    /// A fixed template, or `None` to vary it per example (seeded by user and target).
+    pub template: Option<usize>,
+}
+
+fn vocabulary(domain: Domain) -> [&'static str; 5] {
+    // past, verb, noun, Noun, one
+    match domain {
+        Domain::Movies => ["watched", "watch", "movies", "Movies", "movie"],
+        Domain::Music => ["listened to", "listen to", "artists", "Artists", "artist"],
+        Domain::Games => ["played", "play", "games", "Games", "game"],
+        Domain::Books => ["read", "read", "books", "Books", "book"],
+    }
+}
+
+/// The user-turn text of template `template` (modulo [`TEMPLATE_COUNT`]) for `domain`.
+pub fn request(domain: Domain, template: usize, history: &[String], candidates: &[String]) -> String {
     let list = |items: &[String]| -> String { items.iter().map(|t| format!("- {t}\n")).collect() };
-    format!(
-        "A user watched these movies, oldest first:\n{}\nCandidates:\n{}\nWhich candidate will the \
-         user watch next? Answer with its exact title only.",
-        list(history),
-        list(candidates)
-    )
+    let [past, verb, noun, noun_cap, one] = vocabulary(domain);
+    // Titles are substituted last so that a title containing "{verb}" stays verbatim.
+    TEMPLATES[template % TEMPLATE_COUNT]
+        .replace("{past}", past)
+        .replace("{verb}", verb)
+        .replace("{noun}", noun)
+        .replace("{Noun}", noun_cap)
+        .replace("{one}", one)
+        .replacen("{history}", &list(history), 1)
+        .replacen("{candidates}", &list(candidates), 1)
+}
+
+/// The template an example gets under `style`: fixed, or a hash of (user, target).
+pub fn template_for(style: PromptStyle, user: u32, target: u32) -> usize {
+    style.template.unwrap_or_else(|| {
+        let h = (u64::from(user) << 32 | u64::from(target)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 59) as usize % TEMPLATE_COUNT
+    })
+}
+
+/// The default request (movies, template 0), as the playground shows it.
+pub fn recommendation_request(history: &[String], candidates: &[String]) -> String {
+    request(Domain::Movies, 0, history, candidates)
 }
 
 /// The full ChatML prompt: the request as a user turn, then the assistant header.
@@ -37,6 +91,33 @@ mod tests {
         let p = recommendation_request(&["A, with comma".into()], &["X".into(), "Y".into()]);
         assert!(p.contains("- A, with comma\n"));
         assert!(p.contains("- X\n- Y\n"));
+    }
+
+    #[test]
+    fn every_template_fills_every_slot_for_every_domain() {
+        let h = vec!["Odd {verb} title".to_string()];
+        let c = vec!["C1".to_string(), "C2".to_string()];
+        for domain in Domain::ALL {
+            let mut seen = std::collections::HashSet::new();
+            for t in 0..TEMPLATE_COUNT {
+                let p = request(domain, t, &h, &c);
+                assert!(p.contains("- Odd {verb} title\n"), "{p}");
+                assert!(p.contains("- C1\n- C2\n"));
+                let without_title = p.replace("Odd {verb} title", "");
+                assert!(!without_title.contains('{'), "unfilled slot in {p}");
+                assert!(seen.insert(p));
+            }
+        }
+    }
+
+    #[test]
+    fn per_example_templates_vary_and_are_stable() {
+        let style = PromptStyle::default();
+        let picks: std::collections::HashSet<usize> =
+            (0..200).map(|u| template_for(style, u, 7)).collect();
+        assert_eq!(picks.len(), TEMPLATE_COUNT);
+        assert_eq!(template_for(style, 3, 9), template_for(style, 3, 9));
+        assert_eq!(template_for(PromptStyle { template: Some(2), ..style }, 3, 9), 2);
     }
 
     #[test]

@@ -1,0 +1,503 @@
+//! Parsers for every dataset layout the project reads: each takes bytes (the page has no file
+//! system) and returns an [`InteractionLog`] or an [`ExampleSet`], or a [`DataError`] naming the
+//! file, the line and the reason.
+//!
+//! Skips, each counted in the [`LoadReport`]: exact duplicate rows (same user, item and
+//! timestamp), interactions with items the items file does not list, items with an empty title,
+//! and LLaRA's padding entries. Everything else that is malformed is an error.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use super::split::Example;
+use super::{
+    Catalogue, DataError, DataErrorKind, Domain, Interaction, InteractionLog, ItemId, LoadReport,
+    natural_title,
+};
+
+/// Examples that arrive already windowed (LLaRA, S-DPO), with their catalogue.
+#[derive(Clone, Debug)]
+pub struct ExampleSet {
+    /// Which prompt wording fits.
+    pub domain: Domain,
+    /// Items with titles.
+    pub catalogue: Catalogue,
+    /// One per row; LLaRA rows have no candidates until [`super::split::attach_candidates`].
+    pub examples: Vec<Example>,
+    /// What was skipped.
+    pub report: LoadReport,
+}
+
+fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        DataError::at(file, line, DataErrorKind::InvalidUtf8)
+    })?;
+    if text.trim().is_empty() {
+        return Err(DataError::file(file, DataErrorKind::Empty));
+    }
+    Ok(text)
+}
+
+fn short(value: &str) -> String {
+    value.chars().take(40).collect()
+}
+
+fn number<T: std::str::FromStr>(
+    file: &str,
+    line: usize,
+    field: &str,
+    value: &str,
+) -> Result<T, DataError> {
+    value.trim().parse().map_err(|_| {
+        DataError::at(
+            file,
+            line,
+            DataErrorKind::NotANumber { field: field.into(), value: short(value) },
+        )
+    })
+}
+
+/// Timestamps may be written as floats (RecBole's `timestamp:float`); they are whole seconds.
+fn timestamp(file: &str, line: usize, field: &str, value: &str) -> Result<i64, DataError> {
+    let t: f64 = number(file, line, field, value)?;
+    if !t.is_finite() {
+        return Err(DataError::at(
+            file,
+            line,
+            DataErrorKind::NotANumber { field: field.into(), value: short(value) },
+        ));
+    }
+    Ok(t as i64)
+}
+
+/// Accumulates interactions, interning users and dropping exact duplicates.
+struct LogBuilder {
+    file: String,
+    catalogue: Catalogue,
+    users: Vec<String>,
+    user_index: std::collections::HashMap<String, u32>,
+    interactions: Vec<Interaction>,
+    seen: HashSet<(u32, ItemId, i64)>,
+    report: LoadReport,
+}
+
+impl LogBuilder {
+    fn new(file: &str, catalogue: Catalogue, report: LoadReport) -> Self {
+        Self {
+            file: file.into(),
+            catalogue,
+            users: Vec::new(),
+            user_index: Default::default(),
+            interactions: Vec::new(),
+            seen: HashSet::new(),
+            report,
+        }
+    }
+
+    fn push(&mut self, user: &str, item: &str, timestamp: i64, rating: Option<f32>) {
+        self.report.rows += 1;
+        let Some(item) = self.catalogue.get(item) else {
+            self.report.unknown_items += 1;
+            return;
+        };
+        let next = self.users.len() as u32;
+        let user = *self.user_index.entry(user.to_string()).or_insert_with(|| {
+            self.users.push(user.to_string());
+            next
+        });
+        if !self.seen.insert((user, item, timestamp)) {
+            self.report.duplicate_rows += 1;
+            return;
+        }
+        self.interactions.push(Interaction { user, item, timestamp, rating });
+    }
+
+    fn finish(self, domain: Domain) -> Result<InteractionLog, DataError> {
+        if self.interactions.is_empty() {
+            let why = format!(
+                "{} rows read, {} name items missing from the items file",
+                self.report.rows, self.report.unknown_items
+            );
+            return Err(DataError::file(&self.file, DataErrorKind::NoInteractions(why)));
+        }
+        Ok(InteractionLog {
+            domain,
+            catalogue: self.catalogue,
+            users: self.users,
+            interactions: self.interactions,
+            report: self.report,
+        })
+    }
+}
+
+/// A header-led table (CSV, TSV or a RecBole atomic file), with columns found by name.
+struct Table<'a> {
+    file: &'a str,
+    header: Vec<String>,
+    rows: Vec<(usize, Vec<Cow<'a, str>>)>,
+}
+
+impl<'a> Table<'a> {
+    /// Splits `text` into rows. Tab-separated files are split verbatim (RecBole titles may hold
+    /// quotes); comma-separated ones follow RFC 4180 quoting via the `csv` crate.
+    fn parse(file: &'a str, text: &'a str) -> Result<Self, DataError> {
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let Some((_, header_line)) = lines.next() else {
+            return Err(DataError::file(file, DataErrorKind::Empty));
+        };
+        let tab = header_line.contains('\t');
+        let header: Vec<String> = if tab {
+            header_line.split('\t').map(column_name).collect()
+        } else {
+            split_csv_line(file, 1, header_line)?.iter().map(|c| column_name(c)).collect()
+        };
+        let mut rows = Vec::new();
+        for (i, line) in lines {
+            let fields: Vec<Cow<'a, str>> = if tab {
+                line.split('\t').map(Cow::Borrowed).collect()
+            } else if line.contains('"') {
+                split_csv_line(file, i + 1, line)?.into_iter().map(Cow::Owned).collect()
+            } else {
+                line.split(',').map(Cow::Borrowed).collect()
+            };
+            rows.push((i + 1, fields));
+        }
+        if rows.is_empty() {
+            return Err(DataError::file(file, DataErrorKind::Empty));
+        }
+        Ok(Self { file, header, rows })
+    }
+
+    fn column(&self, aliases: &[&str]) -> Option<usize> {
+        aliases.iter().find_map(|a| self.header.iter().position(|h| h == a))
+    }
+
+    fn require(&self, aliases: &[&str]) -> Result<usize, DataError> {
+        self.column(aliases).ok_or_else(|| {
+            DataError::at(self.file, 1, DataErrorKind::MissingColumn(aliases[0].to_string()))
+        })
+    }
+
+    fn field<'b>(&self, line: usize, fields: &'b [Cow<'a, str>], col: usize) -> Result<&'b str, DataError> {
+        fields.get(col).map(|f| f.as_ref()).ok_or_else(|| {
+            DataError::at(self.file, line, DataErrorKind::MissingColumn(self.header[col].clone()))
+        })
+    }
+}
+
+/// `"user_id:token"` -> `"user_id"`, lower-cased and trimmed (RecBole annotates types).
+fn column_name(raw: &str) -> String {
+    let raw = raw.trim().trim_start_matches('\u{feff}');
+    raw.split(':').next().unwrap_or(raw).trim().to_lowercase()
+}
+
+fn split_csv_line(file: &str, line: usize, text: &str) -> Result<Vec<String>, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record.iter().map(String::from).collect()),
+        Some(Err(e)) => Err(DataError::at(file, line, DataErrorKind::Json(e.to_string()))),
+        None => Ok(Vec::new()),
+    }
+}
+
+const USER: &[&str] = &["user_id", "user", "userid", "uid"];
+const ITEM: &[&str] = &["item_id", "item", "itemid", "iid", "movie_id", "artist_id", "id"];
+const TIME: &[&str] = &["timestamp", "time", "ts", "datetime"];
+const RATING: &[&str] = &["rating", "score", "weight"];
+const TITLE: &[&str] = &["title", "movie_title", "name", "item_name", "artist_name", "app_name"];
+
+/// Reads an items table (`id`, `title` columns; extra columns ignored) into a catalogue.
+fn items_table(file: &str, bytes: &[u8], report: &mut LoadReport) -> Result<Catalogue, DataError> {
+    let text = utf8(file, bytes)?;
+    let table = Table::parse(file, text)?;
+    let id = table.require(ITEM)?;
+    let title = table.require(TITLE)?;
+    let mut catalogue = Catalogue::new();
+    for (line, fields) in &table.rows {
+        let key = table.field(*line, fields, id)?.trim();
+        let name = natural_title(table.field(*line, fields, title)?);
+        if key.is_empty() || name.is_empty() {
+            report.untitled_items += 1;
+            continue;
+        }
+        catalogue.insert(key, &name);
+    }
+    if catalogue.is_empty() {
+        return Err(DataError::file(file, DataErrorKind::Empty));
+    }
+    Ok(catalogue)
+}
+
+/// A generic interactions table plus an items table, comma- or tab-separated, with a header.
+///
+/// Interactions need `user`, `item` and `timestamp` columns (RecBole's `user_id:token` style
+/// names work too) and may have `rating`; items need `id` (or `item_id`) and `title`. Ids are
+/// opaque strings; timestamps must be numbers. This one reader also reads RecBole's atomic
+/// `.inter`/`.item` files, which are such tables.
+pub fn interactions_table(
+    interactions: &[u8],
+    items: &[u8],
+    domain: Domain,
+) -> Result<InteractionLog, DataError> {
+    let mut report = LoadReport::default();
+    let catalogue = items_table("items", items, &mut report)?;
+    let file = "interactions";
+    let text = utf8(file, interactions)?;
+    let table = Table::parse(file, text)?;
+    let user = table.require(USER)?;
+    let item = table.require(ITEM)?;
+    let time = table.require(TIME)?;
+    let rating = table.column(RATING);
+    let mut log = LogBuilder::new(file, catalogue, report);
+    for (line, fields) in &table.rows {
+        let u = table.field(*line, fields, user)?.trim();
+        let i = table.field(*line, fields, item)?.trim();
+        let t = timestamp(file, *line, &table.header[time], table.field(*line, fields, time)?)?;
+        let r = match rating {
+            Some(col) => Some(number::<f32>(
+                file,
+                *line,
+                &table.header[col],
+                table.field(*line, fields, col)?,
+            )?),
+            None => None,
+        };
+        log.push(u, i, t, r);
+    }
+    log.finish(domain)
+}
+
+/// RecBole atomic files (`ml-100k.inter`, `ml-100k.item` as shipped in the `recbole` wheel).
+pub fn recbole_atomic(inter: &[u8], item: &[u8], domain: Domain) -> Result<InteractionLog, DataError> {
+    interactions_table(inter, item, domain)
+}
+
+/// GroupLens' original ML-100K layout: `u.data` (user, item, rating, timestamp; tab-separated,
+/// no header) and `u.item` (`|`-separated, Latin-1, titles ending in " (YYYY)").
+///
+/// `u.item` is decoded as UTF-8 when it is valid UTF-8 and as Latin-1 otherwise, which is the
+/// encoding GroupLens ships (a documented fallback, not a silent repair).
+pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataError> {
+    let items_text: String = match std::str::from_utf8(u_item) {
+        Ok(s) => s.to_string(),
+        Err(_) => u_item.iter().map(|&b| b as char).collect(),
+    };
+    if items_text.trim().is_empty() {
+        return Err(DataError::file("u.item", DataErrorKind::Empty));
+    }
+    let mut report = LoadReport::default();
+    let mut catalogue = Catalogue::new();
+    for (i, line) in items_text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let mut fields = line.split('|');
+        let (Some(id), Some(title)) = (fields.next(), fields.next()) else {
+            return Err(DataError::at("u.item", i + 1, DataErrorKind::MissingColumn("title".into())));
+        };
+        let id: u32 = number("u.item", i + 1, "movie id", id)?;
+        let title = strip_year(title.trim());
+        if title.is_empty() || title == "unknown" {
+            report.untitled_items += 1;
+            continue;
+        }
+        catalogue.insert(&id.to_string(), &natural_title(title));
+    }
+    let file = "u.data";
+    let text = utf8(file, u_data)?;
+    let mut log = LogBuilder::new(file, catalogue, report);
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line_no = i + 1;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [u, it, r, t] = fields[..] else {
+            return Err(DataError::at(file, line_no, DataErrorKind::MissingColumn(
+                "user item rating timestamp".into(),
+            )));
+        };
+        let user: u32 = number(file, line_no, "user id", u)?;
+        let item: u32 = number(file, line_no, "item id", it)?;
+        let rating: f32 = number(file, line_no, "rating", r)?;
+        let ts = timestamp(file, line_no, "timestamp", t)?;
+        log.push(&user.to_string(), &item.to_string(), ts, Some(rating));
+    }
+    log.finish(Domain::Movies)
+}
+
+/// "Toy Story (1995)" -> "Toy Story".
+fn strip_year(title: &str) -> &str {
+    let bytes = title.as_bytes();
+    let n = bytes.len();
+    if n >= 7
+        && bytes[n - 1] == b')'
+        && bytes[n - 6] == b'('
+        && bytes[n - 7] == b' '
+        && bytes[n - 5..n - 1].iter().all(u8::is_ascii_digit)
+    {
+        &title[..n - 7]
+    } else {
+        title
+    }
+}
+
+/// LLaRA's `id2name` file: `id<TAB>title` (`.tsv`) or `id::title` (`.txt`), ids 0-based.
+pub fn llara_id2name(bytes: &[u8]) -> Result<Catalogue, DataError> {
+    let file = "id2name";
+    let text = utf8(file, bytes)?;
+    let mut catalogue = Catalogue::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let split = line.split_once('\t').or_else(|| line.split_once("::"));
+        let Some((id, title)) = split else {
+            return Err(DataError::at(file, i + 1, DataErrorKind::MissingColumn("title".into())));
+        };
+        let id: u32 = number(file, i + 1, "id", id)?;
+        catalogue.insert(&id.to_string(), title.trim());
+    }
+    Ok(catalogue)
+}
+
+#[derive(Deserialize)]
+struct LlaraRow {
+    seq: Vec<i64>,
+    len_seq: usize,
+    next: i64,
+}
+
+/// LLaRA's JSONL rows (`{"seq": [...], "len_seq": n, "next": id}`) over an `id2name` catalogue.
+///
+/// The first `len_seq` entries of `seq` are the history; the rest is padding (counted). Rows
+/// whose target is not in the catalogue are errors; history entries that are not are padding.
+/// LLaRA rows carry no candidate lists: attach them with [`super::split::attach_candidates`].
+pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<ExampleSet, DataError> {
+    let catalogue = llara_id2name(id2name)?;
+    let file = "llara rows";
+    let text = utf8(file, rows)?;
+    let mut report = LoadReport::default();
+    let mut examples = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: LlaraRow = serde_json::from_str(line)
+            .map_err(|e| DataError::at(file, i + 1, DataErrorKind::Json(e.to_string())))?;
+        report.rows += 1;
+        let item = |id: i64| catalogue.get(&id.to_string());
+        let Some(target) = item(row.next) else {
+            return Err(DataError::at(
+                file,
+                i + 1,
+                DataErrorKind::Json(format!("target {} is not in id2name", row.next)),
+            ));
+        };
+        let mut history = Vec::new();
+        for (pos, &id) in row.seq.iter().enumerate() {
+            match item(id) {
+                Some(it) if pos < row.len_seq => history.push(it),
+                _ => report.padding += 1,
+            }
+        }
+        examples.push(Example { user: examples.len() as u32, history, target, candidates: vec![] });
+    }
+    Ok(ExampleSet { domain, catalogue, examples, report })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SdpoRow {
+    history_list: String,
+    item_list: Vec<String>,
+    true_selection: String,
+}
+
+/// S-DPO's prompt-ready JSON: an array of `{"historyList": "A::B", "itemList": [titles],
+/// "trueSelection": title}`. Titles are the keys (the file has no ids).
+pub fn sdpo_json(bytes: &[u8], domain: Domain) -> Result<ExampleSet, DataError> {
+    let file = "s-dpo json";
+    let text = utf8(file, bytes)?;
+    let rows: Vec<SdpoRow> = serde_json::from_str(text).map_err(|e| {
+        DataError::at(file, e.line(), DataErrorKind::Json(e.to_string()))
+    })?;
+    let mut catalogue = Catalogue::new();
+    let mut examples = Vec::new();
+    let mut report = LoadReport::default();
+    for (n, row) in rows.iter().enumerate() {
+        report.rows += 1;
+        let mut id = |t: &str| catalogue.insert(t.trim(), t.trim());
+        let history = row.history_list.split("::").filter(|t| !t.trim().is_empty()).map(&mut id).collect();
+        let candidates: Vec<ItemId> = row.item_list.iter().map(|t| id(t)).collect();
+        let target = id(&row.true_selection);
+        if !candidates.contains(&target) {
+            return Err(DataError::file(
+                file,
+                DataErrorKind::Json(format!("entry {}: trueSelection is not in itemList", n + 1)),
+            ));
+        }
+        examples.push(Example { user: n as u32, history, target, candidates });
+    }
+    if examples.is_empty() {
+        return Err(DataError::file(file, DataErrorKind::Empty));
+    }
+    Ok(ExampleSet { domain, catalogue, examples, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ITEMS: &str = "item_id:token\tmovie_title:token_seq\n1\tToy Story\n2\tUsual Suspects, The\n3\tHeat\n";
+
+    #[test]
+    fn recbole_files_parse_with_typed_headers() {
+        let inter = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t1\t4\t100\n7\t2\t5\t90\n8\t3\t2\t50\n";
+        let log = recbole_atomic(inter.as_bytes(), ITEMS.as_bytes(), Domain::Movies).unwrap();
+        assert_eq!(log.interactions.len(), 3);
+        assert_eq!(log.users, ["7", "8"]);
+        assert_eq!(log.catalogue.title(ItemId(1)), "The Usual Suspects");
+        assert_eq!(log.interactions[1].rating, Some(5.0));
+    }
+
+    #[test]
+    fn csv_with_quotes_and_no_rating() {
+        let items = "id,title\n1,\"Crouching Tiger, Hidden Dragon\"\n2,Heat\n";
+        let inter = "user,item,timestamp\nu1,1,5\nu1,2,6\n";
+        let log = interactions_table(inter.as_bytes(), items.as_bytes(), Domain::Movies).unwrap();
+        assert_eq!(log.catalogue.title(ItemId(0)), "Crouching Tiger, Hidden Dragon");
+        assert_eq!(log.interactions[0].rating, None);
+    }
+
+    #[test]
+    fn skips_are_counted() {
+        let inter = "user,item,timestamp\nu,1,5\nu,1,5\nu,9,6\nu,2,7\n";
+        let items = "id,title\n1,A\n2,B\n3,\n";
+        let log = interactions_table(inter.as_bytes(), items.as_bytes(), Domain::Movies).unwrap();
+        assert_eq!(log.report, LoadReport { rows: 4, duplicate_rows: 1, unknown_items: 1, untitled_items: 1, padding: 0 });
+    }
+
+    #[test]
+    fn grouplens_strips_years_and_reads_latin1() {
+        let items = b"1|Toy Story (1995)|x\n2|Am\xe9lie (2001)|x\n";
+        let data = b"5\t1\t4\t10\n5\t2\t3\t11\n";
+        let log = grouplens(data, items).unwrap();
+        assert_eq!(log.catalogue.title(ItemId(0)), "Toy Story");
+        assert_eq!(log.catalogue.title(ItemId(1)), "Am\u{e9}lie");
+    }
+
+    #[test]
+    fn llara_rows_drop_padding() {
+        let names = "0\tA\n1\tB\n2\tC\n";
+        let rows = "{\"seq\": [0, 1, 3, 3], \"len_seq\": 2, \"next\": 2}\n";
+        let set = llara_jsonl(rows.as_bytes(), names.as_bytes(), Domain::Movies).unwrap();
+        assert_eq!(set.examples[0].history, [ItemId(0), ItemId(1)]);
+        assert_eq!(set.examples[0].target, ItemId(2));
+        assert_eq!(set.report.padding, 2);
+    }
+
+    #[test]
+    fn sdpo_rows_keep_their_candidates() {
+        let json = r#"[{"historyList": "A::B", "itemList": ["C", "D"], "trueSelection": "D"}]"#;
+        let set = sdpo_json(json.as_bytes(), Domain::Music).unwrap();
+        let e = &set.examples[0];
+        assert_eq!(set.catalogue.titles(&e.history), ["A", "B"]);
+        assert_eq!(set.catalogue.title(e.target), "D");
+        assert_eq!(e.candidates.len(), 2);
+    }
+}
