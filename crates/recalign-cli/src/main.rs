@@ -2,6 +2,7 @@
 //! chat, rank candidates, benchmark, and serve the built page.
 
 mod bench;
+mod data;
 mod fetch;
 mod serve;
 
@@ -87,6 +88,21 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Datasets: split statistics and split files.
+    Data {
+        #[command(subcommand)]
+        what: data::DataCommand,
+    },
+    /// The SASRec preference oracle: train, evaluate.
+    Oracle {
+        #[command(subcommand)]
+        what: data::OracleCommand,
+    },
+    /// Preference pairs for DPO-family training: build, check.
+    Pairs {
+        #[command(subcommand)]
+        what: data::PairsCommand,
+    },
     /// Write the tiny deterministic test model (GGUF) used by the page tests.
     #[command(hide = true)]
     WriteFixture {
@@ -166,6 +182,9 @@ fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::Bench { what, model } => bench::run(what, &model),
+        Command::Data { what } => data::data(what),
+        Command::Oracle { what } => data::oracle(what),
+        Command::Pairs { what } => data::pairs(what),
         Command::WriteFixture { out, seed } => {
             std::fs::write(&out, recalign_core::fixtures::tiny_model_gguf(seed))
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))

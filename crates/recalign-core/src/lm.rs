@@ -136,6 +136,14 @@ impl LanguageModel {
         Ok((answers, longest))
     }
 
+    /// The ChatML prompt ids of a recommendation `request`, checked to leave room in the context
+    /// for the longest candidate answer (the guard every data path goes through).
+    pub fn request_prompt_ids(&self, request: &str, candidates: &[String]) -> Result<Vec<u32>> {
+        let ids = self.tokenizer.encode(&chatml_user(request))?;
+        self.answers_that_fit(&ids, candidates)?;
+        Ok(ids)
+    }
+
     fn check_fits(&self, prompt: usize, after: usize) -> Result<()> {
         let context = self.model.config.context_length;
         if prompt == 0 || prompt + after > context {

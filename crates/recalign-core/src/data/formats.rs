@@ -501,3 +501,72 @@ mod tests {
         assert_eq!(e.candidates.len(), 2);
     }
 }
+
+/// The file layouts [`load`] reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetFormat {
+    /// RecBole atomic files: `.inter` + `.item`.
+    Recbole,
+    /// GroupLens ML-100K: `u.data` + `u.item`.
+    Grouplens,
+    /// Generic CSV/TSV interactions + items tables.
+    Table,
+    /// LLaRA JSONL rows + `id2name`.
+    Llara,
+    /// S-DPO prompt-ready JSON (no second file).
+    Sdpo,
+}
+
+impl DatasetFormat {
+    /// Guesses the layout from the main file's name.
+    pub fn guess(file_name: &str) -> Self {
+        let name = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name).to_lowercase();
+        if name.ends_with(".inter") {
+            Self::Recbole
+        } else if name == "u.data" {
+            Self::Grouplens
+        } else if name.ends_with(".jsonl") {
+            Self::Llara
+        } else if name.ends_with(".json") {
+            Self::Sdpo
+        } else {
+            Self::Table
+        }
+    }
+
+    /// Whether the layout has a second file (items or id2name).
+    pub fn needs_items(self) -> bool {
+        !matches!(self, Self::Sdpo)
+    }
+}
+
+/// A parsed dataset: an interaction log to split, or examples that come already windowed.
+#[derive(Clone, Debug)]
+pub enum Dataset {
+    /// Raw interactions (RecBole, GroupLens, tables).
+    Log(InteractionLog),
+    /// Pre-windowed examples (LLaRA, S-DPO).
+    Examples(ExampleSet),
+}
+
+/// Parses `main` (interactions or rows) and `items` (items table or id2name) in `format`.
+pub fn load(
+    format: DatasetFormat,
+    main: &[u8],
+    items: Option<&[u8]>,
+    domain: Domain,
+) -> Result<Dataset, DataError> {
+    let items = || {
+        items.ok_or_else(|| {
+            DataError::file("items", DataErrorKind::MissingColumn("an items file is required for this format".into()))
+        })
+    };
+    Ok(match format {
+        DatasetFormat::Recbole => Dataset::Log(recbole_atomic(main, items()?, domain)?),
+        DatasetFormat::Grouplens => Dataset::Log(grouplens(main, items()?)?),
+        DatasetFormat::Table => Dataset::Log(interactions_table(main, items()?, domain)?),
+        DatasetFormat::Llara => Dataset::Examples(llara_jsonl(main, items()?, domain)?),
+        DatasetFormat::Sdpo => Dataset::Examples(sdpo_json(main, domain)?),
+    })
+}

@@ -1,0 +1,457 @@
+//! SASRec (Kang & McAuley 2018) in Burn, the preference oracle of RosePO (method.md §4): item and
+//! position embeddings, causal self-attention blocks, scores = last hidden state · item
+//! embeddings, cross-entropy over every item. Training is a step function so the CLI, the tests
+//! and the page's worker all drive the same loop; every read-back is async (WebGPU-safe).
+
+use burn::module::{Initializer, Module};
+use burn::nn::attention::generate_autoregressive_mask;
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::token;
+use crate::data::ItemId;
+use crate::data::split::Example;
+use crate::{Error, Result};
+
+/// Metadata key under which a saved oracle stores its [`SasRecConfig`] as JSON.
+const CONFIG_KEY: &str = "recalign.sasrec.config";
+
+/// Shape of the network. Defaults are method.md's (hidden 64, history 10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SasRecConfig {
+    /// Items in the catalogue (the embedding table has one more row, for padding).
+    pub n_items: usize,
+    /// Embedding and hidden size.
+    pub hidden: usize,
+    /// Longest history read (the most recent items).
+    pub max_len: usize,
+    /// Self-attention blocks.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Dropout during training.
+    pub dropout: f64,
+    /// Fingerprint of the catalogue the oracle was trained on (item keys in order), so that a
+    /// saved oracle is not applied to another dataset.
+    pub catalogue_fingerprint: u64,
+}
+
+impl SasRecConfig {
+    /// Defaults for a catalogue of `n_items` items with `fingerprint`.
+    pub fn new(n_items: usize, catalogue_fingerprint: u64) -> Self {
+        Self {
+            n_items,
+            hidden: 64,
+            max_len: 10,
+            layers: 2,
+            heads: 1,
+            dropout: 0.2,
+            catalogue_fingerprint,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.n_items == 0 || self.hidden == 0 || self.max_len == 0 || self.layers == 0 {
+            return Err(Error::Oracle("SASRec sizes must be positive".into()));
+        }
+        if self.heads == 0 || self.hidden % self.heads != 0 {
+            return Err(Error::Oracle("hidden size must be a multiple of the head count".into()));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Oracle("dropout must be in [0, 1)".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Optimisation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SasRecTraining {
+    /// Passes over the training windows.
+    pub epochs: usize,
+    /// Windows per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Seeds initialisation and shuffling.
+    pub seed: u64,
+}
+
+impl Default for SasRecTraining {
+    fn default() -> Self {
+        Self { epochs: 10, batch_size: 256, learning_rate: 3e-3, seed: 2024 }
+    }
+}
+
+/// FNV-1a over the item keys: cheap, stable across platforms, enough to catch a wrong dataset.
+pub fn catalogue_fingerprint(catalogue: &crate::data::Catalogue) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for item in catalogue.items() {
+        for b in item.key.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The network.
+#[derive(Module, Debug)]
+pub struct SasRec {
+    items: Embedding,
+    positions: Embedding,
+    encoder: TransformerEncoder,
+    norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl SasRec {
+    fn init(config: &SasRecConfig, device: &Device) -> Self {
+        Self {
+            // Burn's default N(0, 1) embeddings, scaled by sqrt(hidden) and dotted with each other,
+            // start the cross-entropy near 50 nats; std 1/sqrt(hidden) starts it near ln(n_items).
+            items: EmbeddingConfig::new(config.n_items + 1, config.hidden)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: (config.hidden as f64).powf(-0.5) })
+                .init(device),
+            positions: EmbeddingConfig::new(config.max_len, config.hidden)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: (config.hidden as f64).powf(-0.5) })
+                .init(device),
+            encoder: TransformerEncoderConfig::new(config.hidden, config.hidden, config.heads, config.layers)
+                .with_dropout(config.dropout)
+                .with_norm_first(true)
+                .init(device),
+            norm: LayerNormConfig::new(config.hidden).init(device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    /// Hidden states `[batch, len, hidden]` of left-padded token sequences (0 = padding).
+    fn hidden_states(&self, seq: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, len] = seq.dims();
+        let device = seq.device();
+        let hidden = self.items.weight.val().dims()[1];
+        let x = self.items.forward(seq.clone()) * (hidden as f64).sqrt();
+        let positions = Tensor::<1, Int>::arange(0..len as i64, &device)
+            .reshape([1, len])
+            .expand([batch, len]);
+        let x = self.dropout.forward(x + self.positions.forward(positions));
+        let input = TransformerEncoderInput::new(x)
+            .mask_pad(seq.equal_elem(0))
+            .mask_attn(generate_autoregressive_mask(batch, len, &device));
+        self.norm.forward(self.encoder.forward(input))
+    }
+
+    /// Scores of every token (padding included) after each sequence's last position: `[batch, n+1]`.
+    fn next_item_logits(&self, seq: Tensor<2, Int>) -> Tensor<2> {
+        let [batch, len] = seq.dims();
+        let h = self.hidden_states(seq);
+        let hidden = h.dims()[2];
+        let last = h.slice([0..batch, len - 1..len, 0..hidden]).reshape([batch, hidden]);
+        last.matmul(self.items.weight.val().transpose())
+    }
+}
+
+/// Left-pads (or cuts to the most recent `len`) a history as SASRec tokens.
+fn encode_history(history: &[ItemId], len: usize) -> Vec<i64> {
+    let recent = &history[history.len().saturating_sub(len)..];
+    let mut out = vec![0; len - recent.len()];
+    out.extend(recent.iter().map(|&i| token(i)));
+    out
+}
+
+/// Training windows of `max_len + 1` tokens cut from the end of each sequence backwards, so
+/// every transition is predicted once, with up to `max_len` items of context.
+fn windows(sequences: &[Vec<ItemId>], max_len: usize) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for seq in sequences {
+        let mut end = seq.len();
+        while end >= 2 {
+            let start = end.saturating_sub(max_len + 1);
+            let mut w = vec![0; max_len + 1 - (end - start)];
+            w.extend(seq[start..end].iter().map(|&i| token(i)));
+            out.push(w);
+            if start == 0 {
+                break;
+            }
+            end -= max_len;
+        }
+    }
+    out
+}
+
+/// A trained SASRec ready to score.
+#[derive(Debug)]
+pub struct SasRecOracle {
+    model: SasRec,
+    config: SasRecConfig,
+    device: Device,
+}
+
+/// What one training step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OracleStep {
+    /// 0-based epoch of this step.
+    pub epoch: usize,
+    /// Step within the epoch (1-based).
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Mean cross-entropy of the batch.
+    pub loss: f32,
+    /// True after the last step of the last epoch.
+    pub done: bool,
+}
+
+/// SASRec training as a step function.
+pub struct SasRecTrainer {
+    model: SasRec,
+    optim: ModuleOptimizer,
+    config: SasRecConfig,
+    training: SasRecTraining,
+    windows: Vec<Vec<i64>>,
+    order: Vec<usize>,
+    cursor: usize,
+    epoch: usize,
+    rng: ChaCha8Rng,
+    device: Device,
+}
+
+impl SasRecTrainer {
+    /// Prepares training on `sequences` (each user's positives, oldest first) on `device`
+    /// (autodiff is enabled on it here).
+    pub fn new(
+        config: SasRecConfig,
+        training: SasRecTraining,
+        sequences: &[Vec<ItemId>],
+        device: &Device,
+    ) -> Result<Self> {
+        config.check()?;
+        if training.epochs == 0 || training.batch_size == 0 || !(training.learning_rate > 0.0) {
+            return Err(Error::Oracle("epochs, batch size and learning rate must be positive".into()));
+        }
+        if let Some(bad) = sequences.iter().flatten().find(|i| i.index() >= config.n_items) {
+            return Err(Error::Oracle(format!("item {} is outside the catalogue of {}", bad.0, config.n_items)));
+        }
+        let windows = windows(sequences, config.max_len);
+        if windows.is_empty() {
+            return Err(Error::Oracle("no training sequence has two items".into()));
+        }
+        let device = device.clone().autodiff();
+        device.seed(training.seed);
+        let model = SasRec::init(&config, &device);
+        let mut rng = ChaCha8Rng::seed_from_u64(training.seed);
+        let mut order: Vec<usize> = (0..windows.len()).collect();
+        order.shuffle(&mut rng);
+        Ok(Self {
+            model,
+            optim: AdamConfig::new().init(),
+            config,
+            training,
+            windows,
+            order,
+            cursor: 0,
+            epoch: 0,
+            rng,
+            device,
+        })
+    }
+
+    /// Steps in one epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.windows.len().div_ceil(self.training.batch_size)
+    }
+
+    /// Steps in the whole run.
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.training.epochs
+    }
+
+    /// True once every epoch has run.
+    pub fn is_done(&self) -> bool {
+        self.epoch >= self.training.epochs
+    }
+
+    /// One optimisation step on the next batch; reads the loss back once.
+    pub async fn step(&mut self) -> Result<OracleStep> {
+        if self.is_done() {
+            return Err(Error::Oracle("training has finished".into()));
+        }
+        let len = self.config.max_len;
+        let end = (self.cursor + self.training.batch_size).min(self.order.len());
+        let batch = &self.order[self.cursor..end];
+        let b = batch.len();
+        let mut inputs = Vec::with_capacity(b * len);
+        let mut targets = Vec::with_capacity(b * len);
+        let mut mask = Vec::with_capacity(b * len);
+        for &w in batch {
+            let w = &self.windows[w];
+            inputs.extend_from_slice(&w[..len]);
+            targets.extend_from_slice(&w[1..]);
+            mask.extend(w[..len].iter().zip(&w[1..]).map(|(&i, &t)| f32::from(u8::from(i != 0 && t != 0))));
+        }
+        let counted: f32 = mask.iter().sum();
+        let device = &self.device;
+        let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [b, len]), device);
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b * len, 1]), device);
+        let mask = Tensor::<1>::from_data(TensorData::new(mask, [b * len]), device);
+
+        let h = self.model.hidden_states(inputs);
+        let hidden = self.config.hidden;
+        let logits = h.reshape([b * len, hidden]).matmul(self.model.items.weight.val().transpose());
+        let picked = log_softmax(logits, 1).gather(1, targets).reshape([b * len]);
+        let loss = (picked * mask).sum().neg() / counted.max(1.0) as f64;
+
+        let value = loss.clone().into_data_async().await.map_err(Error::device)?;
+        let value = value.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::device(format!("{e:?}")))?;
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.training.learning_rate, self.model.clone(), grads);
+
+        let step = self.cursor / self.training.batch_size + 1;
+        let epoch = self.epoch;
+        self.cursor = end;
+        if self.cursor >= self.order.len() {
+            self.cursor = 0;
+            self.epoch += 1;
+            self.order.shuffle(&mut self.rng);
+        }
+        Ok(OracleStep {
+            epoch,
+            step,
+            steps_per_epoch: self.steps_per_epoch(),
+            loss: value.first().copied().unwrap_or(f32::NAN),
+            done: self.is_done(),
+        })
+    }
+
+    /// The model as it is now, for scoring (training can continue).
+    pub fn oracle(&self) -> SasRecOracle {
+        let device = self.device.clone().without_autodiff();
+        SasRecOracle { model: self.model.valid(), config: self.config.clone(), device }
+    }
+}
+
+impl SasRecOracle {
+    /// The network's shape.
+    pub fn config(&self) -> &SasRecConfig {
+        &self.config
+    }
+
+    fn batch_logits(&self, examples: &[Example]) -> Tensor<2> {
+        let len = self.config.max_len;
+        let tokens: Vec<i64> = examples.iter().flat_map(|e| encode_history(&e.history, len)).collect();
+        let seq = Tensor::<2, Int>::from_data(TensorData::new(tokens, [examples.len(), len]), &self.device);
+        self.model.next_item_logits(seq)
+    }
+
+    async fn read(t: Tensor<2>) -> Result<Vec<f32>> {
+        let data = t.into_data_async().await.map_err(Error::device)?;
+        data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::device(format!("{e:?}")))
+    }
+
+    /// Scores of each example's candidates (same order), one read-back per 256 examples.
+    pub async fn candidate_scores(&self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(examples.len());
+        for chunk in examples.chunks(256) {
+            let width = chunk.iter().map(|e| e.candidates.len()).max().unwrap_or(0);
+            if width == 0 {
+                out.extend(chunk.iter().map(|_| Vec::new()));
+                continue;
+            }
+            if let Some(bad) = chunk.iter().flat_map(|e| e.candidates.iter().chain(&e.history)).find(|i| i.index() >= self.config.n_items) {
+                return Err(Error::Oracle(format!("item {} is outside the oracle's catalogue of {}", bad.0, self.config.n_items)));
+            }
+            let ids: Vec<i64> = chunk
+                .iter()
+                .flat_map(|e| (0..width).map(move |k| e.candidates.get(k).map_or(0, |&c| token(c))))
+                .collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), &self.device);
+            let scores = Self::read(self.batch_logits(chunk).gather(1, ids)).await?;
+            for (row, e) in scores.chunks(width).zip(chunk) {
+                out.push(row[..e.candidates.len()].to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Scores of every catalogue item for each example (`n_items` per row).
+    pub async fn catalogue_scores(&self, examples: &[Example]) -> Result<Vec<Vec<f32>>> {
+        let n = self.config.n_items;
+        let mut out = Vec::with_capacity(examples.len());
+        for chunk in examples.chunks(256) {
+            if let Some(bad) = chunk.iter().flat_map(|e| &e.history).find(|i| i.index() >= n) {
+                return Err(Error::Oracle(format!("item {} is outside the oracle's catalogue of {n}", bad.0)));
+            }
+            let scores = Self::read(self.batch_logits(chunk)).await?;
+            out.extend(scores.chunks(n + 1).map(|row| row[1..].to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The oracle as safetensors bytes (weights plus its config in the metadata).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let config = serde_json::to_string(&self.config).map_err(|e| Error::Oracle(e.to_string()))?;
+        let mut store = SafetensorsStore::from_bytes(None).metadata(CONFIG_KEY, config);
+        self.model.save_into(&mut store).map_err(|e| Error::Oracle(e.to_string()))?;
+        store.get_bytes().map_err(|e| Error::Oracle(e.to_string()))
+    }
+
+    /// Loads an oracle saved by [`Self::to_safetensors`]; `expected_fingerprint` (when given)
+    /// must match the catalogue it was trained on.
+    pub fn from_safetensors(bytes: &[u8], device: &Device, expected_fingerprint: Option<u64>) -> Result<Self> {
+        let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::Oracle(format!("not a safetensors file: {e}")))?;
+        let config = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CONFIG_KEY))
+            .ok_or_else(|| Error::Oracle(format!("the file has no {CONFIG_KEY} metadata; it is not a recalign SASRec oracle")))?;
+        let config: SasRecConfig = serde_json::from_str(config).map_err(|e| Error::Oracle(format!("bad config: {e}")))?;
+        config.check()?;
+        if let Some(expected) = expected_fingerprint
+            && expected != config.catalogue_fingerprint
+        {
+            return Err(Error::Oracle("the oracle was trained on a different catalogue".into()));
+        }
+        let device = device.clone().without_autodiff();
+        let mut model = SasRec::init(&config, &device);
+        let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
+        let applied = model.load_from(&mut store).map_err(|e| Error::Oracle(e.to_string()))?;
+        if !applied.errors.is_empty() || !applied.missing.is_empty() {
+            return Err(Error::Oracle(format!(
+                "weights do not match the config: {} errors, {} missing",
+                applied.errors.len(),
+                applied.missing.len()
+            )));
+        }
+        Ok(Self { model: model.valid(), config, device })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histories_are_left_padded_and_cut() {
+        let h: Vec<ItemId> = (0..12).map(ItemId).collect();
+        assert_eq!(encode_history(&h[..2], 4), [0, 0, 1, 2]);
+        assert_eq!(encode_history(&h, 4), [9, 10, 11, 12]);
+    }
+
+    #[test]
+    fn windows_cover_every_transition_once() {
+        let seq: Vec<ItemId> = (0..25).map(ItemId).collect();
+        let w = windows(&[seq], 10);
+        let predicted: usize = w.iter().map(|w| w.windows(2).filter(|p| p[0] != 0 && p[1] != 0).count()).sum();
+        assert_eq!(predicted, 24);
+        assert!(w.iter().all(|w| w.len() == 11));
+    }
+}
