@@ -222,7 +222,7 @@ fn items_table(file: &str, bytes: &[u8], report: &mut LoadReport) -> Result<Cata
     for (line, fields) in &table.rows {
         let key = table.field(*line, fields, id)?.trim();
         let name = natural_title(table.field(*line, fields, title)?);
-        if key.is_empty() || name.is_empty() {
+        if key.is_empty() || is_placeholder(&name) {
             report.untitled_items += 1;
             continue;
         }
@@ -300,7 +300,7 @@ pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataErr
         };
         let id: u32 = number("u.item", i + 1, "movie id", id)?;
         let title = strip_year(title.trim());
-        if title.is_empty() || title == "unknown" {
+        if is_placeholder(title) {
             report.untitled_items += 1;
             continue;
         }
@@ -324,6 +324,13 @@ pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataErr
         log.push(&user.to_string(), &item.to_string(), ts, Some(rating));
     }
     log.finish(Domain::Movies)
+}
+
+/// An empty title or ML-100K's placeholder for its one untitled movie (item 267, spelled
+/// "unknown" by GroupLens and "unkonwn" by RecBole): showing it to a model would be noise.
+fn is_placeholder(title: &str) -> bool {
+    let t = title.trim();
+    t.is_empty() || t.eq_ignore_ascii_case("unknown") || t.eq_ignore_ascii_case("unkonwn")
 }
 
 /// "Toy Story (1995)" -> "Toy Story".
