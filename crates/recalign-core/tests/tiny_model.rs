@@ -108,6 +108,9 @@ fn tiny_scores_match_the_committed_golden() {
         .iter()
         .zip(golden["log_probs"].as_array().unwrap())
     {
-        assert!((g - w.as_f64().unwrap() as f32).abs() < 1e-5, "{g} vs {w}");
+        // Same device, same code: only summation order may differ (Burn's feature set changes
+        // kernel fusion), so allow a few f32 ulps relative to the magnitude.
+        let w = w.as_f64().unwrap() as f32;
+        assert!((g - w).abs() <= 1e-5 + 4e-7 * w.abs(), "{g} vs {w}");
     }
 }

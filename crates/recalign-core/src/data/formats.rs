@@ -284,6 +284,8 @@ pub fn recbole_atomic(inter: &[u8], item: &[u8], domain: Domain) -> Result<Inter
 /// `u.item` is decoded as UTF-8 when it is valid UTF-8 and as Latin-1 otherwise, which is the
 /// encoding GroupLens ships (a documented fallback, not a silent repair).
 pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataError> {
+    let file = "u.data";
+    let text = utf8(file, u_data)?;
     let items_text: String = match std::str::from_utf8(u_item) {
         Ok(s) => s.to_string(),
         Err(_) => u_item.iter().map(|&b| b as char).collect(),
@@ -306,8 +308,6 @@ pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataErr
         }
         catalogue.insert(&id.to_string(), &natural_title(title));
     }
-    let file = "u.data";
-    let text = utf8(file, u_data)?;
     let mut log = LogBuilder::new(file, catalogue, report);
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let line_no = i + 1;
@@ -378,9 +378,9 @@ struct LlaraRow {
 /// whose target is not in the catalogue are errors; history entries that are not are padding.
 /// LLaRA rows carry no candidate lists: attach them with [`super::split::attach_candidates`].
 pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<ExampleSet, DataError> {
-    let catalogue = llara_id2name(id2name)?;
     let file = "llara rows";
     let text = utf8(file, rows)?;
+    let catalogue = llara_id2name(id2name)?;
     let mut report = LoadReport::default();
     let mut examples = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
