@@ -129,6 +129,43 @@ await test('without WebGPU the page says so and ranks on the CPU', false, async 
   await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
 });
 
+await test('ML-100K loads with its split, SASRec trains on the CPU and beats popularity, a test user fills the form', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  const info = await text(page, '#dataset-info');
+  assert.match(info, /ml-100k\.inter/);
+  assert.match(info, /943 users \(train 754, validation 94, test 95\)/);
+  await page.click('#train-oracle');
+  await page.waitForSelector('#data-progress-bar', { timeout: 30_000 });
+  await page.waitForSelector('#oracle-result', { timeout: 600_000 });
+  const cells = await page.locator('#oracle-result tbody tr').allInnerTexts();
+  const hr1 = (row) => Number(row.split('\t')[1]);
+  const [sasrec, popularity, random] = cells.map(hr1);
+  const summary = await text(page, '#oracle-result p');
+  console.log(`      ${summary} HR@1: SASRec ${sasrec}, popularity ${popularity}, random ${random}`);
+  assert.equal(random, 0.05);
+  assert.ok(sasrec > popularity + 0.05, `SASRec ${sasrec} vs popularity ${popularity}`);
+  await page.click('#test-user-button');
+  await page.waitForSelector('#test-user', { timeout: 30_000 });
+  assert.match(await text(page, '#test-user'), /Test user #1/);
+  const history = await page.locator('#history').inputValue();
+  const candidates = await page.locator('#candidates').inputValue();
+  assert.ok(history.split('\n').length >= 3, history);
+  assert.equal(candidates.split('\n').length, 20);
+});
+
+await test('a malformed dataset picked by the user is refused by line and the loaded one is kept', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.setInputFiles('#data-files', [
+    { name: 'ratings.csv', mimeType: 'text/csv', buffer: Buffer.from('user,item,timestamp\nu,1,5\nu,2,yesterday\n') },
+    { name: 'items.csv', mimeType: 'text/csv', buffer: Buffer.from('id,title\n1,Heat\n2,Casino\n') },
+  ]);
+  await page.waitForSelector('#error', { timeout: 30_000 });
+  assert.match(await text(page, '#error'), /interactions, line 3: field "timestamp" is not a number: "yesterday"/);
+  assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
+});
+
 stop();
 const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
 console.log(`${requests.length} requests recorded, ${foreign.length} to other origins`);

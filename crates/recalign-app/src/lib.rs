@@ -4,6 +4,7 @@
 //! - [`protocol`]: the serde messages between the two.
 //! - [`worker`]: the worker: device selection (WebGPU, else Burn's CPU device), model loading
 //!   from the same origin with progress, ranking and generation.
+//!   It also parses and splits datasets and trains the SASRec oracle on the CPU device.
 //! - [`state`]: the UI's state and its reducer.
 //! - [`components`]: the UI's function components.
 
@@ -16,3 +17,7 @@ pub mod worker;
 pub const WORKER_LOADER: &str = "worker_loader.js";
 /// The model the page loads unless `?model=` names another file on the same origin.
 pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The dataset the page loads at start (copied next to the page by `./x build`).
+pub const DEFAULT_INTERACTIONS_URL: &str = "data/ml-100k/ml-100k.inter";
+/// Its items file.
+pub const DEFAULT_ITEMS_URL: &str = "data/ml-100k/ml-100k.item";

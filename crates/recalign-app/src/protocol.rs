@@ -1,5 +1,8 @@
 //! Messages between the page and the model worker: plain serde types, nothing browser-specific.
 
+use recalign_core::data::LoadReport;
+use recalign_core::data::stats::SplitStats;
+use recalign_core::eval::RankMetrics;
 use recalign_core::{Generation, Ranking};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,18 @@ impl DevicePreference {
 /// A request to the worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
+    /// Parse a dataset and split it (method.md §1, default settings).
+    LoadDataset(DataSource),
+    /// Train the SASRec oracle on the CPU device and evaluate it on the validation users.
+    TrainOracle {
+        /// Passes over the training windows.
+        epochs: usize,
+    },
+    /// Send back one test user's history and candidates (index wraps around).
+    TestUser {
+        /// Which test user.
+        index: usize,
+    },
     /// Choose the device and load the model at `url` (same origin).
     LoadUrl {
         /// URL of a GGUF file.
@@ -71,6 +86,57 @@ pub enum Request {
         /// Most new tokens.
         max_new_tokens: usize,
     },
+}
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DataSource {
+    /// Files on the page's own origin (the default ML-100K that `./x build` copies).
+    Urls {
+        /// Interactions (`.inter`, `u.data`, CSV/TSV).
+        interactions: String,
+        /// Items (`.item`, `u.item`, CSV/TSV).
+        items: String,
+    },
+    /// Files the user picked; the layout is guessed from the interactions file name.
+    Files {
+        /// Interactions file name.
+        name: String,
+        /// Interactions bytes.
+        interactions: Vec<u8>,
+        /// Items bytes, when the layout has an items file.
+        items: Option<Vec<u8>>,
+    },
+}
+
+/// A loaded dataset, for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInfo {
+    /// Interactions file name.
+    pub name: String,
+    /// Split statistics.
+    pub stats: SplitStats,
+    /// Rows the parser skipped, by rule.
+    pub report: LoadReport,
+}
+
+/// What SASRec training produced, measured on the validation users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OracleSummary {
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Training wall time in seconds.
+    pub seconds: f64,
+    /// Mean loss of each epoch.
+    pub losses: Vec<f64>,
+    /// Validation users evaluated.
+    pub users: usize,
+    /// SASRec, popularity and random on the 20-candidate protocol.
+    pub sasrec: RankMetrics,
+    /// Popularity baseline.
+    pub popularity: RankMetrics,
+    /// Random baseline (exact expectation).
+    pub random: RankMetrics,
 }
 
 /// Facts about the loaded model, for display.
@@ -113,6 +179,30 @@ pub enum Response {
     },
     /// The model is ready.
     Loaded(ModelInfo),
+    /// Progress of a dataset or oracle step (kept apart from the model's progress).
+    DataProgress {
+        /// What is happening.
+        stage: String,
+        /// Units done.
+        done: u64,
+        /// Units in all, when known.
+        total: Option<u64>,
+    },
+    /// A dataset is parsed and split.
+    DatasetLoaded(DatasetInfo),
+    /// The oracle is trained.
+    OracleTrained(OracleSummary),
+    /// A test user's example, titles only.
+    TestUser {
+        /// Which test user (after wrapping).
+        index: usize,
+        /// History titles, oldest first.
+        history: Vec<String>,
+        /// Candidate titles.
+        candidates: Vec<String>,
+        /// The title the user actually chose next.
+        target: String,
+    },
     /// A ranking finished.
     Ranked {
         /// The ranking.
@@ -128,6 +218,13 @@ pub enum Response {
         named: Option<usize>,
         /// Wall time in ms.
         ms: f64,
+    },
+    /// A dataset or oracle step failed (the model and its state are untouched).
+    DataFailed {
+        /// What was being done.
+        during: String,
+        /// The error.
+        message: String,
     },
     /// Something failed; the message says what and, where possible, what to do.
     Failed {

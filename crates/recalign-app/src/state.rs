@@ -5,7 +5,7 @@ use std::rc::Rc;
 use recalign_core::{Generation, Ranking};
 use yew::Reducible;
 
-use crate::protocol::{DeviceKind, ModelInfo, Response};
+use crate::protocol::{DatasetInfo, DeviceKind, ModelInfo, OracleSummary, Response};
 
 /// A long step in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +130,14 @@ pub struct AppState {
     pub generation: Option<(Generation, Option<String>, f64)>,
     /// The last error, shown until dismissed.
     pub error: Option<String>,
+    /// The loaded dataset's statistics.
+    pub dataset: Option<DatasetInfo>,
+    /// A dataset or oracle step in progress.
+    pub data_progress: Option<Progress>,
+    /// The last oracle training result.
+    pub oracle: Option<OracleSummary>,
+    /// The test user in the form (index, their actual next item).
+    pub test_user: Option<(usize, String)>,
 }
 
 impl Default for AppState {
@@ -145,6 +153,10 @@ impl Default for AppState {
             ranking: None,
             generation: None,
             error: None,
+            dataset: None,
+            data_progress: None,
+            oracle: None,
+            test_user: None,
         }
     }
 }
@@ -158,6 +170,11 @@ impl AppState {
     /// Candidate titles, one per non-empty line.
     pub fn candidate_titles(&self) -> Vec<String> {
         lines(&self.candidates)
+    }
+
+    /// Whether a dataset step is running.
+    pub fn data_busy(&self) -> bool {
+        self.data_progress.is_some()
     }
 
     /// Whether a model is ready.
@@ -191,6 +208,8 @@ pub enum Action {
     Started,
     /// A local model file is being read.
     LoadingFile(String),
+    /// A dataset or oracle request was sent.
+    DataStarted(String),
     /// Dismiss the error.
     DismissError,
     /// Show an error raised on the page itself.
@@ -226,6 +245,37 @@ impl Reducible for AppState {
                     s.generation = Some((generation, title, ms));
                     s.busy = false;
                 }
+                Response::DataProgress { stage, done, total } => {
+                    s.data_progress = Some(Progress { stage, done, total });
+                }
+                Response::DatasetLoaded(info) => {
+                    s.dataset = Some(info);
+                    s.data_progress = None;
+                    s.oracle = None;
+                    s.test_user = None;
+                }
+                Response::OracleTrained(summary) => {
+                    s.oracle = Some(summary);
+                    s.data_progress = None;
+                }
+                Response::TestUser {
+                    index,
+                    history,
+                    candidates,
+                    target,
+                } => {
+                    s.history = history.join("\n");
+                    s.candidates = candidates.join("\n");
+                    s.test_user = Some((index, target));
+                    s.ranking = None;
+                    s.generation = None;
+                    s.data_progress = None;
+                }
+                Response::DataFailed { during, message } => {
+                    s.error = Some(format!("Error while {during}: {message}"));
+                    // The dataset and oracle shown before stay: the user loses nothing.
+                    s.data_progress = None;
+                }
                 Response::Failed { during, message } => {
                     s.error = Some(format!("Error while {during}: {message}"));
                     s.busy = false;
@@ -240,6 +290,7 @@ impl Reducible for AppState {
                 if let Some(e) = EXAMPLES.get(i) {
                     s.history = e.history.join("\n");
                     s.candidates = e.candidates.join("\n");
+                    s.test_user = None;
                     s.ranking = None;
                     s.generation = None;
                 }
@@ -251,6 +302,14 @@ impl Reducible for AppState {
             Action::LoadingFile(name) => {
                 s.progress = Some(Progress {
                     stage: format!("Reading {name}"),
+                    done: 0,
+                    total: None,
+                });
+                s.error = None;
+            }
+            Action::DataStarted(stage) => {
+                s.data_progress = Some(Progress {
+                    stage,
                     done: 0,
                     total: None,
                 });

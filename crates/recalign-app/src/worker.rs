@@ -14,13 +14,25 @@ use recalign_core::{LanguageModel, ScoreOptions};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::protocol::{DeviceKind, DevicePreference, ModelInfo, Request, Response};
+use crate::protocol::{
+    DataSource, DatasetInfo, DeviceKind, DevicePreference, ModelInfo, OracleSummary, Request,
+    Response,
+};
+use recalign_core::data::formats::{self, Dataset, DatasetFormat};
+use recalign_core::data::split::{self, SplitConfig, Splits};
+use recalign_core::data::stats::split_stats;
+use recalign_core::data::{Domain, InteractionLog};
+use recalign_core::oracle::sasrec::{
+    SasRecConfig, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
+};
+use recalign_core::oracle::{candidate_metrics, constant_scores, popularity_scores};
 
 /// The worker's state, shared with the futures it spawns.
 #[derive(Default)]
 struct Shared {
     device: Option<Device>,
     model: Option<LanguageModel>,
+    data: Option<Rc<(InteractionLog, Splits)>>,
 }
 
 /// The model host (a `gloo-worker` actor).
@@ -46,8 +58,16 @@ impl Worker for ModelWorker {
         let (scope, shared) = (scope.clone(), self.shared.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let reply = |r: Response| scope.respond(id, r);
+            let data_request = matches!(
+                request,
+                Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
+            );
             if let Err((during, message)) = handle(request, &shared, &reply).await {
-                reply(Response::Failed { during, message });
+                reply(if data_request {
+                    Response::DataFailed { during, message }
+                } else {
+                    Response::Failed { during, message }
+                });
             }
         });
     }
@@ -78,10 +98,40 @@ async fn handle(
     reply: &dyn Fn(Response),
 ) -> Result<(), Failure> {
     match request {
+        Request::LoadDataset(source) => load_dataset(shared, source, reply)
+            .await
+            .map_err(|m| ("loading the dataset".to_string(), m)),
+        Request::TrainOracle { epochs } => train_oracle(shared, epochs, reply)
+            .await
+            .map_err(|m| ("training the SASRec oracle".to_string(), m)),
+        Request::TestUser { index } => {
+            let data = dataset(shared).map_err(|m| ("picking a test user".to_string(), m))?;
+            let (log, splits) = &*data;
+            let test = &splits.test;
+            if test.is_empty() {
+                return Err(("picking a test user".into(), "the test split is empty".into()));
+            }
+            let index = index % test.len();
+            let e = &test[index];
+            reply(Response::TestUser {
+                index,
+                history: log.catalogue.titles(&e.history),
+                candidates: log.catalogue.titles(&e.candidates),
+                target: log.catalogue.title(e.target).to_string(),
+            });
+            Ok(())
+        }
         Request::LoadUrl { url, device } => {
             let fail = |m: String| ("loading the model".to_string(), m);
             ensure_device(shared, device, reply).await;
-            let bytes = download(&url, reply).await.map_err(fail)?;
+            let progress = |done, total| {
+                reply(Response::Progress {
+                    stage: "Downloading the model".into(),
+                    done,
+                    total,
+                })
+            };
+            let bytes = download(&url, &progress).await.map_err(fail)?;
             let name = url.rsplit('/').next().unwrap_or(&url).to_string();
             load(shared, name, bytes, reply).map_err(fail)
         }
@@ -202,8 +252,129 @@ async fn software_adapter() -> Option<bool> {
     Some(flag.unwrap_or(false) || named_software)
 }
 
+fn dataset(shared: &Rc<RefCell<Shared>>) -> Result<Rc<(InteractionLog, Splits)>, String> {
+    shared
+        .borrow()
+        .data
+        .clone()
+        .ok_or_else(|| "no dataset is loaded yet".to_string())
+}
+
+/// Parses and splits a dataset; a failure keeps the previous dataset.
+async fn load_dataset(
+    shared: &Rc<RefCell<Shared>>,
+    source: DataSource,
+    reply: &dyn Fn(Response),
+) -> Result<(), String> {
+    let stage = |s: &str| {
+        reply(Response::DataProgress {
+            stage: s.into(),
+            done: 0,
+            total: None,
+        })
+    };
+    let (name, main, items) = match source {
+        DataSource::Urls {
+            interactions,
+            items,
+        } => {
+            stage("Downloading the dataset");
+            let quiet = |_, _| {};
+            let main = download(&interactions, &quiet).await?;
+            let side = download(&items, &quiet).await?;
+            let name = interactions.rsplit('/').next().unwrap_or(&interactions).to_string();
+            (name, main, Some(side))
+        }
+        DataSource::Files {
+            name,
+            interactions,
+            items,
+        } => (name, interactions, items),
+    };
+    stage("Parsing and splitting");
+    let format = DatasetFormat::guess(&name);
+    let log = match formats::load(format, &main, items.as_deref(), Domain::Movies)
+        .map_err(|e| e.to_string())?
+    {
+        Dataset::Log(log) => log,
+        Dataset::Examples(_) => {
+            return Err(format!(
+                "{name} holds pre-windowed examples (LLaRA/S-DPO); the page needs an interaction \
+                 log (RecBole .inter/.item, GroupLens u.data/u.item, or a CSV/TSV pair)"
+            ));
+        }
+    };
+    let splits = split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
+    let info = DatasetInfo {
+        name,
+        stats: split_stats(&log, &splits),
+        report: log.report.clone(),
+    };
+    shared.borrow_mut().data = Some(Rc::new((log, splits)));
+    reply(Response::DatasetLoaded(info));
+    Ok(())
+}
+
+/// Trains SASRec on Burn's CPU device (the oracle is small; WebGPU dispatch overhead would
+/// dominate), reporting every step, then evaluates it on the validation users.
+async fn train_oracle(
+    shared: &Rc<RefCell<Shared>>,
+    epochs: usize,
+    reply: &dyn Fn(Response),
+) -> Result<(), String> {
+    let data = dataset(shared)?;
+    let (log, splits) = &*data;
+    let config = SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
+    let training = SasRecTraining {
+        epochs,
+        ..Default::default()
+    };
+    let device = Device::flex();
+    let mut trainer = SasRecTrainer::new(config, training, &splits.train_sequences, &device)
+        .map_err(|e| e.to_string())?;
+    let total = trainer.total_steps() as u64;
+    let start = now_ms();
+    let (mut losses, mut sum, mut count, mut done) = (Vec::new(), 0.0f64, 0usize, 0u64);
+    while !trainer.is_done() {
+        let step = trainer.step().await.map_err(|e| e.to_string())?;
+        done += 1;
+        sum += f64::from(step.loss);
+        count += 1;
+        if step.step == step.steps_per_epoch {
+            losses.push(sum / count as f64);
+            (sum, count) = (0.0, 0);
+        }
+        reply(Response::DataProgress {
+            stage: format!(
+                "Training SASRec: epoch {} of {epochs}, loss {:.3}",
+                step.epoch + 1,
+                step.loss
+            ),
+            done,
+            total: Some(total),
+        });
+    }
+    let seconds = (now_ms() - start) / 1e3;
+    let oracle = trainer.oracle();
+    let examples = &splits.validation;
+    let scores = oracle
+        .candidate_scores(examples)
+        .await
+        .map_err(|e| e.to_string())?;
+    reply(Response::OracleTrained(OracleSummary {
+        epochs,
+        seconds,
+        losses,
+        users: examples.len(),
+        sasrec: candidate_metrics(examples, &scores),
+        popularity: candidate_metrics(examples, &popularity_scores(examples, &splits.popularity)),
+        random: candidate_metrics(examples, &constant_scores(examples)),
+    }));
+    Ok(())
+}
+
 /// Fetches `url` (same origin) as bytes, reporting progress as the body streams in.
-async fn download(url: &str, reply: &dyn Fn(Response)) -> Result<Vec<u8>, String> {
+async fn download(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
     let global: web_sys::WorkerGlobalScope = js_sys::global()
         .dyn_into()
         .map_err(|_| "the model worker is not running in a worker".to_string())?;
@@ -214,7 +385,7 @@ async fn download(url: &str, reply: &dyn Fn(Response)) -> Result<Vec<u8>, String
         .map_err(|_| "fetch did not return a response".to_string())?;
     if !response.ok() {
         return Err(format!(
-            "cannot download {url}: HTTP {} {} (is the model fetched? run `recalign fetch`)",
+            "cannot download {url}: HTTP {} {} (are the model and data fetched? run `recalign fetch`)",
             response.status(),
             response.status_text()
         ));
@@ -247,11 +418,7 @@ async fn download(url: &str, reply: &dyn Fn(Response)) -> Result<Vec<u8>, String
         let done = bytes.len() as u64;
         if done - last_report > (1 << 20) {
             last_report = done;
-            reply(Response::Progress {
-                stage: "Downloading the model".into(),
-                done,
-                total,
-            });
+            progress(done, total);
         }
     }
     Ok(bytes)

@@ -574,15 +574,25 @@ fn llm_scores(
 }
 
 fn summarise(pairs: &[recalign_core::data::pairs::PreferencePair]) {
-    let mut by_strategy = std::collections::BTreeMap::new();
+    // (count, eps sum, eps count) per strategy of each rejected answer.
+    let mut by_strategy = std::collections::BTreeMap::<&str, (usize, f64, usize)>::new();
     for p in pairs {
-        for s in &p.strategies {
-            *by_strategy.entry(s.name()).or_insert(0usize) += 1;
+        let eps: Vec<Option<f64>> = std::iter::once(p.eps)
+            .chain(p.more_eps.iter().map(|&e| Some(e)))
+            .collect();
+        for (k, s) in p.strategies.iter().enumerate() {
+            let entry = by_strategy.entry(s.name()).or_default();
+            entry.0 += 1;
+            if let Some(Some(e)) = eps.get(k) {
+                entry.1 += e;
+                entry.2 += 1;
+            }
         }
     }
     println!("pairs: {}", pairs.len());
-    for (s, n) in &by_strategy {
-        println!("  rejected by {s:<17} {n}");
+    for (s, (n, sum, with_eps)) in &by_strategy {
+        let mean = if *with_eps > 0 { format!(", mean eps {:.3}", sum / *with_eps as f64) } else { String::new() };
+        println!("  rejected by {s:<17} {n}{mean}");
     }
     let eps: Vec<f64> = pairs.iter().flat_map(|p| p.eps.iter().chain(&p.more_eps).copied()).collect();
     if !eps.is_empty() {

@@ -3,11 +3,11 @@
 use gloo_worker::Spawnable;
 use yew::prelude::*;
 
-use crate::components::{GenerationView, ModelPanel, RankingTable, RequestForm};
-use crate::protocol::{DeviceKind, DevicePreference, Request};
+use crate::components::{DataPanel, GenerationView, ModelPanel, RankingTable, RequestForm};
+use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
-use crate::{DEFAULT_MODEL_URL, WORKER_LOADER};
+use crate::{DEFAULT_INTERACTIONS_URL, DEFAULT_ITEMS_URL, DEFAULT_MODEL_URL, WORKER_LOADER};
 
 /// Query parameters: `?model=` (a GGUF on this origin) and `?device=cpu`.
 fn query(name: &str) -> Option<String> {
@@ -31,16 +31,25 @@ pub fn app() -> Html {
     };
     {
         let bridge = bridge.clone();
+        let dispatcher_for_data = state.dispatcher();
         use_effect_with((), move |_| {
             let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
             let device = DevicePreference::from_query(query("device").as_deref());
             bridge.send(Request::LoadUrl { url, device });
+            dispatcher_for_data.dispatch(Action::DataStarted("Loading ML-100K".into()));
+            bridge.send(Request::LoadDataset(DataSource::Urls {
+                interactions: DEFAULT_INTERACTIONS_URL.into(),
+                items: DEFAULT_ITEMS_URL.into(),
+            }));
         });
     }
     let send = {
         let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
         Callback::from(move |r: Request| {
-            dispatcher.dispatch(Action::Started);
+            // Dataset requests track their own progress; model requests mark the page busy.
+            if !matches!(r, Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }) {
+                dispatcher.dispatch(Action::Started);
+            }
             bridge.send(r);
         })
     };
@@ -78,6 +87,7 @@ pub fn app() -> Html {
         }
         <main>
             <ModelPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
+            <DataPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             if let Some((ranking, ms)) = state.ranking.clone() {
                 <RankingTable { ranking } { ms } />
