@@ -48,6 +48,8 @@ pub enum Request {
     TrainOracle {
         /// Passes over the training windows.
         epochs: usize,
+        /// Adam's learning rate.
+        learning_rate: f64,
     },
     /// Send back one test user's history and candidates (index wraps around).
     TestUser {

@@ -101,7 +101,10 @@ async fn handle(
         Request::LoadDataset(source) => load_dataset(shared, source, reply)
             .await
             .map_err(|m| ("loading the dataset".to_string(), m)),
-        Request::TrainOracle { epochs } => train_oracle(shared, epochs, reply)
+        Request::TrainOracle {
+            epochs,
+            learning_rate,
+        } => train_oracle(shared, epochs, learning_rate, reply)
             .await
             .map_err(|m| ("training the SASRec oracle".to_string(), m)),
         Request::TestUser { index } => {
@@ -109,7 +112,10 @@ async fn handle(
             let (log, splits) = &*data;
             let test = &splits.test;
             if test.is_empty() {
-                return Err(("picking a test user".into(), "the test split is empty".into()));
+                return Err((
+                    "picking a test user".into(),
+                    "the test split is empty".into(),
+                ));
             }
             let index = index % test.len();
             let e = &test[index];
@@ -282,7 +288,11 @@ async fn load_dataset(
             let quiet = |_, _| {};
             let main = download(&interactions, &quiet).await?;
             let side = download(&items, &quiet).await?;
-            let name = interactions.rsplit('/').next().unwrap_or(&interactions).to_string();
+            let name = interactions
+                .rsplit('/')
+                .next()
+                .unwrap_or(&interactions)
+                .to_string();
             (name, main, Some(side))
         }
         DataSource::Files {
@@ -320,6 +330,7 @@ async fn load_dataset(
 async fn train_oracle(
     shared: &Rc<RefCell<Shared>>,
     epochs: usize,
+    learning_rate: f64,
     reply: &dyn Fn(Response),
 ) -> Result<(), String> {
     let data = dataset(shared)?;
@@ -327,6 +338,7 @@ async fn train_oracle(
     let config = SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
     let training = SasRecTraining {
         epochs,
+        learning_rate,
         ..Default::default()
     };
     let device = Device::flex();

@@ -10,11 +10,15 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
-use recalign_core::data::pairs::{self, ExampleScores, Mixture, PairConfig, RejectStrategy, Smoothing};
+use recalign_core::data::pairs::{
+    self, ExampleScores, Mixture, PairConfig, RejectStrategy, Smoothing,
+};
 use recalign_core::data::split::{self, Example, SplitConfig, SplitName, Splits};
 use recalign_core::data::stats::{split_stats, text_histogram};
 use recalign_core::data::{Catalogue, Domain, InteractionLog};
-use recalign_core::oracle::sasrec::{SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint};
+use recalign_core::oracle::sasrec::{
+    SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
+};
 use recalign_core::oracle::{self, OracleReport};
 use recalign_core::prompt::{self, PromptStyle};
 use recalign_core::{LanguageModel, ScoreOptions};
@@ -78,7 +82,11 @@ impl DatasetArgs {
     }
 
     fn split_config(&self) -> SplitConfig {
-        SplitConfig { seed: self.seed, min_rating: Some(self.min_rating), ..Default::default() }
+        SplitConfig {
+            seed: self.seed,
+            min_rating: Some(self.min_rating),
+            ..Default::default()
+        }
     }
 
     fn load(&self) -> CliResult<Dataset> {
@@ -92,7 +100,11 @@ impl DatasetArgs {
         };
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| {
-                let hint = if p == Path::new(DEFAULT_INTERACTIONS) { " (run `recalign fetch` first)" } else { "" };
+                let hint = if p == Path::new(DEFAULT_INTERACTIONS) {
+                    " (run `recalign fetch` first)"
+                } else {
+                    ""
+                };
                 format!("cannot read {}: {e}{hint}", p.display())
             })
         };
@@ -114,9 +126,11 @@ impl DatasetArgs {
     fn load_log(&self) -> CliResult<InteractionLog> {
         match self.load()? {
             Dataset::Log(log) => Ok(log),
-            Dataset::Examples(_) => Err("this needs an interaction log (RecBole, GroupLens or a table), \
+            Dataset::Examples(_) => Err(
+                "this needs an interaction log (RecBole, GroupLens or a table), \
                                          not pre-windowed LLaRA/S-DPO rows"
-                .into()),
+                    .into(),
+            ),
         }
     }
 
@@ -177,10 +191,14 @@ pub fn data(command: DataCommand) -> CliResult {
     match command {
         DataCommand::Stats { dataset, json } => match dataset.load()? {
             Dataset::Log(log) => {
-                let splits = split::split(&log, &dataset.split_config()).map_err(|e| e.to_string())?;
+                let splits =
+                    split::split(&log, &dataset.split_config()).map_err(|e| e.to_string())?;
                 let stats = split_stats(&log, &splits);
                 if json {
-                    println!("{}", to_json(&serde_json::json!({ "stats": stats, "skipped": log.report }))?);
+                    println!(
+                        "{}",
+                        to_json(&serde_json::json!({ "stats": stats, "skipped": log.report }))?
+                    );
                 } else {
                     print!("{}", stats.render());
                     let r = &log.report;
@@ -192,22 +210,42 @@ pub fn data(command: DataCommand) -> CliResult {
                 Ok(())
             }
             Dataset::Examples(set) => {
-                let lengths: Vec<f64> = set.examples.iter().map(|e| e.history.len() as f64).collect();
-                let with_candidates = set.examples.iter().filter(|e| !e.candidates.is_empty()).count();
+                let lengths: Vec<f64> = set
+                    .examples
+                    .iter()
+                    .map(|e| e.history.len() as f64)
+                    .collect();
+                let with_candidates = set
+                    .examples
+                    .iter()
+                    .filter(|e| !e.candidates.is_empty())
+                    .count();
                 if json {
-                    println!("{}", to_json(&serde_json::json!({
+                    println!(
+                        "{}",
+                        to_json(&serde_json::json!({
                         "examples": set.examples.len(), "items": set.catalogue.len(),
-                        "with_candidates": with_candidates, "skipped": set.report }))?);
+                        "with_candidates": with_candidates, "skipped": set.report }))?
+                    );
                 } else {
-                    println!("examples {} ({} with candidate lists), items {}", set.examples.len(), with_candidates, set.catalogue.len());
-                    println!("history length:\n{}", text_histogram(&lengths, 10, 0.0, 10.0));
+                    println!(
+                        "examples {} ({} with candidate lists), items {}",
+                        set.examples.len(),
+                        with_candidates,
+                        set.catalogue.len()
+                    );
+                    println!(
+                        "history length:\n{}",
+                        text_histogram(&lengths, 10, 0.0, 10.0)
+                    );
                 }
                 Ok(())
             }
         },
         DataCommand::Split { dataset, out } => {
             let (log, splits) = dataset.splits()?;
-            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             for name in [SplitName::Train, SplitName::Validation, SplitName::Test] {
                 let mut text = String::new();
                 for e in splits.get(name) {
@@ -224,8 +262,13 @@ pub fn data(command: DataCommand) -> CliResult {
                     text.push('\n');
                 }
                 let path = out.join(format!("{}.jsonl", name.name()));
-                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                eprintln!("wrote {} ({} examples)", path.display(), splits.get(name).len());
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                eprintln!(
+                    "wrote {} ({} examples)",
+                    path.display(),
+                    splits.get(name).len()
+                );
             }
             Ok(())
         }
@@ -233,6 +276,7 @@ pub fn data(command: DataCommand) -> CliResult {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum OracleCommand {
     /// Train SASRec on the training split, save it, and compare it with popularity and random.
     Train {
@@ -274,9 +318,11 @@ pub enum OracleCommand {
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -284,13 +330,28 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 pub fn oracle(command: OracleCommand) -> CliResult {
     match command {
-        OracleCommand::Train { dataset, epochs, batch_size, learning_rate, out, json, model } => {
+        OracleCommand::Train {
+            dataset,
+            epochs,
+            batch_size,
+            learning_rate,
+            out,
+            json,
+            model,
+        } => {
             let (log, splits) = dataset.splits()?;
             let device = device(model.device)?;
-            let config = SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
-            let training = SasRecTraining { epochs, batch_size, learning_rate, seed: dataset.seed };
-            let mut trainer = SasRecTrainer::new(config, training, &splits.train_sequences, &device)
-                .map_err(|e| e.to_string())?;
+            let config =
+                SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
+            let training = SasRecTraining {
+                epochs,
+                batch_size,
+                learning_rate,
+                seed: dataset.seed,
+            };
+            let mut trainer =
+                SasRecTrainer::new(config, training, &splits.train_sequences, &device)
+                    .map_err(|e| e.to_string())?;
             let progress = bar(trainer.total_steps() as u64, "SASRec");
             let start = Instant::now();
             let mut epoch_loss = (0.0f64, 0usize);
@@ -314,9 +375,11 @@ pub fn oracle(command: OracleCommand) -> CliResult {
             let oracle = trainer.oracle();
             let bytes = oracle.to_safetensors().map_err(|e| e.to_string())?;
             if let Some(dir) = out.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&out, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             eprintln!(
                 "trained {} epochs ({} steps) in {seconds:.1} s; epoch losses {:.3} -> {:.3}; saved {} ({} KiB)",
                 epochs,
@@ -328,25 +391,44 @@ pub fn oracle(command: OracleCommand) -> CliResult {
             );
             report(&splits, &oracle, json, Some(seconds))
         }
-        OracleCommand::Eval { dataset, oracle, json, model } => {
+        OracleCommand::Eval {
+            dataset,
+            oracle,
+            json,
+            model,
+        } => {
             let (log, splits) = dataset.splits()?;
             let device = device(model.device)?;
             let bytes = std::fs::read(&oracle).map_err(|e| {
-                format!("cannot read {}: {e} (train one with `recalign oracle train`)", oracle.display())
+                format!(
+                    "cannot read {}: {e} (train one with `recalign oracle train`)",
+                    oracle.display()
+                )
             })?;
-            let oracle = SasRecOracle::from_safetensors(&bytes, &device, Some(catalogue_fingerprint(&log.catalogue)))
-                .map_err(|e| e.to_string())?;
+            let oracle = SasRecOracle::from_safetensors(
+                &bytes,
+                &device,
+                Some(catalogue_fingerprint(&log.catalogue)),
+            )
+            .map_err(|e| e.to_string())?;
             report(&splits, &oracle, json, None)
         }
     }
 }
 
-fn report(splits: &Splits, sasrec: &SasRecOracle, json: bool, train_seconds: Option<f64>) -> CliResult {
+fn report(
+    splits: &Splits,
+    sasrec: &SasRecOracle,
+    json: bool,
+    train_seconds: Option<f64>,
+) -> CliResult {
     let mut tables = Vec::new();
     for name in [SplitName::Validation, SplitName::Test] {
         let examples = splits.get(name);
-        let sas = pollster::block_on(sasrec.candidate_scores(examples)).map_err(|e| e.to_string())?;
-        let sas_all = pollster::block_on(sasrec.catalogue_scores(examples)).map_err(|e| e.to_string())?;
+        let sas =
+            pollster::block_on(sasrec.candidate_scores(examples)).map_err(|e| e.to_string())?;
+        let sas_all =
+            pollster::block_on(sasrec.catalogue_scores(examples)).map_err(|e| e.to_string())?;
         let rows = vec![
             OracleReport {
                 scorer: "sasrec".into(),
@@ -355,7 +437,10 @@ fn report(splits: &Splits, sasrec: &SasRecOracle, json: bool, train_seconds: Opt
             },
             OracleReport {
                 scorer: "popularity".into(),
-                candidates: oracle::candidate_metrics(examples, &oracle::popularity_scores(examples, &splits.popularity)),
+                candidates: oracle::candidate_metrics(
+                    examples,
+                    &oracle::popularity_scores(examples, &splits.popularity),
+                ),
                 catalogue: Some(oracle::catalogue_metrics(
                     examples,
                     &oracle::popularity_catalogue_scores(examples, &splits.popularity),
@@ -378,13 +463,21 @@ fn report(splits: &Splits, sasrec: &SasRecOracle, json: bool, train_seconds: Opt
         return Ok(());
     }
     for (name, count, rows) in &tables {
-        println!("{name} ({count} users); 20-candidate metrics, then full-catalogue (history excluded)");
-        println!("{:<11} {:>6} {:>6} {:>7} {:>6}   {:>7} {:>8}", "scorer", "HR@1", "HR@5", "NDCG@5", "MRR", "HR@10*", "NDCG@10*");
+        println!(
+            "{name} ({count} users); 20-candidate metrics, then full-catalogue (history excluded)"
+        );
+        println!(
+            "{:<11} {:>6} {:>6} {:>7} {:>6}   {:>7} {:>8}",
+            "scorer", "HR@1", "HR@5", "NDCG@5", "MRR", "HR@10*", "NDCG@10*"
+        );
         for r in rows {
             let c = &r.candidates;
-            let (h10, n10) = r.catalogue.as_ref().map_or(("-".to_string(), "-".to_string()), |m| {
-                (format!("{:.4}", m.hr[3]), format!("{:.4}", m.ndcg[3]))
-            });
+            let (h10, n10) = r
+                .catalogue
+                .as_ref()
+                .map_or(("-".to_string(), "-".to_string()), |m| {
+                    (format!("{:.4}", m.hr[3]), format!("{:.4}", m.ndcg[3]))
+                });
             println!(
                 "{:<11} {:>6.4} {:>6.4} {:>7.4} {:>6.4}   {:>7} {:>8}",
                 r.scorer, c.hr[0], c.hr[2], c.ndcg[2], c.mrr, h10, n10
@@ -415,6 +508,7 @@ impl StrategyArg {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum PairsCommand {
     /// Build preference pairs (JSONL: prompt, chosen, rejected[, more_rejected], eps).
     Build {
@@ -473,14 +567,27 @@ pub enum SplitArg {
 pub fn pairs(command: PairsCommand) -> CliResult {
     match command {
         PairsCommand::Check { file } => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let pairs = pairs::read_jsonl(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let pairs =
+                pairs::read_jsonl(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
             summarise(&pairs);
             Ok(())
         }
         PairsCommand::Build {
-            dataset, split, max_examples, strategies, weights, negatives, oracle, no_smoothing,
-            temperature, eps_max, template, out, model,
+            dataset,
+            split,
+            max_examples,
+            strategies,
+            weights,
+            negatives,
+            oracle,
+            no_smoothing,
+            temperature,
+            eps_max,
+            template,
+            out,
+            model,
         } => {
             let (log, splits) = dataset.splits()?;
             let name = match split {
@@ -496,21 +603,42 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             let mixture = if weights.is_empty() {
                 Mixture::OnePerStrategy(strategies.iter().map(|s| s.strategy()).collect())
             } else if weights.len() == strategies.len() {
-                Mixture::Sampled(strategies.iter().map(|s| s.strategy()).zip(weights).collect())
+                Mixture::Sampled(
+                    strategies
+                        .iter()
+                        .map(|s| s.strategy())
+                        .zip(weights)
+                        .collect(),
+                )
             } else {
-                return Err(format!("{} weights for {} strategies", weights.len(), strategies.len()));
+                return Err(format!(
+                    "{} weights for {} strategies",
+                    weights.len(),
+                    strategies.len()
+                ));
             };
             let config = PairConfig {
                 mixture,
                 negatives,
                 seed: dataset.seed,
-                smoothing: Smoothing { temperature, eps_max },
+                smoothing: Smoothing {
+                    temperature,
+                    eps_max,
+                },
             };
             config.smoothing.check().map_err(|e| e.to_string())?;
-            let style = PromptStyle { domain: log.domain, template };
+            let style = PromptStyle {
+                domain: log.domain,
+                template,
+            };
             let request = |e: &Example| {
                 let t = prompt::template_for(style, e.user, e.target.0);
-                prompt::request(log.domain, t, &log.catalogue.titles(&e.history), &log.catalogue.titles(&e.candidates))
+                prompt::request(
+                    log.domain,
+                    t,
+                    &log.catalogue.titles(&e.history),
+                    &log.catalogue.titles(&e.candidates),
+                )
             };
 
             let oracle_scores = if no_smoothing {
@@ -520,9 +648,16 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                 let bytes = std::fs::read(&oracle).map_err(|e| {
                     format!("cannot read oracle {}: {e} (run `recalign oracle train`, or pass --no-smoothing)", oracle.display())
                 })?;
-                let sasrec = SasRecOracle::from_safetensors(&bytes, &device, Some(catalogue_fingerprint(&log.catalogue)))
-                    .map_err(|e| e.to_string())?;
-                Some(pollster::block_on(sasrec.candidate_scores(&examples)).map_err(|e| e.to_string())?)
+                let sasrec = SasRecOracle::from_safetensors(
+                    &bytes,
+                    &device,
+                    Some(catalogue_fingerprint(&log.catalogue)),
+                )
+                .map_err(|e| e.to_string())?;
+                Some(
+                    pollster::block_on(sasrec.candidate_scores(&examples))
+                        .map_err(|e| e.to_string())?,
+                )
             };
             let model_scores = if strategies.contains(&StrategyArg::SelfHard) {
                 let lm = load_model(&model)?;
@@ -533,19 +668,35 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             let mut all = Vec::new();
             for (i, e) in examples.iter().enumerate() {
                 let scores = ExampleScores {
-                    model: model_scores.as_ref().map(|s: &Vec<Vec<f32>>| s[i].as_slice()),
+                    model: model_scores
+                        .as_ref()
+                        .map(|s: &Vec<Vec<f32>>| s[i].as_slice()),
                     oracle: oracle_scores.as_ref().map(|s| s[i].as_slice()),
                 };
                 all.extend(
-                    pairs::pairs_for_example(e, &request(e), &log.catalogue, &splits.popularity, scores, &config)
-                        .map_err(|e| e.to_string())?,
+                    pairs::pairs_for_example(
+                        e,
+                        &request(e),
+                        &log.catalogue,
+                        &splits.popularity,
+                        scores,
+                        &config,
+                    )
+                    .map_err(|e| e.to_string())?,
                 );
             }
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-            std::fs::write(&out, pairs::write_jsonl(&all)).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            eprintln!("wrote {} pairs from {} examples to {}", all.len(), examples.len(), out.display());
+            std::fs::write(&out, pairs::write_jsonl(&all))
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "wrote {} pairs from {} examples to {}",
+                all.len(),
+                examples.len(),
+                out.display()
+            );
             summarise(&all);
             Ok(())
         }
@@ -563,9 +714,12 @@ fn llm_scores(
     let mut out = Vec::with_capacity(examples.len());
     for e in examples {
         let titles = catalogue.titles(&e.candidates);
-        let ids = lm.request_prompt_ids(&request(e), &titles).map_err(|e| e.to_string())?;
-        let scores = pollster::block_on(lm.score_candidates(&ids, &titles, ScoreOptions::default()))
+        let ids = lm
+            .request_prompt_ids(&request(e), &titles)
             .map_err(|e| e.to_string())?;
+        let scores =
+            pollster::block_on(lm.score_candidates(&ids, &titles, ScoreOptions::default()))
+                .map_err(|e| e.to_string())?;
         out.push(scores.iter().map(|s| s.score).collect());
         progress.inc(1);
     }
@@ -591,13 +745,23 @@ fn summarise(pairs: &[recalign_core::data::pairs::PreferencePair]) {
     }
     println!("pairs: {}", pairs.len());
     for (s, (n, sum, with_eps)) in &by_strategy {
-        let mean = if *with_eps > 0 { format!(", mean eps {:.3}", sum / *with_eps as f64) } else { String::new() };
+        let mean = if *with_eps > 0 {
+            format!(", mean eps {:.3}", sum / *with_eps as f64)
+        } else {
+            String::new()
+        };
         println!("  rejected by {s:<17} {n}{mean}");
     }
-    let eps: Vec<f64> = pairs.iter().flat_map(|p| p.eps.iter().chain(&p.more_eps).copied()).collect();
+    let eps: Vec<f64> = pairs
+        .iter()
+        .flat_map(|p| p.eps.iter().chain(&p.more_eps).copied())
+        .collect();
     if !eps.is_empty() {
         let mean = eps.iter().sum::<f64>() / eps.len() as f64;
-        println!("smoothing factor eps over {} (chosen, rejected) pairs, mean {mean:.4}:", eps.len());
+        println!(
+            "smoothing factor eps over {} (chosen, rejected) pairs, mean {mean:.4}:",
+            eps.len()
+        );
         print!("{}", text_histogram(&eps, 10, 0.0, 0.5));
     }
 }

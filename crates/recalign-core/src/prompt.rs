@@ -41,7 +41,12 @@ fn vocabulary(domain: Domain) -> [&'static str; 5] {
 }
 
 /// The user-turn text of template `template` (modulo [`TEMPLATE_COUNT`]) for `domain`.
-pub fn request(domain: Domain, template: usize, history: &[String], candidates: &[String]) -> String {
+pub fn request(
+    domain: Domain,
+    template: usize,
+    history: &[String],
+    candidates: &[String],
+) -> String {
     let list = |items: &[String]| -> String { items.iter().map(|t| format!("- {t}\n")).collect() };
     let [past, verb, noun, noun_cap, one] = vocabulary(domain);
     // Titles are substituted last so that a title containing "{verb}" stays verbatim.
@@ -117,7 +122,17 @@ mod tests {
             (0..200).map(|u| template_for(style, u, 7)).collect();
         assert_eq!(picks.len(), TEMPLATE_COUNT);
         assert_eq!(template_for(style, 3, 9), template_for(style, 3, 9));
-        assert_eq!(template_for(PromptStyle { template: Some(2), ..style }, 3, 9), 2);
+        assert_eq!(
+            template_for(
+                PromptStyle {
+                    template: Some(2),
+                    ..style
+                },
+                3,
+                9
+            ),
+            2
+        );
     }
 
     #[test]

@@ -9,16 +9,28 @@ use burn::tensor::Device;
 use recalign_core::data::pairs::{self, ExampleScores, Mixture, PairConfig, RejectStrategy};
 use recalign_core::data::split::{SplitConfig, split};
 use recalign_core::data::stats::split_stats;
-use recalign_core::oracle::sasrec::{SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint};
+use recalign_core::oracle::sasrec::{
+    SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
+};
 use recalign_core::oracle::{self, candidate_metrics};
 use recalign_core::prompt;
 
 #[test]
 fn recbole_split_has_the_documented_counts() {
     let log = common::ml100k();
-    assert_eq!((log.users.len(), log.catalogue.len(), log.interactions.len()), (943, 1681, 99_991));
+    assert_eq!(
+        (log.users.len(), log.catalogue.len(), log.interactions.len()),
+        (943, 1681, 99_991)
+    );
     // Item 267 is ML-100K's untitled placeholder: dropped, and its 9 ratings counted as skipped.
-    assert_eq!((log.report.rows, log.report.untitled_items, log.report.unknown_items), (100_000, 1, 9));
+    assert_eq!(
+        (
+            log.report.rows,
+            log.report.untitled_items,
+            log.report.unknown_items
+        ),
+        (100_000, 1, 9)
+    );
     let s = split(log, &SplitConfig::default()).unwrap();
     let stats = split_stats(log, &s);
     // Documented in docs/data.md; the user counts equal LLaRA's published split (754/94/95).
@@ -42,13 +54,20 @@ fn grouplens_layout_gives_the_same_log_as_recbole() {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             // GroupLens spells the one untitled movie "unknown", RecBole "unkonwn".
-            let title = if f[1] == "unkonwn" { "unknown".to_string() } else { format!("{} ({})", f[1], f[2]) };
+            let title = if f[1] == "unkonwn" {
+                "unknown".to_string()
+            } else {
+                format!("{} ({})", f[1], f[2])
+            };
             format!("{}|{title}|01-Jan-{}||http://x|0|0\n", f[0], f[2])
         })
         .collect();
     let gl = recalign_core::data::formats::grouplens(u_data.as_bytes(), u_item.as_bytes()).unwrap();
     let rb = common::ml100k();
-    assert!(gl.interactions == rb.interactions, "the two layouts give different interactions");
+    assert!(
+        gl.interactions == rb.interactions,
+        "the two layouts give different interactions"
+    );
     assert_eq!(gl.report, rb.report);
     let differ: Vec<_> = rb
         .catalogue
@@ -56,11 +75,21 @@ fn grouplens_layout_gives_the_same_log_as_recbole() {
         .iter()
         // Year "V" (item 1412) cannot be written as "(YYYY)", so that title keeps its suffix.
         .filter(|item| item.key != "1412")
-        .filter(|item| gl.catalogue.get(&item.key).map(|g| gl.catalogue.title(g)) != Some(item.title.as_str()))
+        .filter(|item| {
+            gl.catalogue.get(&item.key).map(|g| gl.catalogue.title(g)) != Some(item.title.as_str())
+        })
         .map(|item| &item.key)
         .collect();
-    assert!(differ.is_empty(), "{} titles differ, e.g. {:?}", differ.len(), &differ[..differ.len().min(5)]);
-    assert_eq!(rb.catalogue.title(rb.catalogue.get("12").unwrap()), "The Usual Suspects");
+    assert!(
+        differ.is_empty(),
+        "{} titles differ, e.g. {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+    assert_eq!(
+        rb.catalogue.title(rb.catalogue.get("12").unwrap()),
+        "The Usual Suspects"
+    );
 }
 
 #[test]
@@ -69,7 +98,17 @@ fn same_seed_same_bytes_other_seed_other_split() {
     let a = serde_json::to_vec(&split(log, &SplitConfig::default()).unwrap()).unwrap();
     let b = serde_json::to_vec(&split(log, &SplitConfig::default()).unwrap()).unwrap();
     assert_eq!(a, b);
-    let c = serde_json::to_vec(&split(log, &SplitConfig { seed: 7, ..Default::default() }).unwrap()).unwrap();
+    let c = serde_json::to_vec(
+        &split(
+            log,
+            &SplitConfig {
+                seed: 7,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert_ne!(a, c);
 }
 
@@ -78,12 +117,23 @@ fn no_leakage_from_validation_or_test_users() {
     let log = common::ml100k();
     let s = split(log, &SplitConfig::default()).unwrap();
     let train_users: HashSet<u32> = s.users[0].iter().copied().collect();
-    let train_pairs: HashSet<(u32, u32)> =
-        s.train.iter().flat_map(|e| e.history.iter().chain([&e.target]).map(move |i| (e.user, i.0))).collect();
+    let train_pairs: HashSet<(u32, u32)> = s
+        .train
+        .iter()
+        .flat_map(|e| {
+            e.history
+                .iter()
+                .chain([&e.target])
+                .map(move |i| (e.user, i.0))
+        })
+        .collect();
     for e in s.validation.iter().chain(&s.test) {
         assert!(!e.history.contains(&e.target), "target in its own history");
         assert!(!train_users.contains(&e.user));
-        assert!(!train_pairs.contains(&(e.user, e.target.0)), "test interaction in training split");
+        assert!(
+            !train_pairs.contains(&(e.user, e.target.0)),
+            "test interaction in training split"
+        );
         assert_eq!(e.candidates.len(), 20);
         assert_eq!(e.candidates.iter().filter(|&&c| c == e.target).count(), 1);
         assert!(e.candidates.iter().all(|c| !e.history.contains(c)));
@@ -103,7 +153,11 @@ fn sasrec_beats_popularity_and_survives_a_save_load_round_trip() {
     let device = Device::flex();
     let config = SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
     // A short run (4 epochs, about 20 s on 2 cores) is enough to separate it from popularity.
-    let training = SasRecTraining { epochs: 4, learning_rate: 5e-3, ..Default::default() };
+    let training = SasRecTraining {
+        epochs: 4,
+        learning_rate: 5e-3,
+        ..Default::default()
+    };
     let mut trainer = SasRecTrainer::new(config, training, &s.train_sequences, &device).unwrap();
     let mut first = None;
     let mut last = 0.0;
@@ -113,37 +167,81 @@ fn sasrec_beats_popularity_and_survives_a_save_load_round_trip() {
         last = step.loss;
     }
     let first = first.unwrap();
-    assert!((first - (1683f32).ln()).abs() < 1.0, "initial loss {first} should be near ln(n_items)");
+    assert!(
+        (first - (1683f32).ln()).abs() < 1.0,
+        "initial loss {first} should be near ln(n_items)"
+    );
     assert!(last < first - 0.8, "loss went {first} -> {last}");
 
     let sasrec = trainer.oracle();
     let examples: Vec<_> = s.validation.iter().chain(&s.test).cloned().collect();
     let sas = pollster::block_on(sasrec.candidate_scores(&examples)).unwrap();
     let m_sas = candidate_metrics(&examples, &sas);
-    let m_pop = candidate_metrics(&examples, &oracle::popularity_scores(&examples, &s.popularity));
+    let m_pop = candidate_metrics(
+        &examples,
+        &oracle::popularity_scores(&examples, &s.popularity),
+    );
     let m_rnd = candidate_metrics(&examples, &oracle::constant_scores(&examples));
     assert!((m_rnd.hr[0] - 0.05).abs() < 1e-9);
-    eprintln!("HR@1 on 189 validation+test users: SASRec {:.3}, popularity {:.3}, random {:.3}", m_sas.hr[0], m_pop.hr[0], m_rnd.hr[0]);
-    assert!(m_sas.hr[0] > m_pop.hr[0] + 0.1, "SASRec HR@1 {} vs popularity {}", m_sas.hr[0], m_pop.hr[0]);
-    assert!(m_sas.ndcg[2] > m_pop.ndcg[2], "NDCG@5 {} vs {}", m_sas.ndcg[2], m_pop.ndcg[2]);
+    eprintln!(
+        "HR@1 on 189 validation+test users: SASRec {:.3}, popularity {:.3}, random {:.3}",
+        m_sas.hr[0], m_pop.hr[0], m_rnd.hr[0]
+    );
+    assert!(
+        m_sas.hr[0] > m_pop.hr[0] + 0.1,
+        "SASRec HR@1 {} vs popularity {}",
+        m_sas.hr[0],
+        m_pop.hr[0]
+    );
+    assert!(
+        m_sas.ndcg[2] > m_pop.ndcg[2],
+        "NDCG@5 {} vs {}",
+        m_sas.ndcg[2],
+        m_pop.ndcg[2]
+    );
 
     let bytes = sasrec.to_safetensors().unwrap();
-    let loaded = SasRecOracle::from_safetensors(&bytes, &device, Some(catalogue_fingerprint(&log.catalogue))).unwrap();
-    assert_eq!(pollster::block_on(loaded.candidate_scores(&examples)).unwrap(), sas);
-    assert!(SasRecOracle::from_safetensors(&bytes, &device, Some(1)).is_err(), "wrong catalogue accepted");
+    let loaded = SasRecOracle::from_safetensors(
+        &bytes,
+        &device,
+        Some(catalogue_fingerprint(&log.catalogue)),
+    )
+    .unwrap();
+    assert_eq!(
+        pollster::block_on(loaded.candidate_scores(&examples)).unwrap(),
+        sas
+    );
+    assert!(
+        SasRecOracle::from_safetensors(&bytes, &device, Some(1)).is_err(),
+        "wrong catalogue accepted"
+    );
     assert!(SasRecOracle::from_safetensors(&bytes[..bytes.len() / 2], &device, None).is_err());
 
     // Pairs from real examples: every strategy stays inside the candidates, eps below the cap.
     let config = PairConfig {
-        mixture: Mixture::OnePerStrategy(vec![RejectStrategy::Random, RejectStrategy::Popular, RejectStrategy::SemanticSimilar]),
+        mixture: Mixture::OnePerStrategy(vec![
+            RejectStrategy::Random,
+            RejectStrategy::Popular,
+            RejectStrategy::SemanticSimilar,
+        ]),
         negatives: 3,
         ..Default::default()
     };
     let mut eps = Vec::new();
     for (e, o) in examples.iter().zip(&sas) {
-        let request = prompt::request(log.domain, 0, &log.catalogue.titles(&e.history), &log.catalogue.titles(&e.candidates));
-        let scores = ExampleScores { model: None, oracle: Some(o) };
-        let built = pairs::pairs_for_example(e, &request, &log.catalogue, &s.popularity, scores, &config).unwrap();
+        let request = prompt::request(
+            log.domain,
+            0,
+            &log.catalogue.titles(&e.history),
+            &log.catalogue.titles(&e.candidates),
+        );
+        let scores = ExampleScores {
+            model: None,
+            oracle: Some(o),
+        };
+        let built =
+            pairs::pairs_for_example(e, &request, &log.catalogue, &s.popularity, scores, &config)
+                .unwrap();
         assert_eq!(built.len(), 3);
         for p in &built {
             assert_ne!(p.rejected, p.chosen);
@@ -152,5 +250,8 @@ fn sasrec_beats_popularity_and_survives_a_save_load_round_trip() {
         }
     }
     assert!(eps.iter().all(|&x| (0.0..=0.4).contains(&x)));
-    assert!(eps.iter().any(|&x| x < 0.1) && eps.iter().any(|&x| x > 0.2), "eps should spread");
+    assert!(
+        eps.iter().any(|&x| x < 0.1) && eps.iter().any(|&x| x > 0.2),
+        "eps should spread"
+    );
 }

@@ -47,7 +47,10 @@ pub fn app() -> Html {
         let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
         Callback::from(move |r: Request| {
             // Dataset requests track their own progress; model requests mark the page busy.
-            if !matches!(r, Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }) {
+            if !matches!(
+                r,
+                Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
+            ) {
                 dispatcher.dispatch(Action::Started);
             }
             bridge.send(r);

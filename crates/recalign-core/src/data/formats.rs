@@ -32,7 +32,10 @@ pub struct ExampleSet {
 
 fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, DataError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         DataError::at(file, line, DataErrorKind::InvalidUtf8)
     })?;
     if text.trim().is_empty() {
@@ -55,7 +58,10 @@ fn number<T: std::str::FromStr>(
         DataError::at(
             file,
             line,
-            DataErrorKind::NotANumber { field: field.into(), value: short(value) },
+            DataErrorKind::NotANumber {
+                field: field.into(),
+                value: short(value),
+            },
         )
     })
 }
@@ -67,7 +73,10 @@ fn timestamp(file: &str, line: usize, field: &str, value: &str) -> Result<i64, D
         return Err(DataError::at(
             file,
             line,
-            DataErrorKind::NotANumber { field: field.into(), value: short(value) },
+            DataErrorKind::NotANumber {
+                field: field.into(),
+                value: short(value),
+            },
         ));
     }
     Ok(t as i64)
@@ -112,7 +121,12 @@ impl LogBuilder {
             self.report.duplicate_rows += 1;
             return;
         }
-        self.interactions.push(Interaction { user, item, timestamp, rating });
+        self.interactions.push(Interaction {
+            user,
+            item,
+            timestamp,
+            rating,
+        });
     }
 
     fn finish(self, domain: Domain) -> Result<InteractionLog, DataError> {
@@ -121,7 +135,10 @@ impl LogBuilder {
                 "{} rows read, {} name items missing from the items file",
                 self.report.rows, self.report.unknown_items
             );
-            return Err(DataError::file(&self.file, DataErrorKind::NoInteractions(why)));
+            return Err(DataError::file(
+                &self.file,
+                DataErrorKind::NoInteractions(why),
+            ));
         }
         Ok(InteractionLog {
             domain,
@@ -144,7 +161,10 @@ impl<'a> Table<'a> {
     /// Splits `text` into rows. Tab-separated files are split verbatim (RecBole titles may hold
     /// quotes); comma-separated ones follow RFC 4180 quoting via the `csv` crate.
     fn parse(file: &'a str, text: &'a str) -> Result<Self, DataError> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         let Some((_, header_line)) = lines.next() else {
             return Err(DataError::file(file, DataErrorKind::Empty));
         };
@@ -152,14 +172,20 @@ impl<'a> Table<'a> {
         let header: Vec<String> = if tab {
             header_line.split('\t').map(column_name).collect()
         } else {
-            split_csv_line(file, 1, header_line)?.iter().map(|c| column_name(c)).collect()
+            split_csv_line(file, 1, header_line)?
+                .iter()
+                .map(|c| column_name(c))
+                .collect()
         };
         let mut rows = Vec::new();
         for (i, line) in lines {
             let fields: Vec<Cow<'a, str>> = if tab {
                 line.split('\t').map(Cow::Borrowed).collect()
             } else if line.contains('"') {
-                split_csv_line(file, i + 1, line)?.into_iter().map(Cow::Owned).collect()
+                split_csv_line(file, i + 1, line)?
+                    .into_iter()
+                    .map(Cow::Owned)
+                    .collect()
             } else {
                 line.split(',').map(Cow::Borrowed).collect()
             };
@@ -172,18 +198,33 @@ impl<'a> Table<'a> {
     }
 
     fn column(&self, aliases: &[&str]) -> Option<usize> {
-        aliases.iter().find_map(|a| self.header.iter().position(|h| h == a))
+        aliases
+            .iter()
+            .find_map(|a| self.header.iter().position(|h| h == a))
     }
 
     fn require(&self, aliases: &[&str]) -> Result<usize, DataError> {
         self.column(aliases).ok_or_else(|| {
-            DataError::at(self.file, 1, DataErrorKind::MissingColumn(aliases[0].to_string()))
+            DataError::at(
+                self.file,
+                1,
+                DataErrorKind::MissingColumn(aliases[0].to_string()),
+            )
         })
     }
 
-    fn field<'b>(&self, line: usize, fields: &'b [Cow<'a, str>], col: usize) -> Result<&'b str, DataError> {
+    fn field<'b>(
+        &self,
+        line: usize,
+        fields: &'b [Cow<'a, str>],
+        col: usize,
+    ) -> Result<&'b str, DataError> {
         fields.get(col).map(|f| f.as_ref()).ok_or_else(|| {
-            DataError::at(self.file, line, DataErrorKind::MissingColumn(self.header[col].clone()))
+            DataError::at(
+                self.file,
+                line,
+                DataErrorKind::MissingColumn(self.header[col].clone()),
+            )
         })
     }
 }
@@ -201,16 +242,35 @@ fn split_csv_line(file: &str, line: usize, text: &str) -> Result<Vec<String>, Da
         .from_reader(text.as_bytes());
     match reader.records().next() {
         Some(Ok(record)) => Ok(record.iter().map(String::from).collect()),
-        Some(Err(e)) => Err(DataError::at(file, line, DataErrorKind::Json(e.to_string()))),
+        Some(Err(e)) => Err(DataError::at(
+            file,
+            line,
+            DataErrorKind::Json(e.to_string()),
+        )),
         None => Ok(Vec::new()),
     }
 }
 
 const USER: &[&str] = &["user_id", "user", "userid", "uid"];
-const ITEM: &[&str] = &["item_id", "item", "itemid", "iid", "movie_id", "artist_id", "id"];
+const ITEM: &[&str] = &[
+    "item_id",
+    "item",
+    "itemid",
+    "iid",
+    "movie_id",
+    "artist_id",
+    "id",
+];
 const TIME: &[&str] = &["timestamp", "time", "ts", "datetime"];
 const RATING: &[&str] = &["rating", "score", "weight"];
-const TITLE: &[&str] = &["title", "movie_title", "name", "item_name", "artist_name", "app_name"];
+const TITLE: &[&str] = &[
+    "title",
+    "movie_title",
+    "name",
+    "item_name",
+    "artist_name",
+    "app_name",
+];
 
 /// Reads an items table (`id`, `title` columns; extra columns ignored) into a catalogue.
 fn items_table(file: &str, bytes: &[u8], report: &mut LoadReport) -> Result<Catalogue, DataError> {
@@ -258,7 +318,12 @@ pub fn interactions_table(
     for (line, fields) in &table.rows {
         let u = table.field(*line, fields, user)?.trim();
         let i = table.field(*line, fields, item)?.trim();
-        let t = timestamp(file, *line, &table.header[time], table.field(*line, fields, time)?)?;
+        let t = timestamp(
+            file,
+            *line,
+            &table.header[time],
+            table.field(*line, fields, time)?,
+        )?;
         let r = match rating {
             Some(col) => Some(number::<f32>(
                 file,
@@ -274,7 +339,11 @@ pub fn interactions_table(
 }
 
 /// RecBole atomic files (`ml-100k.inter`, `ml-100k.item` as shipped in the `recbole` wheel).
-pub fn recbole_atomic(inter: &[u8], item: &[u8], domain: Domain) -> Result<InteractionLog, DataError> {
+pub fn recbole_atomic(
+    inter: &[u8],
+    item: &[u8],
+    domain: Domain,
+) -> Result<InteractionLog, DataError> {
     interactions_table(inter, item, domain)
 }
 
@@ -295,10 +364,18 @@ pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataErr
     }
     let mut report = LoadReport::default();
     let mut catalogue = Catalogue::new();
-    for (i, line) in items_text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in items_text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let mut fields = line.split('|');
         let (Some(id), Some(title)) = (fields.next(), fields.next()) else {
-            return Err(DataError::at("u.item", i + 1, DataErrorKind::MissingColumn("title".into())));
+            return Err(DataError::at(
+                "u.item",
+                i + 1,
+                DataErrorKind::MissingColumn("title".into()),
+            ));
         };
         let id: u32 = number("u.item", i + 1, "movie id", id)?;
         let title = strip_year(title.trim());
@@ -309,13 +386,19 @@ pub fn grouplens(u_data: &[u8], u_item: &[u8]) -> Result<InteractionLog, DataErr
         catalogue.insert(&id.to_string(), &natural_title(title));
     }
     let mut log = LogBuilder::new(file, catalogue, report);
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let line_no = i + 1;
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [u, it, r, t] = fields[..] else {
-            return Err(DataError::at(file, line_no, DataErrorKind::MissingColumn(
-                "user item rating timestamp".into(),
-            )));
+            return Err(DataError::at(
+                file,
+                line_no,
+                DataErrorKind::MissingColumn("user item rating timestamp".into()),
+            ));
         };
         let user: u32 = number(file, line_no, "user id", u)?;
         let item: u32 = number(file, line_no, "item id", it)?;
@@ -354,10 +437,18 @@ pub fn llara_id2name(bytes: &[u8]) -> Result<Catalogue, DataError> {
     let file = "id2name";
     let text = utf8(file, bytes)?;
     let mut catalogue = Catalogue::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let split = line.split_once('\t').or_else(|| line.split_once("::"));
         let Some((id, title)) = split else {
-            return Err(DataError::at(file, i + 1, DataErrorKind::MissingColumn("title".into())));
+            return Err(DataError::at(
+                file,
+                i + 1,
+                DataErrorKind::MissingColumn("title".into()),
+            ));
         };
         let id: u32 = number(file, i + 1, "id", id)?;
         catalogue.insert(&id.to_string(), title.trim());
@@ -383,7 +474,11 @@ pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<Exampl
     let catalogue = llara_id2name(id2name)?;
     let mut report = LoadReport::default();
     let mut examples = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let row: LlaraRow = serde_json::from_str(line)
             .map_err(|e| DataError::at(file, i + 1, DataErrorKind::Json(e.to_string())))?;
         report.rows += 1;
@@ -402,9 +497,19 @@ pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<Exampl
                 _ => report.padding += 1,
             }
         }
-        examples.push(Example { user: examples.len() as u32, history, target, candidates: vec![] });
+        examples.push(Example {
+            user: examples.len() as u32,
+            history,
+            target,
+            candidates: vec![],
+        });
     }
-    Ok(ExampleSet { domain, catalogue, examples, report })
+    Ok(ExampleSet {
+        domain,
+        catalogue,
+        examples,
+        report,
+    })
 }
 
 #[derive(Deserialize)]
@@ -420,16 +525,20 @@ struct SdpoRow {
 pub fn sdpo_json(bytes: &[u8], domain: Domain) -> Result<ExampleSet, DataError> {
     let file = "s-dpo json";
     let text = utf8(file, bytes)?;
-    let rows: Vec<SdpoRow> = serde_json::from_str(text).map_err(|e| {
-        DataError::at(file, e.line(), DataErrorKind::Json(e.to_string()))
-    })?;
+    let rows: Vec<SdpoRow> = serde_json::from_str(text)
+        .map_err(|e| DataError::at(file, e.line(), DataErrorKind::Json(e.to_string())))?;
     let mut catalogue = Catalogue::new();
     let mut examples = Vec::new();
     let mut report = LoadReport::default();
     for (n, row) in rows.iter().enumerate() {
         report.rows += 1;
         let mut id = |t: &str| catalogue.insert(t.trim(), t.trim());
-        let history = row.history_list.split("::").filter(|t| !t.trim().is_empty()).map(&mut id).collect();
+        let history = row
+            .history_list
+            .split("::")
+            .filter(|t| !t.trim().is_empty())
+            .map(&mut id)
+            .collect();
         let candidates: Vec<ItemId> = row.item_list.iter().map(|t| id(t)).collect();
         let target = id(&row.true_selection);
         if !candidates.contains(&target) {
@@ -438,19 +547,30 @@ pub fn sdpo_json(bytes: &[u8], domain: Domain) -> Result<ExampleSet, DataError> 
                 DataErrorKind::Json(format!("entry {}: trueSelection is not in itemList", n + 1)),
             ));
         }
-        examples.push(Example { user: n as u32, history, target, candidates });
+        examples.push(Example {
+            user: n as u32,
+            history,
+            target,
+            candidates,
+        });
     }
     if examples.is_empty() {
         return Err(DataError::file(file, DataErrorKind::Empty));
     }
-    Ok(ExampleSet { domain, catalogue, examples, report })
+    Ok(ExampleSet {
+        domain,
+        catalogue,
+        examples,
+        report,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ITEMS: &str = "item_id:token\tmovie_title:token_seq\n1\tToy Story\n2\tUsual Suspects, The\n3\tHeat\n";
+    const ITEMS: &str =
+        "item_id:token\tmovie_title:token_seq\n1\tToy Story\n2\tUsual Suspects, The\n3\tHeat\n";
 
     #[test]
     fn recbole_files_parse_with_typed_headers() {
@@ -467,7 +587,10 @@ mod tests {
         let items = "id,title\n1,\"Crouching Tiger, Hidden Dragon\"\n2,Heat\n";
         let inter = "user,item,timestamp\nu1,1,5\nu1,2,6\n";
         let log = interactions_table(inter.as_bytes(), items.as_bytes(), Domain::Movies).unwrap();
-        assert_eq!(log.catalogue.title(ItemId(0)), "Crouching Tiger, Hidden Dragon");
+        assert_eq!(
+            log.catalogue.title(ItemId(0)),
+            "Crouching Tiger, Hidden Dragon"
+        );
         assert_eq!(log.interactions[0].rating, None);
     }
 
@@ -476,7 +599,16 @@ mod tests {
         let inter = "user,item,timestamp\nu,1,5\nu,1,5\nu,9,6\nu,2,7\n";
         let items = "id,title\n1,A\n2,B\n3,\n";
         let log = interactions_table(inter.as_bytes(), items.as_bytes(), Domain::Movies).unwrap();
-        assert_eq!(log.report, LoadReport { rows: 4, duplicate_rows: 1, unknown_items: 1, untitled_items: 1, padding: 0 });
+        assert_eq!(
+            log.report,
+            LoadReport {
+                rows: 4,
+                duplicate_rows: 1,
+                unknown_items: 1,
+                untitled_items: 1,
+                padding: 0
+            }
+        );
     }
 
     #[test]
@@ -528,7 +660,11 @@ pub enum DatasetFormat {
 impl DatasetFormat {
     /// Guesses the layout from the main file's name.
     pub fn guess(file_name: &str) -> Self {
-        let name = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name).to_lowercase();
+        let name = file_name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(file_name)
+            .to_lowercase();
         if name.ends_with(".inter") {
             Self::Recbole
         } else if name == "u.data" {
@@ -566,7 +702,10 @@ pub fn load(
 ) -> Result<Dataset, DataError> {
     let items = || {
         items.ok_or_else(|| {
-            DataError::file("items", DataErrorKind::MissingColumn("an items file is required for this format".into()))
+            DataError::file(
+                "items",
+                DataErrorKind::MissingColumn("an items file is required for this format".into()),
+            )
         })
     };
     Ok(match format {

@@ -61,7 +61,10 @@ impl Catalogue {
             return id;
         }
         let id = ItemId(self.items.len() as u32);
-        self.items.push(Item { key: key.to_string(), title: title.to_string() });
+        self.items.push(Item {
+            key: key.to_string(),
+            title: title.to_string(),
+        });
         self.by_key.insert(key.to_string(), id);
         id
     }
@@ -225,7 +228,9 @@ pub enum DataErrorKind {
     #[error("no usable interactions: {0}")]
     NoInteractions(String),
     /// The catalogue cannot provide the requested number of distinct negatives.
-    #[error("the catalogue has {available} items outside the history, fewer than the {needed} candidates needed")]
+    #[error(
+        "the catalogue has {available} items outside the history, fewer than the {needed} candidates needed"
+    )]
     CatalogueTooSmall {
         /// Items that could be sampled.
         available: usize,
@@ -240,12 +245,20 @@ pub enum DataErrorKind {
 impl DataError {
     /// An error in `file` at `line` (1-based).
     pub fn at(file: &str, line: usize, kind: DataErrorKind) -> Self {
-        Self { file: file.to_string(), line: Some(line), kind }
+        Self {
+            file: file.to_string(),
+            line: Some(line),
+            kind,
+        }
     }
 
     /// An error about `file` as a whole.
     pub fn file(file: &str, kind: DataErrorKind) -> Self {
-        Self { file: file.to_string(), line: None, kind }
+        Self {
+            file: file.to_string(),
+            line: None,
+            kind,
+        }
     }
 
     /// An invalid setting (not tied to a file).
@@ -258,7 +271,9 @@ impl DataError {
 /// (MovieLens files sort titles that way; prompts read better, and LLaRA does the same).
 pub fn natural_title(title: &str) -> String {
     let title = title.trim();
-    for article in ["The", "A", "An", "Les", "La", "Le", "L'", "Il", "Das", "Der", "Die", "El"] {
+    for article in [
+        "The", "A", "An", "Les", "La", "Le", "L'", "Il", "Das", "Der", "Die", "El",
+    ] {
         let suffix = format!(", {article}");
         if let Some(stem) = title.strip_suffix(&suffix) {
             let sep = if article.ends_with('\'') { "" } else { " " };

@@ -76,8 +76,10 @@ pub fn ranked_negatives(
         .filter(|&(_, c)| c != example.target)
         .collect();
     let by_key = |key: &dyn Fn(usize, ItemId) -> f64| -> Vec<ItemId> {
-        let mut keyed: Vec<(f64, usize, ItemId)> =
-            others.iter().map(|&(pos, c)| (key(pos, c), pos, c)).collect();
+        let mut keyed: Vec<(f64, usize, ItemId)> = others
+            .iter()
+            .map(|&(pos, c)| (key(pos, c), pos, c))
+            .collect();
         keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         keyed.into_iter().map(|(_, _, c)| c).collect()
     };
@@ -143,7 +145,10 @@ pub struct Smoothing {
 
 impl Default for Smoothing {
     fn default() -> Self {
-        Self { temperature: 1.0, eps_max: 0.4 }
+        Self {
+            temperature: 1.0,
+            eps_max: 0.4,
+        }
     }
 }
 
@@ -257,7 +262,11 @@ pub fn pairs_for_example(
         return Err(DataError::setting("negatives must be at least 1"));
     }
     config.smoothing.check()?;
-    let ctx = CandidateContext { catalogue, popularity, model_scores: scores.model };
+    let ctx = CandidateContext {
+        catalogue,
+        popularity,
+        model_scores: scores.model,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(
         config.seed ^ (u64::from(example.user) << 32 | u64::from(example.target.0)),
     );
@@ -266,14 +275,22 @@ pub fn pairs_for_example(
             let mut groups = Vec::new();
             for &s in list {
                 let ranked = ranked_negatives(s, example, ctx, &mut rng)?;
-                groups.push(ranked.into_iter().take(config.negatives).map(|c| (c, s)).collect());
+                groups.push(
+                    ranked
+                        .into_iter()
+                        .take(config.negatives)
+                        .map(|c| (c, s))
+                        .collect(),
+                );
             }
             groups
         }
         Mixture::Sampled(weights) => {
             let total: f64 = weights.iter().map(|w| w.1.max(0.0)).sum();
-            if !(total > 0.0) {
-                return Err(DataError::setting("mixture weights must have a positive sum"));
+            if total.is_nan() || total <= 0.0 {
+                return Err(DataError::setting(
+                    "mixture weights must have a positive sum",
+                ));
             }
             let mut rankings: HashMap<RejectStrategy, Vec<ItemId>> = HashMap::new();
             let mut picked: Vec<(ItemId, RejectStrategy)> = Vec::new();
@@ -287,9 +304,8 @@ pub fn pairs_for_example(
                     }
                     x -= w.max(0.0);
                 }
-                if !rankings.contains_key(&strategy) {
-                    let r = ranked_negatives(strategy, example, ctx, &mut rng)?;
-                    rankings.insert(strategy, r);
+                if let std::collections::hash_map::Entry::Vacant(slot) = rankings.entry(strategy) {
+                    slot.insert(ranked_negatives(strategy, example, ctx, &mut rng)?);
                 }
                 let next = rankings[&strategy]
                     .iter()
@@ -318,7 +334,10 @@ pub fn pairs_for_example(
                 prompt: prompt.to_string(),
                 chosen: catalogue.title(example.target).to_string(),
                 rejected: catalogue.title(first).to_string(),
-                more_rejected: rest.iter().map(|&(c, _)| catalogue.title(c).to_string()).collect(),
+                more_rejected: rest
+                    .iter()
+                    .map(|&(c, _)| catalogue.title(c).to_string())
+                    .collect(),
                 eps: eps(first),
                 more_eps: rest.iter().filter_map(|&(c, _)| eps(c)).collect(),
                 strategies: group.iter().map(|&(_, s)| s).collect(),
@@ -344,16 +363,26 @@ pub fn write_jsonl(pairs: &[PreferencePair]) -> String {
 pub fn read_jsonl(bytes: &[u8]) -> Result<Vec<PreferencePair>, DataError> {
     let file = "preference pairs";
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         DataError::at(file, line, DataErrorKind::InvalidUtf8)
     })?;
     let mut pairs = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let pair: PreferencePair = serde_json::from_str(line).map_err(|e| {
-            DataError::at(file, i + 1, DataErrorKind::Json(e.to_string()))
-        })?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let pair: PreferencePair = serde_json::from_str(line)
+            .map_err(|e| DataError::at(file, i + 1, DataErrorKind::Json(e.to_string())))?;
         if pair.eps.is_some_and(|e| !(0.0..0.5).contains(&e)) {
-            return Err(DataError::at(file, i + 1, DataErrorKind::Json("eps must be in [0, 0.5)".into())));
+            return Err(DataError::at(
+                file,
+                i + 1,
+                DataErrorKind::Json("eps must be in [0, 0.5)".into()),
+            ));
         }
         pairs.push(pair);
     }
@@ -386,18 +415,40 @@ mod tests {
     #[test]
     fn popular_picks_the_most_popular_non_target() {
         let (c, pop, e) = setup();
-        let ctx = CandidateContext { catalogue: &c, popularity: &pop, model_scores: None };
-        let r = ranked_negatives(RejectStrategy::Popular, &e, ctx, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let ctx = CandidateContext {
+            catalogue: &c,
+            popularity: &pop,
+            model_scores: None,
+        };
+        let r = ranked_negatives(
+            RejectStrategy::Popular,
+            &e,
+            ctx,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
         assert_eq!(r, [ItemId(2), ItemId(3), ItemId(4), ItemId(1)]);
     }
 
     #[test]
     fn semantic_similar_picks_the_closest_title() {
         let (c, pop, e) = setup();
-        let ctx = CandidateContext { catalogue: &c, popularity: &pop, model_scores: None };
-        let r = ranked_negatives(RejectStrategy::SemanticSimilar, &e, ctx, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let ctx = CandidateContext {
+            catalogue: &c,
+            popularity: &pop,
+            model_scores: None,
+        };
+        let r = ranked_negatives(
+            RejectStrategy::SemanticSimilar,
+            &e,
+            ctx,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
         assert_eq!(r[0], ItemId(1), "Star Trek is closest to Star Wars");
-        assert!(title_similarity("Star Wars", "Star Trek") > title_similarity("Star Wars", "Fargo"));
+        assert!(
+            title_similarity("Star Wars", "Star Trek") > title_similarity("Star Wars", "Fargo")
+        );
     }
 
     #[test]
@@ -405,30 +456,61 @@ mod tests {
         let (c, pop, e) = setup();
         // candidate order: Casino, Star Wars (target), Star Trek, Heat, Fargo
         let scores = [-3.0, -0.5, -4.0, -1.0, -2.0];
-        let ctx = CandidateContext { catalogue: &c, popularity: &pop, model_scores: Some(&scores) };
-        let r = ranked_negatives(RejectStrategy::SelfHard, &e, ctx, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+        let ctx = CandidateContext {
+            catalogue: &c,
+            popularity: &pop,
+            model_scores: Some(&scores),
+        };
+        let r = ranked_negatives(
+            RejectStrategy::SelfHard,
+            &e,
+            ctx,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
         assert_eq!(r[0], ItemId(2));
-        let ctx = CandidateContext { model_scores: None, ..ctx };
-        assert!(ranked_negatives(RejectStrategy::SelfHard, &e, ctx, &mut ChaCha8Rng::seed_from_u64(0)).is_err());
+        let ctx = CandidateContext {
+            model_scores: None,
+            ..ctx
+        };
+        assert!(
+            ranked_negatives(
+                RejectStrategy::SelfHard,
+                &e,
+                ctx,
+                &mut ChaCha8Rng::seed_from_u64(0)
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn no_strategy_returns_the_target_or_a_non_candidate() {
         let (c, pop, e) = setup();
         let scores = [0.0, 9.0, 1.0, 2.0, 3.0];
-        let ctx = CandidateContext { catalogue: &c, popularity: &pop, model_scores: Some(&scores) };
+        let ctx = CandidateContext {
+            catalogue: &c,
+            popularity: &pop,
+            model_scores: Some(&scores),
+        };
         for s in RejectStrategy::ALL {
             for seed in 0..20 {
                 let r = ranked_negatives(s, &e, ctx, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
                 assert_eq!(r.len(), 4);
-                assert!(r.iter().all(|x| *x != e.target && e.candidates.contains(x)), "{s:?}");
+                assert!(
+                    r.iter().all(|x| *x != e.target && e.candidates.contains(x)),
+                    "{s:?}"
+                );
             }
         }
     }
 
     #[test]
     fn smoothing_is_monotone_and_capped() {
-        let s = Smoothing { temperature: 0.5, eps_max: 0.45 };
+        let s = Smoothing {
+            temperature: 0.5,
+            eps_max: 0.45,
+        };
         let mut last = 0.0;
         for k in -400..=400 {
             let gap = f64::from(k) / 20.0;
@@ -436,11 +518,28 @@ mod tests {
             assert!(eps >= last && eps <= 0.45 && eps < 0.5);
             last = eps;
         }
-        assert!(s.factor(10.0, 0.0) < 1e-6, "a confident pair behaves like DPO");
+        assert!(
+            s.factor(10.0, 0.0) < 1e-6,
+            "a confident pair behaves like DPO"
+        );
         assert_eq!(s.factor(0.0, 100.0), 0.45);
         assert_eq!(s.factor(f64::NAN, 0.0), 0.45);
-        assert!(Smoothing { temperature: 1.0, eps_max: 0.5 }.check().is_err());
-        assert!(Smoothing { temperature: 0.0, eps_max: 0.1 }.check().is_err());
+        assert!(
+            Smoothing {
+                temperature: 1.0,
+                eps_max: 0.5
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            Smoothing {
+                temperature: 0.0,
+                eps_max: 0.1
+            }
+            .check()
+            .is_err()
+        );
     }
 
     #[test]
@@ -452,7 +551,10 @@ mod tests {
             negatives: 3,
             ..Default::default()
         };
-        let scores = ExampleScores { model: None, oracle: Some(&oracle) };
+        let scores = ExampleScores {
+            model: None,
+            oracle: Some(&oracle),
+        };
         let pairs = pairs_for_example(&e, "p", &c, &pop, scores, &config).unwrap();
         assert_eq!(pairs.len(), 2);
         assert_eq!(pairs[0].rejected, "Heat");
@@ -468,11 +570,15 @@ mod tests {
     fn sampled_mixture_uses_distinct_negatives() {
         let (c, pop, e) = setup();
         let config = PairConfig {
-            mixture: Mixture::Sampled(vec![(RejectStrategy::Popular, 1.0), (RejectStrategy::SemanticSimilar, 1.0)]),
+            mixture: Mixture::Sampled(vec![
+                (RejectStrategy::Popular, 1.0),
+                (RejectStrategy::SemanticSimilar, 1.0),
+            ]),
             negatives: 4,
             ..Default::default()
         };
-        let pairs = pairs_for_example(&e, "p", &c, &pop, ExampleScores::default(), &config).unwrap();
+        let pairs =
+            pairs_for_example(&e, "p", &c, &pop, ExampleScores::default(), &config).unwrap();
         let mut all = vec![pairs[0].rejected.clone()];
         all.extend(pairs[0].more_rejected.clone());
         all.sort();

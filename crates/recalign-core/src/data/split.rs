@@ -243,7 +243,12 @@ pub fn split(log: &InteractionLog, config: &SplitConfig) -> Result<Splits, DataE
 }
 
 fn window(user: u32, history: &[ItemId], target: ItemId) -> Example {
-    Example { user, history: history.to_vec(), target, candidates: Vec::new() }
+    Example {
+        user,
+        history: history.to_vec(),
+        target,
+        candidates: Vec::new(),
+    }
 }
 
 /// SplitMix64's finaliser: spreads (seed, target) over the RNG's seed space.
@@ -290,8 +295,10 @@ pub fn sample_candidates(
             }
         }
     } else {
-        let pool: Vec<ItemId> =
-            (0..n_items).filter(|&i| !excluded[i]).map(|i| ItemId(i as u32)).collect();
+        let pool: Vec<ItemId> = (0..n_items)
+            .filter(|&i| !excluded[i])
+            .map(|i| ItemId(i as u32))
+            .collect();
         picked.extend(pool.choose_multiple(&mut rng, needed).copied());
     }
     picked.push(target);
@@ -326,7 +333,12 @@ mod tests {
         for u in 0..users {
             for k in 0..per_user {
                 let item = ItemId(((u * 7 + k * 3) % items) as u32);
-                interactions.push(Interaction { user: u as u32, item, timestamp: k as i64 / 2, rating: Some(4.0) });
+                interactions.push(Interaction {
+                    user: u as u32,
+                    item,
+                    timestamp: k as i64 / 2,
+                    rating: Some(4.0),
+                });
             }
         }
         InteractionLog {
@@ -342,7 +354,10 @@ mod tests {
     fn windows_follow_the_protocol() {
         let s = split(&log(50, 15, 100), &SplitConfig::default()).unwrap();
         assert_eq!(s.users[0].len() + s.users[1].len() + s.users[2].len(), 50);
-        assert_eq!((s.users[0].len(), s.users[1].len(), s.users[2].len()), (40, 5, 5));
+        assert_eq!(
+            (s.users[0].len(), s.users[1].len(), s.users[2].len()),
+            (40, 5, 5)
+        );
         assert_eq!(s.train.len(), 40 * (15 - 3));
         for e in s.train.iter().chain(&s.validation).chain(&s.test) {
             assert!((3..=10).contains(&e.history.len()));
@@ -354,7 +369,14 @@ mod tests {
 
     #[test]
     fn ties_in_time_are_ordered_by_item() {
-        let s = split(&log(10, 6, 100), &SplitConfig { ratios: [1, 0, 0], ..Default::default() }).unwrap();
+        let s = split(
+            &log(10, 6, 100),
+            &SplitConfig {
+                ratios: [1, 0, 0],
+                ..Default::default()
+            },
+        )
+        .unwrap();
         for seq in &s.train_sequences {
             // timestamps are k/2: pairs share a time, so each pair must be in item order
             for pair in seq.chunks(2) {
@@ -374,7 +396,13 @@ mod tests {
         let small = sample_candidates(24, &h, ItemId(9), 1, 20).unwrap();
         assert_eq!(small.len(), 20);
         let err = sample_candidates(20, &h, ItemId(9), 1, 20).unwrap_err();
-        assert!(matches!(err.kind, DataErrorKind::CatalogueTooSmall { available: 16, needed: 19 }));
+        assert!(matches!(
+            err.kind,
+            DataErrorKind::CatalogueTooSmall {
+                available: 16,
+                needed: 19
+            }
+        ));
     }
 
     #[test]

@@ -53,19 +53,32 @@ pub struct PopularityStats {
 /// Computes the summary.
 pub fn split_stats(log: &InteractionLog, splits: &Splits) -> SplitStats {
     let mut lengths = std::collections::BTreeMap::new();
-    for e in splits.train.iter().chain(&splits.validation).chain(&splits.test) {
+    for e in splits
+        .train
+        .iter()
+        .chain(&splits.validation)
+        .chain(&splits.test)
+    {
         *lengths.entry(e.history.len()).or_insert(0usize) += 1;
     }
     SplitStats {
         users: log.users.len(),
-        users_per_split: [splits.users[0].len(), splits.users[1].len(), splits.users[2].len()],
+        users_per_split: [
+            splits.users[0].len(),
+            splits.users[1].len(),
+            splits.users[2].len(),
+        ],
         short_users: splits.short_users,
         items: log.catalogue.len(),
         items_in_train: splits.popularity.iter().filter(|&&c| c > 0).count(),
         interactions: log.interactions.len(),
         positives: splits.positives,
         repeats: splits.repeats,
-        examples: [splits.train.len(), splits.validation.len(), splits.test.len()],
+        examples: [
+            splits.train.len(),
+            splits.validation.len(),
+            splits.test.len(),
+        ],
         history_lengths: lengths.into_iter().collect(),
         popularity: popularity_stats(&splits.popularity),
     }
@@ -83,7 +96,11 @@ pub fn popularity_stats(counts: &[u32]) -> PopularityStats {
         max: sorted.last().copied().unwrap_or(0),
         median: sorted.get(n / 2).copied().unwrap_or(0),
         mean: if n == 0 { 0.0 } else { total as f64 / n as f64 },
-        top_decile_share: if total == 0 { 0.0 } else { top_sum as f64 / total as f64 },
+        top_decile_share: if total == 0 {
+            0.0
+        } else {
+            top_sum as f64 / total as f64
+        },
         gini: gini(&sorted),
     }
 }
@@ -109,7 +126,11 @@ pub fn text_histogram(values: &[f64], bins: usize, lo: f64, hi: f64) -> String {
     let width = (hi - lo) / bins as f64;
     let mut counts = vec![0usize; bins];
     for &v in values.iter().filter(|v| v.is_finite()) {
-        let b = if width > 0.0 { ((v - lo) / width).floor() } else { 0.0 };
+        let b = if width > 0.0 {
+            ((v - lo) / width).floor()
+        } else {
+            0.0
+        };
         counts[(b.max(0.0) as usize).min(bins - 1)] += 1;
     }
     let most = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -128,20 +149,50 @@ impl SplitStats {
         let mut s = String::new();
         let [tr, va, te] = self.users_per_split;
         let [etr, eva, ete] = self.examples;
-        let _ = writeln!(s, "users        {:>7} (train {tr}, validation {va}, test {te}; {} with too few positives dropped)", self.users, self.short_users);
-        let _ = writeln!(s, "items        {:>7} ({} seen in training)", self.items, self.items_in_train);
-        let _ = writeln!(s, "interactions {:>7} ({} positive, {} repeated pairs dropped)", self.interactions, self.positives, self.repeats);
-        let _ = writeln!(s, "examples     {:>7} (train {etr}, validation {eva}, test {ete})", etr + eva + ete);
+        let _ = writeln!(
+            s,
+            "users        {:>7} (train {tr}, validation {va}, test {te}; {} with too few positives dropped)",
+            self.users, self.short_users
+        );
+        let _ = writeln!(
+            s,
+            "items        {:>7} ({} seen in training)",
+            self.items, self.items_in_train
+        );
+        let _ = writeln!(
+            s,
+            "interactions {:>7} ({} positive, {} repeated pairs dropped)",
+            self.interactions, self.positives, self.repeats
+        );
+        let _ = writeln!(
+            s,
+            "examples     {:>7} (train {etr}, validation {eva}, test {ete})",
+            etr + eva + ete
+        );
         let _ = writeln!(s, "history length -> examples:");
-        let most = self.history_lengths.iter().map(|&(_, c)| c).max().unwrap_or(1).max(1);
+        let most = self
+            .history_lengths
+            .iter()
+            .map(|&(_, c)| c)
+            .max()
+            .unwrap_or(1)
+            .max(1);
         for &(len, count) in &self.history_lengths {
-            let _ = writeln!(s, "  {len:>3} {count:>7} {}", "#".repeat((count * 40).div_ceil(most)));
+            let _ = writeln!(
+                s,
+                "  {len:>3} {count:>7} {}",
+                "#".repeat((count * 40).div_ceil(most))
+            );
         }
         let p = &self.popularity;
         let _ = writeln!(
             s,
             "popularity (training interactions per item): max {}, median {}, mean {:.1}, top 10% of items hold {:.1}%, Gini {:.3}",
-            p.max, p.median, p.mean, 100.0 * p.top_decile_share, p.gini
+            p.max,
+            p.median,
+            p.mean,
+            100.0 * p.top_decile_share,
+            p.gini
         );
         s
     }
@@ -161,8 +212,18 @@ mod tests {
     #[test]
     fn histogram_counts_every_finite_value() {
         let h = text_histogram(&[0.0, 0.1, 0.49, 0.5, f64::NAN], 5, 0.0, 0.5);
-        let total: usize = h.lines()
-            .map(|l| l.split(')').nth(1).unwrap().split_whitespace().next().unwrap().parse::<usize>().unwrap())
+        let total: usize = h
+            .lines()
+            .map(|l| {
+                l.split(')')
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
             .sum();
         assert_eq!(total, 4);
     }

@@ -26,7 +26,10 @@ pub fn popularity_scores(examples: &[Example], popularity: &[u32]) -> Vec<Vec<f3
 /// Candidate scores of the random baseline: all equal, so tie-aware metrics give exactly the
 /// expected value of a uniformly random ranking.
 pub fn constant_scores(examples: &[Example]) -> Vec<Vec<f32>> {
-    examples.iter().map(|e| vec![0.0; e.candidates.len()]).collect()
+    examples
+        .iter()
+        .map(|e| vec![0.0; e.candidates.len()])
+        .collect()
 }
 
 /// Ranking metrics of per-candidate `scores` (same order as each example's candidates).

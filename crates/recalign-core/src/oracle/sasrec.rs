@@ -5,7 +5,9 @@
 
 use burn::module::{Initializer, Module};
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -62,8 +64,10 @@ impl SasRecConfig {
         if self.n_items == 0 || self.hidden == 0 || self.max_len == 0 || self.layers == 0 {
             return Err(Error::Oracle("SASRec sizes must be positive".into()));
         }
-        if self.heads == 0 || self.hidden % self.heads != 0 {
-            return Err(Error::Oracle("hidden size must be a multiple of the head count".into()));
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            return Err(Error::Oracle(
+                "hidden size must be a multiple of the head count".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Oracle("dropout must be in [0, 1)".into()));
@@ -87,7 +91,12 @@ pub struct SasRecTraining {
 
 impl Default for SasRecTraining {
     fn default() -> Self {
-        Self { epochs: 10, batch_size: 256, learning_rate: 3e-3, seed: 2024 }
+        Self {
+            epochs: 10,
+            batch_size: 256,
+            learning_rate: 3e-3,
+            seed: 2024,
+        }
     }
 }
 
@@ -119,15 +128,26 @@ impl SasRec {
             // Burn's default N(0, 1) embeddings, scaled by sqrt(hidden) and dotted with each other,
             // start the cross-entropy near 50 nats; std 1/sqrt(hidden) starts it near ln(n_items).
             items: EmbeddingConfig::new(config.n_items + 1, config.hidden)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: (config.hidden as f64).powf(-0.5) })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: (config.hidden as f64).powf(-0.5),
+                })
                 .init(device),
             positions: EmbeddingConfig::new(config.max_len, config.hidden)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: (config.hidden as f64).powf(-0.5) })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: (config.hidden as f64).powf(-0.5),
+                })
                 .init(device),
-            encoder: TransformerEncoderConfig::new(config.hidden, config.hidden, config.heads, config.layers)
-                .with_dropout(config.dropout)
-                .with_norm_first(true)
-                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                config.hidden,
+                config.hidden,
+                config.heads,
+                config.layers,
+            )
+            .with_dropout(config.dropout)
+            .with_norm_first(true)
+            .init(device),
             norm: LayerNormConfig::new(config.hidden).init(device),
             dropout: DropoutConfig::new(config.dropout).init(),
         }
@@ -154,7 +174,9 @@ impl SasRec {
         let [batch, len] = seq.dims();
         let h = self.hidden_states(seq);
         let hidden = h.dims()[2];
-        let last = h.slice([0..batch, len - 1..len, 0..hidden]).reshape([batch, hidden]);
+        let last = h
+            .slice([0..batch, len - 1..len, 0..hidden])
+            .reshape([batch, hidden]);
         last.matmul(self.items.weight.val().transpose())
     }
 }
@@ -234,11 +256,21 @@ impl SasRecTrainer {
         device: &Device,
     ) -> Result<Self> {
         config.check()?;
-        if training.epochs == 0 || training.batch_size == 0 || !(training.learning_rate > 0.0) {
-            return Err(Error::Oracle("epochs, batch size and learning rate must be positive".into()));
+        if training.epochs == 0 || training.batch_size == 0 || training.learning_rate.is_nan()
+            || training.learning_rate <= 0.0 {
+            return Err(Error::Oracle(
+                "epochs, batch size and learning rate must be positive".into(),
+            ));
         }
-        if let Some(bad) = sequences.iter().flatten().find(|i| i.index() >= config.n_items) {
-            return Err(Error::Oracle(format!("item {} is outside the catalogue of {}", bad.0, config.n_items)));
+        if let Some(bad) = sequences
+            .iter()
+            .flatten()
+            .find(|i| i.index() >= config.n_items)
+        {
+            return Err(Error::Oracle(format!(
+                "item {} is outside the catalogue of {}",
+                bad.0, config.n_items
+            )));
         }
         let windows = windows(sequences, config.max_len);
         if windows.is_empty() {
@@ -295,7 +327,12 @@ impl SasRecTrainer {
             let w = &self.windows[w];
             inputs.extend_from_slice(&w[..len]);
             targets.extend_from_slice(&w[1..]);
-            mask.extend(w[..len].iter().zip(&w[1..]).map(|(&i, &t)| f32::from(u8::from(i != 0 && t != 0))));
+            mask.extend(
+                w[..len]
+                    .iter()
+                    .zip(&w[1..])
+                    .map(|(&i, &t)| f32::from(u8::from(i != 0 && t != 0))),
+            );
         }
         let counted: f32 = mask.iter().sum();
         let device = &self.device;
@@ -305,14 +342,25 @@ impl SasRecTrainer {
 
         let h = self.model.hidden_states(inputs);
         let hidden = self.config.hidden;
-        let logits = h.reshape([b * len, hidden]).matmul(self.model.items.weight.val().transpose());
+        let logits = h
+            .reshape([b * len, hidden])
+            .matmul(self.model.items.weight.val().transpose());
         let picked = log_softmax(logits, 1).gather(1, targets).reshape([b * len]);
         let loss = (picked * mask).sum().neg() / counted.max(1.0) as f64;
 
-        let value = loss.clone().into_data_async().await.map_err(Error::device)?;
-        let value = value.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::device(format!("{e:?}")))?;
+        let value = loss
+            .clone()
+            .into_data_async()
+            .await
+            .map_err(Error::device)?;
+        let value = value
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::device(format!("{e:?}")))?;
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.training.learning_rate, self.model.clone(), grads);
+        self.model = self
+            .optim
+            .step(self.training.learning_rate, self.model.clone(), grads);
 
         let step = self.cursor / self.training.batch_size + 1;
         let epoch = self.epoch;
@@ -334,7 +382,11 @@ impl SasRecTrainer {
     /// The model as it is now, for scoring (training can continue).
     pub fn oracle(&self) -> SasRecOracle {
         let device = self.device.clone().without_autodiff();
-        SasRecOracle { model: self.model.valid(), config: self.config.clone(), device }
+        SasRecOracle {
+            model: self.model.valid(),
+            config: self.config.clone(),
+            device,
+        }
     }
 }
 
@@ -346,14 +398,22 @@ impl SasRecOracle {
 
     fn batch_logits(&self, examples: &[Example]) -> Tensor<2> {
         let len = self.config.max_len;
-        let tokens: Vec<i64> = examples.iter().flat_map(|e| encode_history(&e.history, len)).collect();
-        let seq = Tensor::<2, Int>::from_data(TensorData::new(tokens, [examples.len(), len]), &self.device);
+        let tokens: Vec<i64> = examples
+            .iter()
+            .flat_map(|e| encode_history(&e.history, len))
+            .collect();
+        let seq = Tensor::<2, Int>::from_data(
+            TensorData::new(tokens, [examples.len(), len]),
+            &self.device,
+        );
         self.model.next_item_logits(seq)
     }
 
     async fn read(t: Tensor<2>) -> Result<Vec<f32>> {
         let data = t.into_data_async().await.map_err(Error::device)?;
-        data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::device(format!("{e:?}")))
+        data.convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::device(format!("{e:?}")))
     }
 
     /// Scores of each example's candidates (same order), one read-back per 256 examples.
@@ -365,14 +425,24 @@ impl SasRecOracle {
                 out.extend(chunk.iter().map(|_| Vec::new()));
                 continue;
             }
-            if let Some(bad) = chunk.iter().flat_map(|e| e.candidates.iter().chain(&e.history)).find(|i| i.index() >= self.config.n_items) {
-                return Err(Error::Oracle(format!("item {} is outside the oracle's catalogue of {}", bad.0, self.config.n_items)));
+            if let Some(bad) = chunk
+                .iter()
+                .flat_map(|e| e.candidates.iter().chain(&e.history))
+                .find(|i| i.index() >= self.config.n_items)
+            {
+                return Err(Error::Oracle(format!(
+                    "item {} is outside the oracle's catalogue of {}",
+                    bad.0, self.config.n_items
+                )));
             }
             let ids: Vec<i64> = chunk
                 .iter()
                 .flat_map(|e| (0..width).map(move |k| e.candidates.get(k).map_or(0, |&c| token(c))))
                 .collect();
-            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), width]), &self.device);
+            let ids = Tensor::<2, Int>::from_data(
+                TensorData::new(ids, [chunk.len(), width]),
+                &self.device,
+            );
             let scores = Self::read(self.batch_logits(chunk).gather(1, ids)).await?;
             for (row, e) in scores.chunks(width).zip(chunk) {
                 out.push(row[..e.candidates.len()].to_vec());
@@ -386,8 +456,15 @@ impl SasRecOracle {
         let n = self.config.n_items;
         let mut out = Vec::with_capacity(examples.len());
         for chunk in examples.chunks(256) {
-            if let Some(bad) = chunk.iter().flat_map(|e| &e.history).find(|i| i.index() >= n) {
-                return Err(Error::Oracle(format!("item {} is outside the oracle's catalogue of {n}", bad.0)));
+            if let Some(bad) = chunk
+                .iter()
+                .flat_map(|e| &e.history)
+                .find(|i| i.index() >= n)
+            {
+                return Err(Error::Oracle(format!(
+                    "item {} is outside the oracle's catalogue of {n}",
+                    bad.0
+                )));
             }
             let scores = Self::read(self.batch_logits(chunk)).await?;
             out.extend(scores.chunks(n + 1).map(|row| row[1..].to_vec()));
@@ -397,33 +474,49 @@ impl SasRecOracle {
 
     /// The oracle as safetensors bytes (weights plus its config in the metadata).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let config = serde_json::to_string(&self.config).map_err(|e| Error::Oracle(e.to_string()))?;
+        let config =
+            serde_json::to_string(&self.config).map_err(|e| Error::Oracle(e.to_string()))?;
         let mut store = SafetensorsStore::from_bytes(None).metadata(CONFIG_KEY, config);
-        self.model.save_into(&mut store).map_err(|e| Error::Oracle(e.to_string()))?;
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| Error::Oracle(e.to_string()))?;
         store.get_bytes().map_err(|e| Error::Oracle(e.to_string()))
     }
 
     /// Loads an oracle saved by [`Self::to_safetensors`]; `expected_fingerprint` (when given)
     /// must match the catalogue it was trained on.
-    pub fn from_safetensors(bytes: &[u8], device: &Device, expected_fingerprint: Option<u64>) -> Result<Self> {
+    pub fn from_safetensors(
+        bytes: &[u8],
+        device: &Device,
+        expected_fingerprint: Option<u64>,
+    ) -> Result<Self> {
         let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::Oracle(format!("not a safetensors file: {e}")))?;
         let config = metadata
             .metadata()
             .as_ref()
             .and_then(|m| m.get(CONFIG_KEY))
-            .ok_or_else(|| Error::Oracle(format!("the file has no {CONFIG_KEY} metadata; it is not a recalign SASRec oracle")))?;
-        let config: SasRecConfig = serde_json::from_str(config).map_err(|e| Error::Oracle(format!("bad config: {e}")))?;
+            .ok_or_else(|| {
+                Error::Oracle(format!(
+                    "the file has no {CONFIG_KEY} metadata; it is not a recalign SASRec oracle"
+                ))
+            })?;
+        let config: SasRecConfig =
+            serde_json::from_str(config).map_err(|e| Error::Oracle(format!("bad config: {e}")))?;
         config.check()?;
         if let Some(expected) = expected_fingerprint
             && expected != config.catalogue_fingerprint
         {
-            return Err(Error::Oracle("the oracle was trained on a different catalogue".into()));
+            return Err(Error::Oracle(
+                "the oracle was trained on a different catalogue".into(),
+            ));
         }
         let device = device.clone().without_autodiff();
         let mut model = SasRec::init(&config, &device);
         let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
-        let applied = model.load_from(&mut store).map_err(|e| Error::Oracle(e.to_string()))?;
+        let applied = model
+            .load_from(&mut store)
+            .map_err(|e| Error::Oracle(e.to_string()))?;
         if !applied.errors.is_empty() || !applied.missing.is_empty() {
             return Err(Error::Oracle(format!(
                 "weights do not match the config: {} errors, {} missing",
@@ -431,7 +524,11 @@ impl SasRecOracle {
                 applied.missing.len()
             )));
         }
-        Ok(Self { model: model.valid(), config, device })
+        Ok(Self {
+            model: model.valid(),
+            config,
+            device,
+        })
     }
 }
 
@@ -450,7 +547,10 @@ mod tests {
     fn windows_cover_every_transition_once() {
         let seq: Vec<ItemId> = (0..25).map(ItemId).collect();
         let w = windows(&[seq], 10);
-        let predicted: usize = w.iter().map(|w| w.windows(2).filter(|p| p[0] != 0 && p[1] != 0).count()).sum();
+        let predicted: usize = w
+            .iter()
+            .map(|w| w.windows(2).filter(|p| p[0] != 0 && p[1] != 0).count())
+            .sum();
         assert_eq!(predicted, 24);
         assert!(w.iter().all(|w| w.len() == 11));
     }

@@ -67,7 +67,11 @@ pub fn ml100k() -> &'static recalign_core::data::InteractionLog {
         let dir = ml100k_dir();
         let inter = std::fs::read(dir.join("ml-100k.inter")).expect("read .inter");
         let item = std::fs::read(dir.join("ml-100k.item")).expect("read .item");
-        recalign_core::data::formats::recbole_atomic(&inter, &item, recalign_core::data::Domain::Movies)
-            .expect("parse ML-100K")
+        recalign_core::data::formats::recbole_atomic(
+            &inter,
+            &item,
+            recalign_core::data::Domain::Movies,
+        )
+        .expect("parse ML-100K")
     })
 }
