@@ -256,8 +256,11 @@ impl SasRecTrainer {
         device: &Device,
     ) -> Result<Self> {
         config.check()?;
-        if training.epochs == 0 || training.batch_size == 0 || training.learning_rate.is_nan()
-            || training.learning_rate <= 0.0 {
+        if training.epochs == 0
+            || training.batch_size == 0
+            || training.learning_rate.is_nan()
+            || training.learning_rate <= 0.0
+        {
             return Err(Error::Oracle(
                 "epochs, batch size and learning rate must be positive".into(),
             ));
