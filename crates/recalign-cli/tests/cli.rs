@@ -89,3 +89,142 @@ fn an_empty_candidate_list_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// A small synthetic dataset (50 titled items, 30 users with 12 positives each) as CSV files.
+fn synthetic_dataset(dir_name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("recalign-cli-{dir_name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let items: String = std::iter::once("id,title\n".to_string())
+        .chain((0..50).map(|i| format!("{i},Film number {i}\n")))
+        .collect();
+    let mut rows = String::from("user,item,timestamp,rating\n");
+    for u in 0..30 {
+        for k in 0..12 {
+            rows.push_str(&format!("user{u},{},{k},4\n", (u * 7 + k * 3) % 50));
+        }
+    }
+    let (inter, item) = (dir.join("ratings.csv"), dir.join("items.csv"));
+    std::fs::write(&inter, rows).expect("write ratings");
+    std::fs::write(&item, items).expect("write items");
+    (inter, item)
+}
+
+#[test]
+fn data_oracle_and_pairs_end_to_end_on_csv() {
+    let (inter, items) = synthetic_dataset("e2e");
+    let (inter, items) = (inter.to_str().unwrap(), items.to_str().unwrap());
+    let out = recalign(&[
+        "data",
+        "stats",
+        "--interactions",
+        inter,
+        "--items",
+        items,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        stats["stats"]["users_per_split"],
+        serde_json::json!([24, 3, 3])
+    );
+    assert_eq!(stats["stats"]["examples"][0], 24 * 9);
+
+    let oracle = std::env::temp_dir().join(format!(
+        "recalign-cli-oracle-{}.safetensors",
+        std::process::id()
+    ));
+    let oracle = oracle.to_str().unwrap();
+    let out = recalign(&[
+        "oracle",
+        "train",
+        "--interactions",
+        inter,
+        "--items",
+        items,
+        "--epochs",
+        "2",
+        "--out",
+        oracle,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["splits"][1]["scorers"][0]["scorer"], "sasrec");
+
+    let pairs =
+        std::env::temp_dir().join(format!("recalign-cli-pairs-{}.jsonl", std::process::id()));
+    let out = recalign(&[
+        "pairs",
+        "build",
+        "--interactions",
+        inter,
+        "--items",
+        items,
+        "--oracle",
+        oracle,
+        "--strategies",
+        "popular,semantic-similar",
+        "--negatives",
+        "2",
+        "--max-examples",
+        "10",
+        "--out",
+        pairs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&pairs).unwrap();
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        20,
+        "one pair per strategy for each of 10 prompts"
+    );
+    for r in &rows {
+        let eps = r["eps"].as_f64().unwrap();
+        assert!((0.0..=0.4).contains(&eps));
+        assert_eq!(r["more_rejected"].as_array().unwrap().len(), 1);
+        assert_ne!(r["chosen"], r["rejected"]);
+    }
+    let out = recalign(&["pairs", "check", pairs.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pairs: 20"));
+}
+
+#[test]
+fn malformed_datasets_exit_1_with_the_line() {
+    let dir = std::env::temp_dir().join(format!("recalign-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (inter, items) = (dir.join("r.csv"), dir.join("i.csv"));
+    std::fs::write(&inter, "user,item,timestamp\nu,1,5\nu,2,soon\n").unwrap();
+    std::fs::write(&items, "id,title\n1,A\n2,B\n").unwrap();
+    let out = recalign(&[
+        "data",
+        "stats",
+        "--interactions",
+        inter.to_str().unwrap(),
+        "--items",
+        items.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("interactions, line 3: field \"timestamp\" is not a number: \"soon\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = recalign(&[
+        "data",
+        "stats",
+        "--interactions",
+        dir.join("missing.inter").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    let out = recalign(&["pairs", "check", inter.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}

@@ -167,3 +167,34 @@ fn empty_candidates_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_that_leaves_no_room_for_the_answer_is_refused() {
+    let lm = tiny_model();
+    let candidates: Vec<String> = (0..20).map(|i| format!("Film {i}")).collect();
+    let fits = recalign_core::prompt::request(
+        recalign_core::data::Domain::Movies,
+        3,
+        &["A".into()],
+        &candidates,
+    );
+    assert!(lm.request_prompt_ids(&fits, &candidates).is_ok());
+    let history: Vec<String> = (0..400)
+        .map(|i| format!("A long forgotten film {i}"))
+        .collect();
+    let long = recalign_core::prompt::request(
+        recalign_core::data::Domain::Movies,
+        3,
+        &history,
+        &candidates,
+    );
+    match lm.request_prompt_ids(&long, &candidates) {
+        Err(Error::PromptTooLong {
+            tokens, context, ..
+        }) => {
+            assert!(tokens > context - 10);
+            assert_eq!(context, TINY_CONTEXT);
+        }
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
+}
