@@ -195,7 +195,7 @@ fn lines(text: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// A message from the worker.
-    Worker(Response),
+    Worker(Box<Response>),
     /// The history text changed.
     SetHistory(String),
     /// The candidates text changed.
@@ -222,7 +222,7 @@ impl Reducible for AppState {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut s = (*self).clone();
         match action {
-            Action::Worker(r) => match r {
+            Action::Worker(r) => match *r {
                 Response::Device { kind, note } => s.device = Some((kind, note)),
                 Response::Progress { stage, done, total } => {
                     s.progress = Some(Progress { stage, done, total });

@@ -25,7 +25,7 @@ pub fn app() -> Html {
         let dispatcher = state.dispatcher();
         use_memo((), move |_| {
             ModelWorker::spawner()
-                .callback(move |r| dispatcher.dispatch(Action::Worker(r)))
+                .callback(move |r| dispatcher.dispatch(Action::Worker(Box::new(r))))
                 .spawn_with_loader(WORKER_LOADER)
         })
     };
