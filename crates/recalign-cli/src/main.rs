@@ -1,9 +1,11 @@
 //! `recalign`: the native front end on the same core the page runs — fetch the default assets,
-//! chat, rank candidates, benchmark, and serve the built page.
+//! chat, rank candidates, prepare data and the oracle, evaluate losses, benchmark, and serve the
+//! built page.
 
 mod bench;
 mod data;
 mod fetch;
+mod loss;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         what: data::PairsCommand,
     },
+    /// Preference losses on numbers: evaluate a batch from stdin, print a curve.
+    Loss {
+        #[command(subcommand)]
+        what: loss::LossCommand,
+    },
     /// Write the tiny deterministic test model (GGUF) used by the page tests.
     #[command(hide = true)]
     WriteFixture {
@@ -185,6 +192,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Data { what } => data::data(what),
         Command::Oracle { what } => data::oracle(what),
         Command::Pairs { what } => data::pairs(what),
+        Command::Loss { what } => loss::run(what),
         Command::WriteFixture { out, seed } => {
             std::fs::write(&out, recalign_core::fixtures::tiny_model_gguf(seed))
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))

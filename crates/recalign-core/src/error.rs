@@ -47,6 +47,15 @@ pub enum Error {
     /// A saved oracle could not be loaded or saved.
     #[error("oracle: {0}")]
     Oracle(String),
+    /// A loss was asked for with invalid parameters or inputs.
+    #[error("loss: {0}")]
+    Loss(String),
+    /// Training could not start or continue (bad settings, a non-finite loss, a bad checkpoint).
+    #[error("training: {0}")]
+    Train(String),
+    /// An adapter file could not be read, written or matched to the model.
+    #[error("adapter: {0}")]
+    Adapter(String),
     /// The compute device failed (lost device, out of memory, read-back failure).
     #[error("device: {0}")]
     Device(String),

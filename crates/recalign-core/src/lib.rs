@@ -8,6 +8,8 @@
 //! - [`oracle`]: SASRec and popularity, the conventional recommenders RosePO's smoothing uses.
 //! - [`prompt`]: the recommendation prompt templates.
 //! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
+//! - [`losses`]: every preference loss, in `f64` (loss lab, reference) and on tensors (training).
+//! - [`train`]: LoRA, SFT and preference training as step functions; adapters in PEFT's layout.
 //! - [`eval`]: reading generated answers against the candidates; ranking metrics.
 //! - [`fixtures`]: a tiny deterministic model for tests on every device.
 //!
@@ -20,10 +22,12 @@ pub mod eval;
 pub mod fixtures;
 pub mod gguf;
 pub mod lm;
+pub mod losses;
 pub mod model;
 pub mod oracle;
 pub mod prompt;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use lm::{CandidateScore, Generation, LanguageModel, RankedCandidate, Ranking, ScoreOptions};

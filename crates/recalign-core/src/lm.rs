@@ -168,58 +168,10 @@ impl LanguageModel {
         candidates: &[String],
         options: ScoreOptions,
     ) -> Result<Vec<CandidateScore>> {
-        let (answers, longest) = self.answers_that_fit(prompt_ids, candidates)?;
-        let (last, prefix) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
-            tokens: 0,
-            needed: longest,
-            context: self.model.config.context_length,
-        })?;
-
-        let mut cache = KvCache::default();
-        if !prefix.is_empty() {
-            let ids = prefix.iter().map(|&t| t as i64).collect();
-            self.model
-                .forward(self.model.tokens(ids, 1, prefix.len()), &mut cache)?;
-        }
-
-        let n = answers.len();
-        let pad = self.tokenizer.eos_id() as i64;
-        let mut inputs = Vec::with_capacity(n * longest);
-        let mut targets = Vec::with_capacity(n * longest);
-        let mut mask = Vec::with_capacity(n * longest);
-        for a in &answers {
-            for j in 0..longest {
-                inputs.push(match j {
-                    0 => *last as i64,
-                    _ => a.get(j - 1).map_or(pad, |&t| t as i64),
-                });
-                targets.push(a.get(j).map_or(pad, |&t| t as i64));
-                mask.push(if j < a.len() { 1f32 } else { 0.0 });
-            }
-        }
-        let device = self.model.device();
-        let hidden = self
-            .model
-            .forward(self.model.tokens(inputs, n, longest), &mut cache)?;
-        let targets =
-            Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, longest]), device);
-        let sums = self.answer_log_probs(hidden, targets, mask);
+        let (answers, _) = self.answers_that_fit(prompt_ids, candidates)?;
+        let sums = answer_log_probs(&self.model, prompt_ids, &answers, self.tokenizer.eos_id())?;
         let sums = read_f32(sums).await?;
         Ok(self.to_scores(candidates, &answers, &sums, options))
-    }
-
-    /// Sums of masked target log-probs per row: hidden `[n, len, d]`, targets `[n*len, 1]`.
-    fn answer_log_probs(
-        &self,
-        hidden: Tensor<3>,
-        targets: Tensor<2, Int>,
-        mask: Tensor<2>,
-    ) -> Tensor<1> {
-        let [n, len, d] = hidden.dims();
-        let logits = self.model.logits(hidden.reshape([n * len, d]));
-        let token_lp = log_softmax(logits, 1).gather(1, targets).reshape([n, len]);
-        (token_lp * mask).sum_dim(1).reshape([n])
     }
 
     fn to_scores(
@@ -276,7 +228,7 @@ impl LanguageModel {
             let targets =
                 Tensor::<2, Int>::from_data(TensorData::new(targets, [a.len(), 1]), device);
             let mask = Tensor::<2>::ones([1, a.len()], device);
-            sums.extend(read_f32(self.answer_log_probs(hidden, targets, mask)).await?);
+            sums.extend(read_f32(masked_sums(&self.model, hidden, targets, mask)).await?);
         }
         Ok(self.to_scores(candidates, &answers, &sums, options))
     }
@@ -335,6 +287,69 @@ impl LanguageModel {
         let ids = self.tokenizer.encode(&chatml_user(message))?;
         self.generate(&ids, max_new_tokens).await
     }
+}
+
+/// Sums of masked target log-probs per row: hidden `[n, len, d]`, targets `[n*len, 1]`.
+fn masked_sums(
+    model: &Llama,
+    hidden: Tensor<3>,
+    targets: Tensor<2, Int>,
+    mask: Tensor<2>,
+) -> Tensor<1> {
+    let [n, len, d] = hidden.dims();
+    let logits = model.logits(hidden.reshape([n * len, d]));
+    let token_lp = log_softmax(logits, 1).gather(1, targets).reshape([n, len]);
+    (token_lp * mask).sum_dim(1).reshape([n])
+}
+
+/// Summed log-probs `[answers.len()]` of each answer (token ids, eos included) as a continuation
+/// of `prompt_ids`, left on the device: differentiable when the model's device tracks gradients,
+/// which is how training computes a pair's policy log-probs with the prompt run once.
+///
+/// The prompt minus its last token fills a batch-1 key/value cache; then all answers go through
+/// one batched pass `[n_answers, longest]` whose rows start with the prompt's last token, so that
+/// position `j` predicts answer token `j`. Rows are padded with `pad` at the end and the padding
+/// is masked out of the sums. The caller checks that everything fits the context.
+pub fn answer_log_probs(
+    model: &Llama,
+    prompt_ids: &[u32],
+    answers: &[Vec<u32>],
+    pad: u32,
+) -> Result<Tensor<1>> {
+    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
+    let (last, prefix) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
+        tokens: 0,
+        needed: longest,
+        context: model.config.context_length,
+    })?;
+    if longest == 0 {
+        return Err(Error::EmptyCandidates);
+    }
+    let mut cache = KvCache::default();
+    if !prefix.is_empty() {
+        let ids = prefix.iter().map(|&t| t as i64).collect();
+        model.forward(model.tokens(ids, 1, prefix.len()), &mut cache)?;
+    }
+    let n = answers.len();
+    let pad = pad as i64;
+    let mut inputs = Vec::with_capacity(n * longest);
+    let mut targets = Vec::with_capacity(n * longest);
+    let mut mask = Vec::with_capacity(n * longest);
+    for a in answers {
+        for j in 0..longest {
+            inputs.push(match j {
+                0 => *last as i64,
+                _ => a.get(j - 1).map_or(pad, |&t| t as i64),
+            });
+            targets.push(a.get(j).map_or(pad, |&t| t as i64));
+            mask.push(if j < a.len() { 1f32 } else { 0.0 });
+        }
+    }
+    let device = model.device();
+    let hidden = model.forward(model.tokens(inputs, n, longest), &mut cache)?;
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, longest]), device);
+    Ok(masked_sums(model, hidden, targets, mask))
 }
 
 /// Sorts scores best first (stable on ties) and attaches ranks and choice probabilities.

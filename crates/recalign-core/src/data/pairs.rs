@@ -215,7 +215,7 @@ impl Default for PairConfig {
 ///
 /// `prompt` is the user-turn text (without the chat template, which the trainer adds), `chosen`
 /// and `rejected` are bare titles (the trainer appends end-of-sequence).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PreferencePair {
     /// The request.
     pub prompt: String,

@@ -1,0 +1,162 @@
+//! `recalign loss`: the preference losses on numbers from stdin, so anyone can check them against
+//! another implementation, and the loss lab's curves as text.
+
+use std::io::Read;
+
+use clap::{Args, Subcommand};
+use recalign_core::losses::scalar::{self, curve_point, gumbel_noise, optimum};
+use recalign_core::losses::{LossBatch, LossConfig, LossKind, LossState};
+use serde_json::json;
+
+use crate::CliResult;
+
+#[derive(Subcommand)]
+pub enum LossCommand {
+    /// Evaluate a loss on a JSON batch read from stdin:
+    /// {"policy_chosen": [..], "policy_rejected": [[..], ..], "ref_chosen": [..],
+    /// "ref_rejected": [[..], ..], "chosen_len": [..], "rejected_len": [[..], ..], "eps": [..]}.
+    /// Prints {"losses": [..], "mean": x}.
+    Eval {
+        #[command(flatten)]
+        params: LossParams,
+        /// Seed of beta-DPO's sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also print the gradient with respect to every policy log-prob, the margins, the kept
+        /// examples and the beta used.
+        #[arg(long)]
+        detail: bool,
+    },
+    /// Print one loss's curve: loss and gradient weight against its margin (JSON lines).
+    Curve {
+        #[command(flatten)]
+        params: LossParams,
+        /// Smallest margin.
+        #[arg(long, default_value_t = -10.0, allow_negative_numbers = true)]
+        from: f64,
+        /// Largest margin.
+        #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+        to: f64,
+        /// Points.
+        #[arg(long, default_value_t = 21)]
+        points: usize,
+        /// S-DPO's number of (equal) negatives.
+        #[arg(long, default_value_t = scalar::LAB_NEGATIVES)]
+        negatives: usize,
+    },
+}
+
+/// A loss and the hyper-parameters to override; unset ones take method.md's defaults.
+#[derive(Args)]
+pub struct LossParams {
+    /// dpo, cdpo, rdpo, ipo, sdpo, simpo, alpha-dpo, beta-dpo, dr-dpo, orpo or rosepo.
+    #[arg(long = "type")]
+    kind: String,
+    /// Inverse temperature.
+    #[arg(long)]
+    beta: Option<f64>,
+    /// Label smoothing / noise (cDPO, rDPO); RosePO's eps for `curve`.
+    #[arg(long)]
+    eps: Option<f64>,
+    /// IPO's tau.
+    #[arg(long)]
+    tau: Option<f64>,
+    /// SimPO / alpha-DPO target margin gamma.
+    #[arg(long, allow_negative_numbers = true)]
+    gamma: Option<f64>,
+    /// alpha-DPO's alpha.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Dr. DPO's beta'.
+    #[arg(long)]
+    beta_prime: Option<f64>,
+    /// ORPO's lambda.
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// beta-DPO's kept fraction rho.
+    #[arg(long)]
+    rho: Option<f64>,
+    /// beta-DPO's sensitivity a.
+    #[arg(long)]
+    beta_scale: Option<f64>,
+}
+
+impl LossParams {
+    fn config(&self) -> CliResult<LossConfig> {
+        let kind = LossKind::parse(&self.kind).map_err(|e| e.to_string())?;
+        let mut c = LossConfig::new(kind);
+        let set = |field: &mut f64, v: Option<f64>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut c.beta, self.beta);
+        set(&mut c.eps, self.eps);
+        set(&mut c.tau, self.tau);
+        set(&mut c.gamma, self.gamma);
+        set(&mut c.alpha, self.alpha);
+        set(&mut c.beta_prime, self.beta_prime);
+        set(&mut c.lambda, self.lambda);
+        set(&mut c.rho, self.rho);
+        set(&mut c.beta_scale, self.beta_scale);
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+pub fn run(what: LossCommand) -> CliResult {
+    match what {
+        LossCommand::Eval {
+            params,
+            seed,
+            detail,
+        } => {
+            let config = params.config()?;
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            let batch: LossBatch = serde_json::from_str(&input)
+                .map_err(|e| format!("stdin is not a loss batch: {e}"))?;
+            let examples = batch.examples(&config).map_err(|e| e.to_string())?;
+            let noise = gumbel_noise(seed, examples.len());
+            let out = scalar::batch_loss(&config, &examples, &mut LossState::default(), &noise)
+                .map_err(|e| e.to_string())?;
+            let value = if detail {
+                json!({
+                    "losses": out.losses, "mean": out.mean, "grads": out.grads,
+                    "margins": out.margins, "kept": out.kept, "beta": out.beta,
+                    "config": config,
+                })
+            } else {
+                json!({"losses": out.losses, "mean": out.mean})
+            };
+            println!("{value}");
+            Ok(())
+        }
+        LossCommand::Curve {
+            params,
+            from,
+            to,
+            points,
+            negatives,
+        } => {
+            let config = params.config()?;
+            if points < 2 || !(from < to) {
+                return Err("need --points >= 2 and --from < --to".into());
+            }
+            let eps = params.eps.unwrap_or(config.eps);
+            println!(
+                "{}",
+                json!({"loss": config.kind.label(), "x": config.kind.margin_label(),
+                       "optimum": optimum(&config, eps), "config": config})
+            );
+            for i in 0..points {
+                let x = from + (to - from) * i as f64 / (points - 1) as f64;
+                let p = curve_point(&config, x, eps, negatives);
+                println!("{}", json!(p));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! LoRA on the decoder through Burn's `apply_lora`, and adapters as files: one layout, PEFT's
+//! (`adapter_model.safetensors` with Hugging Face module names and `adapter_config.json`), so an
+//! adapter trained here loads in Python's PEFT on `HuggingFaceTB/SmolLM2-135M-Instruct` and back.
+//!
+//! Burn stores a LoRA factor pair as `a: [d_in, rank]`, `b: [rank, d_out]` and composes
+//! `W + (alpha / rank) a b` with `W` as `[d_in, d_out]`; PEFT stores `lora_A.weight: [rank, d_in]`
+//! and `lora_B.weight: [d_out, rank]` with the same scale, so export and import transpose both.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::{Lora, Module, ModuleMapper, Param, ParamGroup};
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::model::LlamaWeights;
+use crate::{Error, Result};
+
+/// Which linear layers get adapters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoraTargets {
+    /// The attention query and value projections (LoRA's original choice, PEFT's default).
+    #[default]
+    QueryValue,
+    /// Every linear layer of every block (attention and MLP).
+    AllLinear,
+}
+
+impl LoraTargets {
+    /// Hugging Face module names of the targets.
+    pub fn modules(self) -> &'static [&'static str] {
+        match self {
+            LoraTargets::QueryValue => &["q_proj", "v_proj"],
+            LoraTargets::AllLinear => &[
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+        }
+    }
+}
+
+/// LoRA's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoraSettings {
+    /// Rank r of the factors.
+    pub rank: usize,
+    /// Scale numerator: the update is `(alpha / r) A B`.
+    pub alpha: f64,
+    /// Dropout on the adapter's input. Burn's LoRA merges the factors into the weight before the
+    /// matmul, so there is no separate adapter input to drop: only 0 is accepted (PEFT's value
+    /// for inference, and what the exported config says).
+    pub dropout: f64,
+    /// Which layers.
+    pub targets: LoraTargets,
+}
+
+impl Default for LoraSettings {
+    fn default() -> Self {
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.0,
+            targets: LoraTargets::QueryValue,
+        }
+    }
+}
+
+impl LoraSettings {
+    /// Refuses a shape LoRA cannot have.
+    pub fn validate(&self) -> Result<()> {
+        if self.rank == 0 || !self.alpha.is_finite() || self.alpha <= 0.0 {
+            return Err(Error::Adapter(format!(
+                "LoRA needs rank >= 1 and alpha > 0 (got rank {}, alpha {})",
+                self.rank, self.alpha
+            )));
+        }
+        if self.dropout != 0.0 {
+            return Err(Error::Adapter(format!(
+                "LoRA dropout {} is not supported: Burn merges the adapter into the weight, so \
+                 there is no adapter input to drop; use 0",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// `alpha / rank`.
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.rank as f64
+    }
+}
+
+/// Attaches fresh adapters (A random, B zero: the model's output is unchanged) to the target
+/// layers and freezes everything else.
+pub fn attach(weights: LlamaWeights, settings: &LoraSettings) -> Result<LlamaWeights> {
+    settings.validate()?;
+    let group = ParamGroup::from_any_predicates(
+        settings
+            .targets
+            .modules()
+            .iter()
+            .map(|m| format!(".{m}.weight"))
+            .collect(),
+    );
+    let mut lora = Lora::new(settings.rank, settings.alpha).set_param_group(group);
+    // PEFT initialises A with Kaiming-uniform; Burn's N(0, 1/r) is as good a start (B = 0 makes
+    // the first step's update depend on A only through its scale).
+    lora.init_std = Some(1.0 / settings.rank as f64);
+    Ok(weights.apply_lora(lora))
+}
+
+fn layer_linear<'a>(layer: &'a crate::model::DecoderLayer, module: &str) -> Option<&'a Linear> {
+    Some(match module {
+        "q_proj" => &layer.self_attn.q_proj,
+        "k_proj" => &layer.self_attn.k_proj,
+        "v_proj" => &layer.self_attn.v_proj,
+        "o_proj" => &layer.self_attn.o_proj,
+        "gate_proj" => &layer.mlp.gate_proj,
+        "up_proj" => &layer.mlp.up_proj,
+        "down_proj" => &layer.mlp.down_proj,
+        _ => return None,
+    })
+}
+
+fn block(module: &str) -> &'static str {
+    if module.ends_with("_proj") && ["gate_proj", "up_proj", "down_proj"].contains(&module) {
+        "mlp"
+    } else {
+        "self_attn"
+    }
+}
+
+/// One adapted layer's factors, host-side, in Burn's layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptedLayer {
+    /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj`.
+    pub module: String,
+    /// Input width.
+    pub d_in: usize,
+    /// Output width.
+    pub d_out: usize,
+    /// `A`, `[d_in, rank]`, row-major.
+    pub a: Vec<f32>,
+    /// `B`, `[rank, d_out]`, row-major.
+    pub b: Vec<f32>,
+}
+
+/// A trained adapter, off the device: what is saved, exported and shown.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adapter {
+    /// Its shape.
+    pub settings: LoraSettings,
+    /// Its layers, in model order.
+    pub layers: Vec<AdaptedLayer>,
+}
+
+/// The model PEFT configs name as the base.
+pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+
+const SETTINGS_KEY: &str = "recalign.lora";
+
+async fn read2(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data_async()
+        .await
+        .map_err(Error::device)?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::device(format!("{e:?}")))
+}
+
+impl Adapter {
+    /// Reads the adapters attached to `weights` back from the device.
+    pub async fn read(weights: &LlamaWeights, settings: &LoraSettings) -> Result<Self> {
+        let mut layers = Vec::new();
+        for (i, layer) in weights.layers.iter().enumerate() {
+            for &m in settings.targets.modules() {
+                let linear = layer_linear(layer, m)
+                    .ok_or_else(|| Error::Adapter(format!("unknown module {m}")))?;
+                let adapter = linear.weight.adapter().ok_or_else(|| {
+                    Error::Adapter(format!("layer {i} {m} has no adapter attached"))
+                })?;
+                let [d_in, d_out] = linear.weight.base().dims();
+                layers.push(AdaptedLayer {
+                    module: format!("model.layers.{i}.{}.{m}", block(m)),
+                    d_in,
+                    d_out,
+                    a: read2(adapter.a.val()).await?,
+                    b: read2(adapter.b.val()).await?,
+                });
+            }
+        }
+        Ok(Self {
+            settings: settings.clone(),
+            layers,
+        })
+    }
+
+    /// Sets these factors on `weights`, which must carry adapters of the same shape (from
+    /// [`attach`] with these settings).
+    pub fn apply(&self, weights: LlamaWeights, device: &Device) -> Result<LlamaWeights> {
+        let rank = self.settings.rank;
+        let mut values = HashMap::new();
+        for l in &self.layers {
+            let path = l
+                .module
+                .strip_prefix("model.")
+                .unwrap_or(&l.module)
+                .to_string();
+            if l.a.len() != l.d_in * rank || l.b.len() != rank * l.d_out {
+                return Err(Error::Adapter(format!(
+                    "{} has factors of {} and {} values, expected {}x{rank} and {rank}x{}",
+                    l.module,
+                    l.a.len(),
+                    l.b.len(),
+                    l.d_in,
+                    l.d_out
+                )));
+            }
+            let a = Tensor::<2>::from_data(TensorData::new(l.a.clone(), [l.d_in, rank]), device);
+            let b = Tensor::<2>::from_data(TensorData::new(l.b.clone(), [rank, l.d_out]), device);
+            values.insert(format!("{path}.weight.lora.a"), a);
+            values.insert(format!("{path}.weight.lora.b"), b);
+        }
+        let expected = values.len();
+        let mut setter = FactorSetter {
+            path: Vec::new(),
+            values,
+            set: 0,
+            error: None,
+        };
+        let weights = weights.map(&mut setter);
+        if let Some(e) = setter.error {
+            return Err(e);
+        }
+        if setter.set != expected {
+            let missing: Vec<&String> = setter.values.keys().take(3).collect();
+            return Err(Error::Adapter(format!(
+                "the model has no adapter slot for {} of the adapter's {expected} factors (e.g. \
+                 {missing:?}): attach LoRA with the adapter's settings first",
+                expected - setter.set
+            )));
+        }
+        Ok(weights)
+    }
+
+    /// The adapter as `adapter_model.safetensors` in PEFT's layout (f32), with its settings in
+    /// the metadata so one file is enough to load it here.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let rank = self.settings.rank;
+        let mut owned: BTreeMap<String, (Vec<u8>, Vec<usize>)> = BTreeMap::new();
+        for l in &self.layers {
+            // PEFT's A is our A transposed ([rank, d_in]); its B is our B transposed.
+            let a_t = transpose(&l.a, l.d_in, rank);
+            let b_t = transpose(&l.b, rank, l.d_out);
+            let name = format!("base_model.model.{}", l.module);
+            owned.insert(
+                format!("{name}.lora_A.weight"),
+                (to_bytes(&a_t), vec![rank, l.d_in]),
+            );
+            owned.insert(
+                format!("{name}.lora_B.weight"),
+                (to_bytes(&b_t), vec![l.d_out, rank]),
+            );
+        }
+        let views: Vec<(String, TensorView<'_>)> = owned
+            .iter()
+            .map(|(k, (bytes, shape))| {
+                TensorView::new(Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| Error::Adapter(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "pt".to_string());
+        meta.insert(
+            SETTINGS_KEY.to_string(),
+            serde_json::to_string(&self.settings).map_err(|e| Error::Adapter(e.to_string()))?,
+        );
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Adapter(e.to_string()))
+    }
+
+    /// PEFT's `adapter_config.json` for this adapter.
+    pub fn peft_config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": PEFT_BASE_MODEL,
+            "r": self.settings.rank,
+            "lora_alpha": self.settings.alpha,
+            "lora_dropout": self.settings.dropout,
+            "target_modules": self.settings.targets.modules(),
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "use_rslora": false,
+            "use_dora": false,
+            "init_lora_weights": true,
+            "modules_to_save": null,
+        })
+    }
+
+    /// Reads `adapter_model.safetensors`: settings from our metadata, or else from PEFT's
+    /// `adapter_config.json` given as `config`.
+    pub fn from_safetensors(bytes: &[u8], config: Option<&serde_json::Value>) -> Result<Self> {
+        let bad = |why: String| Error::Adapter(why);
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let tensors = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let settings = match (
+            meta.metadata().as_ref().and_then(|m| m.get(SETTINGS_KEY)),
+            config,
+        ) {
+            (_, Some(c)) => settings_from_peft(c)?,
+            (Some(s), None) => {
+                serde_json::from_str(s).map_err(|e| bad(format!("bad settings metadata: {e}")))?
+            }
+            (None, None) => {
+                return Err(bad(
+                    "the file carries no LoRA settings: give PEFT's adapter_config.json too".into(),
+                ));
+            }
+        };
+        settings.validate()?;
+        let rank = settings.rank;
+        let mut modules: BTreeMap<
+            (usize, usize),
+            (String, Option<Vec<f32>>, Option<Vec<f32>>, usize, usize),
+        > = BTreeMap::new();
+        for (name, view) in tensors.tensors() {
+            let Some(rest) = name.strip_prefix("base_model.model.") else {
+                return Err(bad(format!(
+                    "unexpected tensor {name:?} (not a PEFT LoRA name)"
+                )));
+            };
+            let (module, which) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
+                (m, 'A')
+            } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
+                (m, 'B')
+            } else {
+                return Err(bad(format!(
+                    "unexpected tensor {name:?} (not lora_A/lora_B)"
+                )));
+            };
+            let layer: usize = module
+                .strip_prefix("model.layers.")
+                .and_then(|s| s.split('.').next())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(format!("cannot read the layer of {name:?}")))?;
+            let kind = module.rsplit('.').next().unwrap_or_default();
+            let order = settings
+                .targets
+                .modules()
+                .iter()
+                .position(|m| *m == kind)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{name:?} adapts {kind}, which the settings' targets do not include"
+                    ))
+                })?;
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!(
+                    "{name:?} is {:?}; only F32 adapters are read",
+                    view.dtype()
+                )));
+            }
+            let shape = view.shape().to_vec();
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let entry = modules
+                .entry((layer, order))
+                .or_insert_with(|| (module.to_string(), None, None, 0, 0));
+            match (which, shape.as_slice()) {
+                ('A', &[r, d_in]) if r == rank => {
+                    entry.3 = d_in;
+                    entry.1 = Some(transpose(&values, rank, d_in));
+                }
+                ('B', &[d_out, r]) if r == rank => {
+                    entry.4 = d_out;
+                    entry.2 = Some(transpose(&values, d_out, rank));
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "{name:?} has shape {shape:?}, which does not fit rank {rank}"
+                    )));
+                }
+            }
+        }
+        let layers = modules
+            .into_values()
+            .map(|(module, a, b, d_in, d_out)| match (a, b) {
+                (Some(a), Some(b)) => Ok(AdaptedLayer {
+                    module,
+                    d_in,
+                    d_out,
+                    a,
+                    b,
+                }),
+                _ => Err(bad(format!("{module} has only one of lora_A and lora_B"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if layers.is_empty() {
+            return Err(bad("the file holds no LoRA tensors".into()));
+        }
+        Ok(Self { settings, layers })
+    }
+}
+
+fn settings_from_peft(c: &serde_json::Value) -> Result<LoraSettings> {
+    let bad = |why: &str| Error::Adapter(format!("adapter_config.json: {why}"));
+    let rank = c["r"].as_u64().ok_or_else(|| bad("no integer \"r\""))? as usize;
+    let alpha = c["lora_alpha"]
+        .as_f64()
+        .ok_or_else(|| bad("no number \"lora_alpha\""))?;
+    if c["use_rslora"].as_bool() == Some(true) || c["use_dora"].as_bool() == Some(true) {
+        return Err(bad("rsLoRA and DoRA adapters are not supported"));
+    }
+    let mut targets: Vec<String> = match &c["target_modules"] {
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => return Err(bad("\"target_modules\" must be a list of module names")),
+    };
+    targets.sort();
+    let matches = |t: LoraTargets| {
+        let mut m: Vec<String> = t.modules().iter().map(|s| s.to_string()).collect();
+        m.sort();
+        m == targets
+    };
+    let targets = if matches(LoraTargets::QueryValue) {
+        LoraTargets::QueryValue
+    } else if matches(LoraTargets::AllLinear) {
+        LoraTargets::AllLinear
+    } else {
+        return Err(bad(&format!(
+            "target_modules {targets:?} is neither [q_proj, v_proj] nor all linear layers"
+        )));
+    };
+    Ok(LoraSettings {
+        rank,
+        alpha,
+        // Dropout only acts in training; the factors load the same whatever it was.
+        dropout: 0.0,
+        targets,
+    })
+}
+
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+fn to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Replaces the LoRA factors whose module path is in `values` (paths as Burn's mapper walks
+/// them: `layers.3.self_attn.q_proj.weight.lora.a`).
+struct FactorSetter {
+    path: Vec<String>,
+    values: HashMap<String, Tensor<2>>,
+    set: usize,
+    error: Option<Error>,
+}
+
+impl ModuleMapper for FactorSetter {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let key = self.path.join(".");
+        let Some(value) = self.values.remove(&key) else {
+            return param;
+        };
+        let dims = param.val().dims();
+        if D != 2 || dims[..] != value.dims()[..] {
+            self.error = Some(Error::Adapter(format!(
+                "{key} has shape {:?} in the model but {:?} in the adapter",
+                &dims[..],
+                value.dims()
+            )));
+            return param;
+        }
+        self.set += 1;
+        let value: Tensor<D> = value.reshape(param.val().shape());
+        param.map(|old| value.to_device(&old.device()))
+    }
+}

@@ -1,0 +1,674 @@
+//! Training as step functions: LoRA SFT on answer tokens and preference optimisation with any
+//! loss of [`crate::losses`], both shaped as `step() -> StepReport` so the CLI, the tests and the
+//! page's worker drive the same code, on any device.
+//!
+//! Invariants: one read-back per optimiser step (the report, loss statistics included); the
+//! optimiser is applied only after that read-back shows a finite loss, so a NaN stops training
+//! with the weights of the last good step; everything random is seeded.
+
+pub mod lora;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::data::pairs::PreferencePair;
+use crate::lm::{LanguageModel, answer_log_probs};
+use crate::losses::scalar::gumbel_noise;
+use crate::losses::tensor::{LossInputs, batch_loss, read};
+use crate::losses::{LossConfig, LossState};
+use crate::model::{Llama, LlamaWeights};
+use crate::{Error, Result};
+pub use lora::{Adapter, LoraSettings, LoraTargets};
+
+/// Optimiser, schedule and batching.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Steps of linear warm-up from 0.
+    pub warmup_steps: usize,
+    /// Optimiser steps in the run (the cosine decays to 0 at the end).
+    pub steps: usize,
+    /// Examples (pairs) per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub accumulation: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0: none).
+    pub max_grad_norm: f64,
+    /// Seed of LoRA's init, the data order and beta-DPO's sampling.
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            learning_rate: 2e-4,
+            warmup_steps: 2,
+            steps: 32,
+            batch_size: 4,
+            accumulation: 1,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            seed: 2024,
+        }
+    }
+}
+
+impl TrainSettings {
+    fn validate(&self) -> Result<()> {
+        let bad = |why: &str| Err(Error::Train(why.to_string()));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad("the learning rate must be a positive number");
+        }
+        if self.steps == 0 || self.batch_size == 0 || self.accumulation == 0 {
+            return bad("steps, batch size and accumulation must be at least 1");
+        }
+        if !(self.weight_decay >= 0.0 && self.max_grad_norm >= 0.0) {
+            return bad("weight decay and the gradient clip must not be negative");
+        }
+        Ok(())
+    }
+
+    /// Learning rate at optimiser step `step` (0-based): linear warm-up, then cosine to 0.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * (step + 1) as f64 / (self.warmup_steps + 1) as f64;
+        }
+        let decay = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let progress = ((step - self.warmup_steps) as f64 / decay).min(1.0);
+        self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+    }
+}
+
+/// What one optimiser step did, as the charts and logs show it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// 1-based optimiser step.
+    pub step: usize,
+    /// Steps in the run.
+    pub steps: usize,
+    /// Passes over the data so far (fractional).
+    pub epoch: f64,
+    /// The loss (SFT: mean NLL per answer token).
+    pub loss: f32,
+    /// Mean reward margin (preference steps).
+    pub margin: f32,
+    /// Mean chosen reward.
+    pub chosen_reward: f32,
+    /// Mean rejected reward.
+    pub rejected_reward: f32,
+    /// Fraction of examples whose margin is positive.
+    pub accuracy: f32,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Tokens through the model this step.
+    pub tokens: usize,
+    /// Throughput of this step.
+    pub tokens_per_second: f64,
+    /// beta used (beta-DPO adapts it).
+    pub beta: f32,
+}
+
+/// The decoder with adapters, on an autodiff device.
+fn trainable(
+    base: &LanguageModel,
+    lora: &LoraSettings,
+    adapter: Option<&Adapter>,
+    seed: u64,
+) -> Result<Llama> {
+    let device = base.model.device().clone().autodiff();
+    device.seed(seed);
+    let weights = lora::attach(base.model.weights.clone().fork(&device).train(), lora)?;
+    let weights = match adapter {
+        Some(a) if a.settings != *lora => {
+            return Err(Error::Adapter(format!(
+                "the adapter was trained with {:?}, not {lora:?}",
+                a.settings
+            )));
+        }
+        Some(a) => a.apply(weights, &device)?,
+        None => weights,
+    };
+    Ok(Llama::new(base.model.config.clone(), weights, &device))
+}
+
+/// A language model whose weights include `adapter` (for scoring and generation; no autodiff).
+pub fn with_adapter(base: &LanguageModel, adapter: &Adapter) -> Result<LanguageModel> {
+    let device = base.model.device().clone();
+    let weights = lora::attach(base.model.weights.clone(), &adapter.settings)?;
+    let weights = adapter.apply(weights, &device)?.valid();
+    Ok(LanguageModel {
+        model: Llama::new(base.model.config.clone(), weights, &device),
+        tokenizer: base.tokenizer.clone(),
+    })
+}
+
+/// Parameter ids of the trainable (LoRA) factors, for global-norm clipping.
+#[derive(Default)]
+struct TrainableIds(Vec<burn::module::ParamId>);
+
+impl ModuleVisitor for TrainableIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if D == 2 && param.val().is_require_grad() {
+            self.0.push(param.id);
+        }
+    }
+}
+
+/// Scales every gradient by `min(1, max_norm / norm)` on the device and returns the pre-clip
+/// global norm as a `[1]` tensor (read back with the report).
+fn clip_global_norm(
+    grads: &mut GradientsParams,
+    ids: &[burn::module::ParamId],
+    max_norm: f64,
+    device: &Device,
+) -> Tensor<1> {
+    let mut total = Tensor::<1>::zeros([1], device);
+    for id in ids {
+        if let Some(g) = grads.get::<2>(*id) {
+            total = total + g.square().sum();
+        }
+    }
+    let norm = total.sqrt();
+    if max_norm > 0.0 {
+        let scale = (norm.clone() + 1e-6)
+            .recip()
+            .mul_scalar(max_norm)
+            .clamp_max(1.0);
+        for id in ids {
+            if let Some(g) = grads.remove::<2>(*id) {
+                grads.register(*id, g * scale.clone().unsqueeze::<2>());
+            }
+        }
+    }
+    norm
+}
+
+/// The optimiser, schedule and data order both trainers share.
+struct Loop {
+    settings: TrainSettings,
+    optim: ModuleOptimizer,
+    order: Vec<usize>,
+    cursor: usize,
+    epochs: usize,
+    step: usize,
+    rng: ChaCha8Rng,
+}
+
+impl Loop {
+    fn new(settings: TrainSettings, n: usize) -> Result<Self> {
+        settings.validate()?;
+        if n == 0 {
+            return Err(Error::Train("there is nothing to train on".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let optim = AdamWConfig::new()
+            .with_weight_decay(settings.weight_decay as f32)
+            .init();
+        Ok(Self {
+            settings,
+            optim,
+            order,
+            cursor: 0,
+            epochs: 0,
+            step: 0,
+            rng,
+        })
+    }
+
+    /// The next micro-batch's example indices (wrapping into a reshuffled epoch).
+    fn next_batch(&mut self) -> Vec<usize> {
+        let mut batch = Vec::with_capacity(self.settings.batch_size);
+        while batch.len() < self.settings.batch_size.min(self.order.len()) {
+            if self.cursor == self.order.len() {
+                self.cursor = 0;
+                self.epochs += 1;
+                self.order.shuffle(&mut self.rng);
+            }
+            batch.push(self.order[self.cursor]);
+            self.cursor += 1;
+        }
+        batch
+    }
+
+    fn epoch(&self) -> f64 {
+        self.epochs as f64 + self.cursor as f64 / self.order.len() as f64
+    }
+
+    fn is_done(&self) -> bool {
+        self.step >= self.settings.steps
+    }
+}
+
+/// Reads `values` once and refuses a non-finite loss (its first value).
+async fn read_report(values: Vec<Tensor<1>>, step: usize) -> Result<Vec<f32>> {
+    let v = read(Tensor::cat(values, 0)).await?;
+    match v.first() {
+        Some(l) if l.is_finite() => Ok(v),
+        Some(l) => Err(Error::Train(format!(
+            "the loss became {l} at step {step}; training stopped before applying that step, so \
+             the adapter keeps its last good weights (try a lower learning rate)"
+        ))),
+        None => Err(Error::Train("empty report".into())),
+    }
+}
+
+/// One SFT example: the prompt's ids and the target answer's ids (eos included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SftExample {
+    /// ChatML prompt ids.
+    pub prompt_ids: Vec<u32>,
+    /// Answer ids, ending with eos.
+    pub answer_ids: Vec<u32>,
+}
+
+impl SftExample {
+    /// Tokenises `request` (a user turn) and `answer`, checking the pair fits the context.
+    pub fn new(lm: &LanguageModel, request: &str, answer: &str) -> Result<Self> {
+        let answers = vec![answer.to_string()];
+        let prompt_ids = lm.request_prompt_ids(request, &answers)?;
+        let answer_ids = lm.candidate_ids(&answers)?.remove(0);
+        Ok(Self {
+            prompt_ids,
+            answer_ids,
+        })
+    }
+}
+
+/// Supervised fine-tuning of LoRA adapters: cross-entropy on the answer tokens only.
+pub struct SftTrainer {
+    policy: Llama,
+    lora: LoraSettings,
+    examples: Vec<SftExample>,
+    ids: Vec<burn::module::ParamId>,
+    pad: u32,
+    run: Loop,
+}
+
+impl SftTrainer {
+    /// Attaches fresh adapters to a copy of `base` and prepares the run.
+    pub fn new(
+        base: &LanguageModel,
+        lora: LoraSettings,
+        settings: TrainSettings,
+        examples: Vec<SftExample>,
+    ) -> Result<Self> {
+        let policy = trainable(base, &lora, None, settings.seed)?;
+        let mut ids = TrainableIds::default();
+        policy.weights.visit(&mut ids);
+        Ok(Self {
+            run: Loop::new(settings, examples.len())?,
+            policy,
+            lora,
+            examples,
+            ids: ids.0,
+            pad: base.tokenizer.eos_id(),
+        })
+    }
+
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        self.run.is_done()
+    }
+
+    /// One optimiser step (all its micro-batches), one read-back.
+    pub async fn step(&mut self) -> Result<StepReport> {
+        if self.is_done() {
+            return Err(Error::Train("the run has finished".into()));
+        }
+        let started = Instant::now();
+        let device = self.policy.device().clone();
+        let mut acc = GradientsAccumulator::<LlamaWeights>::new();
+        let mut losses = Vec::new();
+        let mut tokens = 0;
+        let mut answer_tokens = 0usize;
+        let micro: Vec<Vec<usize>> = (0..self.run.settings.accumulation)
+            .map(|_| self.run.next_batch())
+            .collect();
+        let total_answer: usize = micro
+            .iter()
+            .flatten()
+            .map(|&i| self.examples[i].answer_ids.len())
+            .sum();
+        for batch in micro {
+            let mut sum = Tensor::<1>::zeros([1], &device);
+            for &i in &batch {
+                let ex = &self.examples[i];
+                let lp = answer_log_probs(
+                    &self.policy,
+                    &ex.prompt_ids,
+                    std::slice::from_ref(&ex.answer_ids),
+                    self.pad,
+                )?;
+                sum = sum + lp;
+                tokens += ex.prompt_ids.len() + ex.answer_ids.len();
+                answer_tokens += ex.answer_ids.len();
+            }
+            // Token-weighted over the whole step, so accumulation does not change the objective.
+            let loss = sum.neg() / total_answer as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &self.policy.weights);
+            acc.accumulate(&self.policy.weights, grads);
+            losses.push(loss.detach());
+        }
+        let loss = losses
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::zeros([1], &device));
+        let mut grads = acc.grads();
+        let norm = clip_global_norm(
+            &mut grads,
+            &self.ids,
+            self.run.settings.max_grad_norm,
+            &device,
+        );
+        let v = read_report(vec![loss, norm], self.run.step + 1).await?;
+        let lr = self.run.settings.learning_rate_at(self.run.step);
+        self.policy.weights = self.run.optim.step(lr, self.policy.weights.clone(), grads);
+        self.run.step += 1;
+        debug_assert_eq!(answer_tokens, total_answer);
+        let secs = started.elapsed().as_secs_f64();
+        Ok(StepReport {
+            step: self.run.step,
+            steps: self.run.settings.steps,
+            epoch: self.run.epoch(),
+            loss: v[0],
+            learning_rate: lr,
+            grad_norm: v[1],
+            tokens,
+            tokens_per_second: tokens as f64 / secs.max(1e-9),
+            ..StepReport::default()
+        })
+    }
+
+    /// The adapter as trained so far.
+    pub async fn adapter(&self) -> Result<Adapter> {
+        Adapter::read(&self.policy.weights, &self.lora).await
+    }
+}
+
+/// A preference pair, tokenised once: the prompt is shared by the chosen and all rejected answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenisedPair {
+    /// ChatML prompt ids.
+    pub prompt_ids: Vec<u32>,
+    /// `[chosen, rejected_1, .., rejected_K]` ids, each ending with eos.
+    pub answers: Vec<Vec<u32>>,
+    /// Smoothing factor per rejected answer (RosePO).
+    pub eps: Vec<f64>,
+}
+
+impl TokenisedPair {
+    /// Tokenises `pair`, keeping its first `negatives` rejected answers (all when 0), and checks
+    /// the prompt plus the longest answer fits the context.
+    pub fn new(lm: &LanguageModel, pair: &PreferencePair, negatives: usize) -> Result<Self> {
+        let mut texts = vec![pair.chosen.clone(), pair.rejected.clone()];
+        texts.extend(pair.more_rejected.iter().cloned());
+        let mut eps = vec![pair.eps.unwrap_or(0.0)];
+        eps.extend(pair.more_eps.iter().copied());
+        eps.resize(texts.len() - 1, pair.eps.unwrap_or(0.0));
+        if negatives > 0 {
+            texts.truncate(negatives + 1);
+            eps.truncate(negatives);
+        }
+        let prompt_ids = lm.request_prompt_ids(&pair.prompt, &texts)?;
+        let answers = lm.candidate_ids(&texts)?;
+        Ok(Self {
+            prompt_ids,
+            answers,
+            eps,
+        })
+    }
+
+    /// Rejected answers.
+    pub fn negatives(&self) -> usize {
+        self.answers.len() - 1
+    }
+}
+
+/// Reference log-probs of every pair, `[chosen, rejected_1..K]`, from the frozen reference model,
+/// computed once before training (one read-back per `chunk` pairs).
+pub async fn reference_log_probs(
+    reference: &LanguageModel,
+    pairs: &[TokenisedPair],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    let pad = reference.tokenizer.eos_id();
+    for (i, chunk) in pairs.chunks(8).enumerate() {
+        let mut parts = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            parts.push(answer_log_probs(
+                &reference.model,
+                &p.prompt_ids,
+                &p.answers,
+                pad,
+            )?);
+        }
+        let values = read(Tensor::cat(parts, 0)).await?;
+        let mut at = 0;
+        for p in chunk {
+            out.push(values[at..at + p.answers.len()].to_vec());
+            at += p.answers.len();
+        }
+        progress((i * 8 + chunk.len()).min(pairs.len()), pairs.len());
+    }
+    Ok(out)
+}
+
+/// Preference optimisation of LoRA adapters against a frozen reference.
+pub struct PreferenceTrainer {
+    policy: Llama,
+    lora: LoraSettings,
+    pairs: Vec<TokenisedPair>,
+    reference: Vec<Vec<f32>>,
+    loss: LossConfig,
+    /// Running statistics of alpha-DPO and beta-DPO.
+    pub loss_state: LossState,
+    ids: Vec<burn::module::ParamId>,
+    pad: u32,
+    run: Loop,
+}
+
+impl PreferenceTrainer {
+    /// Prepares a run whose policy starts from `start` (the SFT adapter, or fresh adapters when
+    /// `None`) on `base`; `reference` holds the cached reference log-probs of `pairs` (ignored
+    /// entries for reference-free losses may be zeros).
+    pub fn new(
+        base: &LanguageModel,
+        lora: LoraSettings,
+        start: Option<&Adapter>,
+        settings: TrainSettings,
+        loss: LossConfig,
+        pairs: Vec<TokenisedPair>,
+        reference: Vec<Vec<f32>>,
+    ) -> Result<Self> {
+        loss.validate()?;
+        let k = pairs.first().map_or(0, TokenisedPair::negatives);
+        if k == 0 || pairs.iter().any(|p| p.negatives() != k) {
+            return Err(Error::Train(
+                "every pair needs the same number (at least one) of rejected answers".into(),
+            ));
+        }
+        if reference.len() != pairs.len()
+            || reference
+                .iter()
+                .zip(&pairs)
+                .any(|(r, p)| r.len() != p.answers.len())
+        {
+            return Err(Error::Train(
+                "the reference log-probs do not match the pairs".into(),
+            ));
+        }
+        if loss.kind == crate::losses::LossKind::Rosepo
+            && pairs.iter().all(|p| p.eps.iter().all(|e| *e == 0.0))
+        {
+            return Err(Error::Train(
+                "RosePO needs smoothing factors: build the pairs with an oracle (`recalign pairs \
+                 build --oracle ...`)"
+                    .into(),
+            ));
+        }
+        if let Some(e) = pairs
+            .iter()
+            .flat_map(|p| &p.eps)
+            .find(|e| !(0.0..0.5).contains(*e))
+        {
+            return Err(Error::Train(format!(
+                "a pair has eps {e}, outside [0, 0.5)"
+            )));
+        }
+        let policy = trainable(base, &lora, start, settings.seed)?;
+        let mut ids = TrainableIds::default();
+        policy.weights.visit(&mut ids);
+        Ok(Self {
+            run: Loop::new(settings, pairs.len())?,
+            policy,
+            lora,
+            pairs,
+            reference,
+            loss,
+            loss_state: LossState::default(),
+            ids: ids.0,
+            pad: base.tokenizer.eos_id(),
+        })
+    }
+
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        self.run.is_done()
+    }
+
+    /// One optimiser step (all its micro-batches), one read-back.
+    pub async fn step(&mut self) -> Result<StepReport> {
+        if self.is_done() {
+            return Err(Error::Train("the run has finished".into()));
+        }
+        let started = Instant::now();
+        let device = self.policy.device().clone();
+        let k = self.pairs[0].negatives();
+        let accumulation = self.run.settings.accumulation;
+        let mut acc = GradientsAccumulator::<LlamaWeights>::new();
+        let mut report = Vec::new();
+        let mut tokens = 0;
+        let mut n_examples = 0;
+        for micro in 0..accumulation {
+            let batch = self.run.next_batch();
+            let b = batch.len();
+            n_examples += b;
+            let mut rows = Vec::with_capacity(b);
+            let (mut ref_c, mut ref_r, mut len_c, mut len_r, mut eps) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for &i in &batch {
+                let p = &self.pairs[i];
+                rows.push(answer_log_probs(
+                    &self.policy,
+                    &p.prompt_ids,
+                    &p.answers,
+                    self.pad,
+                )?);
+                tokens += p.prompt_ids.len() + p.answers.iter().map(Vec::len).sum::<usize>();
+                ref_c.push(self.reference[i][0]);
+                ref_r.extend_from_slice(&self.reference[i][1..]);
+                len_c.push(p.answers[0].len() as f32);
+                len_r.extend(p.answers[1..].iter().map(|a| a.len() as f32));
+                eps.extend(p.eps.iter().map(|&e| e as f32));
+            }
+            let lp = Tensor::stack::<2>(rows, 0);
+            let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), &device);
+            let t2 = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [b, k]), &device);
+            let seed = self.run.settings.seed
+                ^ ((self.run.step * accumulation + micro) as u64).wrapping_mul(0x9E37_79B9);
+            let noise: Vec<f32> = gumbel_noise(seed, b)
+                .into_iter()
+                .map(|g| g as f32)
+                .collect();
+            let inputs = LossInputs {
+                policy_chosen: lp.clone().narrow(1, 0, 1).reshape([b]),
+                policy_rejected: lp.narrow(1, 1, k),
+                ref_chosen: t1(ref_c),
+                ref_rejected: t2(ref_r),
+                chosen_len: t1(len_c),
+                rejected_len: t2(len_r),
+                eps: t2(eps),
+                noise: t1(noise),
+            };
+            let out = batch_loss(&self.loss, &inputs, &self.loss_state)?;
+            let scaled = out.loss.clone() / accumulation as f64;
+            let grads = GradientsParams::from_grads(scaled.backward(), &self.policy.weights);
+            acc.accumulate(&self.policy.weights, grads);
+            let accuracy = out.margins.clone().greater_elem(0.0).float().sum();
+            report.push(Tensor::cat(
+                vec![
+                    out.loss.detach(),
+                    out.margins.sum(),
+                    out.chosen_rewards.sum(),
+                    out.rejected_rewards.sum(),
+                    accuracy,
+                    out.stats,
+                ],
+                0,
+            ));
+        }
+        let mut grads = acc.grads();
+        let norm = clip_global_norm(
+            &mut grads,
+            &self.ids,
+            self.run.settings.max_grad_norm,
+            &device,
+        );
+        // Per micro-batch: [loss, margin, chosen, rejected, correct (sums), 5 loss statistics].
+        // Losses and sums add up over the step; the statistics are the last micro-batch's, so
+        // alpha-DPO's and beta-DPO's running statistics move once per optimiser step.
+        let stacked = Tensor::stack::<2>(report, 0);
+        let sums = stacked.clone().sum_dim(0).reshape([10]);
+        let last = stacked.narrow(0, accumulation - 1, 1).reshape([10]);
+        let v = read_report(
+            vec![
+                sums.clone().narrow(0, 0, 1) / accumulation as f64,
+                sums.narrow(0, 1, 4),
+                last.narrow(0, 5, 5),
+                norm,
+            ],
+            self.run.step + 1,
+        )
+        .await?;
+        self.loss_state.absorb(self.loss.kind, &v[5..10]);
+        let lr = self.run.settings.learning_rate_at(self.run.step);
+        self.policy.weights = self.run.optim.step(lr, self.policy.weights.clone(), grads);
+        self.run.step += 1;
+        let n = n_examples as f32;
+        let secs = started.elapsed().as_secs_f64();
+        Ok(StepReport {
+            step: self.run.step,
+            steps: self.run.settings.steps,
+            epoch: self.run.epoch(),
+            loss: v[0],
+            margin: v[1] / n,
+            chosen_reward: v[2] / n,
+            rejected_reward: v[3] / n,
+            accuracy: v[4] / n,
+            learning_rate: lr,
+            grad_norm: v[10],
+            tokens,
+            tokens_per_second: tokens as f64 / secs.max(1e-9),
+            beta: v[9],
+        })
+    }
+
+    /// The adapter as trained so far.
+    pub async fn adapter(&self) -> Result<Adapter> {
+        Adapter::read(&self.policy.weights, &self.lora).await
+    }
+}

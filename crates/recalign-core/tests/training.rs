@@ -1,0 +1,280 @@
+//! Training on the tiny model (Flex): SFT and preference steps lower their loss, only the LoRA
+//! factors move, adapters round-trip through PEFT's layout with identical scores, and bad
+//! settings are refused with a clear error.
+
+mod common;
+
+use recalign_core::ScoreOptions;
+use recalign_core::data::pairs::PreferencePair;
+use recalign_core::losses::{LossConfig, LossKind};
+use recalign_core::train::{
+    Adapter, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer, TokenisedPair,
+    TrainSettings, reference_log_probs, with_adapter,
+};
+
+fn titles() -> Vec<String> {
+    ["Alien", "Heat", "Fargo", "Casino"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn sft_examples(lm: &recalign_core::LanguageModel) -> Vec<SftExample> {
+    let t = titles();
+    (0..4)
+        .map(|i| {
+            let request = format!("user {i} liked {}; pick one of {}", t[i], t.join(", "));
+            SftExample::new(lm, &request, &t[(i + 1) % 4]).expect("example fits")
+        })
+        .collect()
+}
+
+fn settings(steps: usize, lr: f64) -> TrainSettings {
+    TrainSettings {
+        learning_rate: lr,
+        warmup_steps: 0,
+        steps,
+        batch_size: 2,
+        accumulation: 2,
+        seed: 11,
+        ..TrainSettings::default()
+    }
+}
+
+#[test]
+fn sft_lowers_the_answer_loss_and_moves_only_the_adapter() {
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 4,
+        alpha: 8.0,
+        ..LoraSettings::default()
+    };
+    let mut trainer =
+        SftTrainer::new(&lm, lora.clone(), settings(16, 3e-2), sft_examples(&lm)).unwrap();
+    let mut reports = Vec::new();
+    while !trainer.is_done() {
+        reports.push(pollster::block_on(trainer.step()).expect("step"));
+    }
+    let first = reports[0].loss;
+    let last = reports.last().unwrap().loss;
+    println!(
+        "SFT losses: {:?}",
+        reports.iter().map(|r| r.loss).collect::<Vec<_>>()
+    );
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.grad_norm.is_finite() && r.tokens > 0)
+    );
+    // Warm-up 0, cosine to 0: the first step runs at the peak rate.
+    assert!((reports[0].learning_rate - 3e-2).abs() < 1e-12);
+
+    let adapter = pollster::block_on(trainer.adapter()).unwrap();
+    assert_eq!(adapter.layers.len(), 2 * lm.model.config.n_layers);
+    assert!(adapter.layers.iter().any(|l| l.b.iter().any(|v| *v != 0.0)));
+
+    // Export to PEFT's layout and back: identical factors and identical scores.
+    let bytes = adapter.to_safetensors().unwrap();
+    let back = Adapter::from_safetensors(&bytes, None).unwrap();
+    assert_eq!(back, adapter);
+    let config = adapter.peft_config();
+    let again = Adapter::from_safetensors(&bytes, Some(&config)).unwrap();
+    assert_eq!(again, adapter);
+    let tuned = with_adapter(&lm, &adapter).unwrap();
+    let reloaded = with_adapter(&lm, &back).unwrap();
+    let ex = &sft_examples(&lm)[0];
+    let score = |m: &recalign_core::LanguageModel| {
+        pollster::block_on(m.score_candidates(&ex.prompt_ids, &titles(), ScoreOptions::default()))
+            .unwrap()
+            .iter()
+            .map(|s| s.log_prob)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(score(&tuned), score(&reloaded));
+    assert_ne!(score(&tuned), score(&lm), "the adapter changes the model");
+}
+
+#[test]
+fn peft_names_and_shapes_match_the_hugging_face_layout() {
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    let trainer = SftTrainer::new(&lm, lora, settings(1, 1e-3), sft_examples(&lm)).unwrap();
+    let adapter = pollster::block_on(trainer.adapter()).unwrap();
+    let bytes = adapter.to_safetensors().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let c = &lm.model.config;
+    let (d, kv, ff) = (
+        c.hidden_size,
+        c.n_kv_heads * c.head_dim(),
+        c.intermediate_size,
+    );
+    for i in 0..c.n_layers {
+        for (module, d_in, d_out) in [
+            ("self_attn.q_proj", d, d),
+            ("self_attn.k_proj", d, kv),
+            ("self_attn.v_proj", d, kv),
+            ("self_attn.o_proj", d, d),
+            ("mlp.gate_proj", d, ff),
+            ("mlp.up_proj", d, ff),
+            ("mlp.down_proj", ff, d),
+        ] {
+            let name = format!("base_model.model.model.layers.{i}.{module}");
+            let a = st.tensor(&format!("{name}.lora_A.weight")).unwrap();
+            let b = st.tensor(&format!("{name}.lora_B.weight")).unwrap();
+            assert_eq!(a.shape(), [2, d_in], "{name} lora_A");
+            assert_eq!(b.shape(), [d_out, 2], "{name} lora_B");
+        }
+    }
+    assert_eq!(st.len(), 2 * 7 * c.n_layers);
+    let config = adapter.peft_config();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["r"], 2);
+    assert_eq!(config["target_modules"].as_array().unwrap().len(), 7);
+}
+
+fn pairs() -> Vec<PreferencePair> {
+    let t = titles();
+    (0..4)
+        .map(|i| PreferencePair {
+            prompt: format!("user {i} liked {}; pick one of {}", t[i], t.join(", ")),
+            chosen: t[(i + 1) % 4].clone(),
+            rejected: t[(i + 2) % 4].clone(),
+            more_rejected: vec![t[(i + 3) % 4].clone()],
+            eps: Some(0.05 * (i + 1) as f64),
+            more_eps: vec![0.1],
+            ..PreferencePair::default()
+        })
+        .collect()
+}
+
+#[test]
+fn every_loss_trains_and_raises_the_margin() {
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 4,
+        alpha: 8.0,
+        ..LoraSettings::default()
+    };
+    for kind in LossKind::ALL {
+        let negatives = if kind == LossKind::Sdpo { 2 } else { 1 };
+        let tokenised: Vec<TokenisedPair> = pairs()
+            .iter()
+            .map(|p| TokenisedPair::new(&lm, p, negatives).unwrap())
+            .collect();
+        let reference =
+            pollster::block_on(reference_log_probs(&lm, &tokenised, |_, _| {})).unwrap();
+        let mut loss = LossConfig::new(kind);
+        loss.beta = loss.beta.max(0.5);
+        let mut trainer = PreferenceTrainer::new(
+            &lm,
+            lora.clone(),
+            None,
+            settings(10, 3e-2),
+            loss,
+            tokenised,
+            reference,
+        )
+        .unwrap();
+        let mut reports = Vec::new();
+        while !trainer.is_done() {
+            reports.push(pollster::block_on(trainer.step()).expect("step"));
+        }
+        let (first, last) = (&reports[0], reports.last().unwrap());
+        println!(
+            "{kind}: loss {:.4} -> {:.4}, margin {:.4} -> {:.4}, accuracy {} -> {}",
+            first.loss, last.loss, first.margin, last.margin, first.accuracy, last.accuracy
+        );
+        // LoRA's B starts at zero, so the policy starts as the reference: every margin is 0.
+        // (SimPO, alpha-DPO and ORPO report their own argument, a length-normalised gap, which
+        // is not 0 at the start; their loss falls while the batch mean of that gap may not rise,
+        // the loss being convex in it.)
+        if !kind.uses_lengths() {
+            assert!(
+                first.margin.abs() < 1e-4,
+                "{kind}: first margin {}",
+                first.margin
+            );
+            assert!(last.margin > first.margin, "{kind}: margin did not grow");
+            assert!(last.accuracy >= first.accuracy, "{kind}: accuracy fell");
+        }
+        assert!(last.loss < first.loss, "{kind}: loss did not fall");
+    }
+}
+
+#[test]
+fn bad_settings_and_inputs_are_refused_clearly() {
+    let lm = common::tiny_model();
+    let bad_lora = LoraSettings {
+        dropout: 0.1,
+        ..LoraSettings::default()
+    };
+    let err = SftTrainer::new(&lm, bad_lora, settings(1, 1e-3), sft_examples(&lm))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("dropout"), "{err}");
+    let err = SftTrainer::new(
+        &lm,
+        LoraSettings::default(),
+        settings(1, f64::NAN),
+        sft_examples(&lm),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("learning rate"), "{err}");
+    let err = SftTrainer::new(&lm, LoraSettings::default(), settings(1, 1e-3), vec![])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("nothing to train"), "{err}");
+    // RosePO without smoothing factors.
+    let mut p = pairs();
+    for x in &mut p {
+        x.eps = None;
+        x.more_eps.clear();
+    }
+    let tokenised: Vec<TokenisedPair> = p
+        .iter()
+        .map(|p| TokenisedPair::new(&lm, p, 1).unwrap())
+        .collect();
+    let reference = vec![vec![0.0; 2]; tokenised.len()];
+    let err = PreferenceTrainer::new(
+        &lm,
+        LoraSettings::default(),
+        None,
+        settings(1, 1e-3),
+        LossConfig::new(LossKind::Rosepo),
+        tokenised,
+        reference,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("oracle"), "{err}");
+    // A NaN loss stops before the optimiser moves the weights.
+    let tokenised: Vec<TokenisedPair> = pairs()
+        .iter()
+        .map(|p| TokenisedPair::new(&lm, p, 1).unwrap())
+        .collect();
+    let reference = vec![vec![f32::NAN; 2]; tokenised.len()];
+    let mut trainer = PreferenceTrainer::new(
+        &lm,
+        LoraSettings::default(),
+        None,
+        settings(2, 1e-3),
+        LossConfig::new(LossKind::Dpo),
+        tokenised,
+        reference,
+    )
+    .unwrap();
+    let before = pollster::block_on(trainer.adapter()).unwrap();
+    let err = pollster::block_on(trainer.step()).unwrap_err().to_string();
+    assert!(err.contains("NaN") && err.contains("last good"), "{err}");
+    assert_eq!(pollster::block_on(trainer.adapter()).unwrap(), before);
+}
