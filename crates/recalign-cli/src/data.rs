@@ -48,7 +48,7 @@ pub struct DatasetArgs {
     domain: DomainArg,
     /// Split seed (user split and candidate sets).
     #[arg(long, default_value_t = 2024)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Ratings below this are not positives (`--min-rating 0` keeps all).
     #[arg(long, default_value_t = 3.0)]
     min_rating: f32,
@@ -134,7 +134,7 @@ impl DatasetArgs {
         }
     }
 
-    fn splits(&self) -> CliResult<(InteractionLog, Splits)> {
+    pub(crate) fn splits(&self) -> CliResult<(InteractionLog, Splits)> {
         let log = self.load_log()?;
         let splits = split::split(&log, &self.split_config()).map_err(|e| e.to_string())?;
         Ok((log, splits))
@@ -315,7 +315,7 @@ pub enum OracleCommand {
     },
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(

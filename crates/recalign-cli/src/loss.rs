@@ -82,7 +82,7 @@ pub struct LossParams {
 }
 
 impl LossParams {
-    fn config(&self) -> CliResult<LossConfig> {
+    pub(crate) fn config(&self) -> CliResult<LossConfig> {
         let kind = LossKind::parse(&self.kind).map_err(|e| e.to_string())?;
         let mut c = LossConfig::new(kind);
         let set = |field: &mut f64, v: Option<f64>| {

@@ -7,6 +7,7 @@ mod data;
 mod fetch;
 mod loss;
 mod serve;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,6 +111,18 @@ enum Command {
         #[command(subcommand)]
         what: loss::LossCommand,
     },
+    /// LoRA training: SFT on a dataset, preference optimisation on pairs.
+    Train {
+        #[command(subcommand)]
+        what: train::TrainCommand,
+    },
+    /// Evaluate the base model or an adapter on a split: ranking, popularity bias, generation.
+    Eval(train::EvalArgs),
+    /// Adapters: export to and import from PEFT's directory layout.
+    Adapter {
+        #[command(subcommand)]
+        what: train::AdapterCommand,
+    },
     /// Write the tiny deterministic test model (GGUF) used by the page tests.
     #[command(hide = true)]
     WriteFixture {
@@ -193,6 +206,9 @@ fn run(cli: Cli) -> CliResult {
         Command::Oracle { what } => data::oracle(what),
         Command::Pairs { what } => data::pairs(what),
         Command::Loss { what } => loss::run(what),
+        Command::Train { what } => train::train(what),
+        Command::Eval(args) => train::eval(args),
+        Command::Adapter { what } => train::adapter(what),
         Command::WriteFixture { out, seed } => {
             std::fs::write(&out, recalign_core::fixtures::tiny_model_gguf(seed))
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))

@@ -1,5 +1,6 @@
-//! Reading a generated answer against the candidate set (method.md section 2): an answer is valid
-//! iff exactly one candidate title occurs in it.
+//! Evaluation (method.md §2): reading a generated answer against the candidate set (valid iff
+//! exactly one candidate title occurs in it), ranking metrics, popularity bias and coverage, and
+//! the driver that evaluates a model on a split.
 
 /// The candidate a generated `answer` names, if exactly one does.
 ///
@@ -158,5 +159,163 @@ mod metric_tests {
         assert_eq!(m.hr_at(5), Some(1.0));
         assert!((m.ndcg_at(5).unwrap() - 1.0 / 5f64.log2()).abs() < 1e-12);
         assert!((m.mrr - 0.25).abs() < 1e-12);
+    }
+}
+
+/// Popularity bias and coverage of the top-`k` lists (RecBole's definitions), from each
+/// example's candidates ordered by the model.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BiasMetrics {
+    /// The cut-off.
+    pub k: usize,
+    /// AveragePopularity@K: mean over examples of the mean training interaction count of the
+    /// top-K items.
+    pub average_popularity: f64,
+    /// TailPercentage@K: mean over examples of the share of top-K items in the long tail (the
+    /// items outside the most popular 20% of the catalogue by training interactions).
+    pub tail_percentage: f64,
+    /// ItemCoverage@K: distinct items in any top-K list over the catalogue size.
+    pub item_coverage: f64,
+    /// GiniIndex@K: Gini coefficient of how often each catalogue item appears in the top-K lists
+    /// (0: every item equally often; 1: one item always).
+    pub gini_index: f64,
+}
+
+/// Share of the catalogue RecBole-style "head" items make up; the rest is the tail.
+pub const HEAD_SHARE: f64 = 0.2;
+
+/// [`BiasMetrics`] of `top` (each example's recommended items, best first) against training
+/// `popularity` (interactions per catalogue item).
+pub fn bias_metrics(top: &[Vec<crate::data::ItemId>], popularity: &[u32], k: usize) -> BiasMetrics {
+    let n_items = popularity.len().max(1);
+    let mut sorted: Vec<u32> = popularity.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let head = ((n_items as f64 * HEAD_SHARE).ceil() as usize).clamp(1, n_items);
+    // An item is in the tail if its count is below the head's smallest count.
+    let head_floor = sorted.get(head - 1).copied().unwrap_or(0);
+    let pop = |i: crate::data::ItemId| popularity.get(i.index()).copied().unwrap_or(0);
+    let mut counts = vec![0u64; n_items];
+    let (mut avg_pop, mut tail, mut lists) = (0.0, 0.0, 0usize);
+    for list in top {
+        let list = &list[..list.len().min(k)];
+        if list.is_empty() {
+            continue;
+        }
+        lists += 1;
+        avg_pop += list.iter().map(|&i| f64::from(pop(i))).sum::<f64>() / list.len() as f64;
+        tail += list.iter().filter(|&&i| pop(i) < head_floor).count() as f64 / list.len() as f64;
+        for &i in list {
+            if let Some(c) = counts.get_mut(i.index()) {
+                *c += 1;
+            }
+        }
+    }
+    let lists_f = lists.max(1) as f64;
+    let covered = counts.iter().filter(|&&c| c > 0).count();
+    let mut ascending: Vec<u32> = counts.iter().map(|&c| c.min(u64::from(u32::MAX)) as u32).collect();
+    ascending.sort_unstable();
+    BiasMetrics {
+        k,
+        average_popularity: avg_pop / lists_f,
+        tail_percentage: tail / lists_f,
+        item_coverage: covered as f64 / n_items as f64,
+        gini_index: crate::data::stats::gini(&ascending),
+    }
+}
+
+/// Generation metrics (method.md §2): an answer is valid iff it names exactly one candidate.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenerationMetrics {
+    /// Examples generated for.
+    pub examples: usize,
+    /// Share of answers naming exactly one candidate.
+    pub valid_ratio: f64,
+    /// Share of all answers that name the target (HitRatio@1 over the total).
+    pub hit_ratio_at_1: f64,
+}
+
+/// Everything `recalign eval` reports for one model on one split.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EvalReport {
+    /// Ranking of the candidates by summed answer log-prob.
+    pub ranking: RankMetrics,
+    /// Bias of the top-1 pick.
+    pub bias_at_1: BiasMetrics,
+    /// Bias of the top-5 list.
+    pub bias_at_5: BiasMetrics,
+    /// Greedy generation, when asked for.
+    pub generation: Option<GenerationMetrics>,
+}
+
+/// Evaluates `lm` on `examples`: ranks each example's candidates (and, with
+/// `max_new_tokens > 0`, generates an answer), calling `progress(done, total)` after each.
+/// `request` gives an example's user-turn text.
+pub async fn evaluate(
+    lm: &crate::LanguageModel,
+    examples: &[crate::data::split::Example],
+    catalogue: &crate::data::Catalogue,
+    popularity: &[u32],
+    request: &dyn Fn(&crate::data::split::Example) -> String,
+    max_new_tokens: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> crate::Result<EvalReport> {
+    let mut ranking = RankMetricsBuilder::default();
+    let mut top = Vec::with_capacity(examples.len());
+    let (mut valid, mut hits) = (0usize, 0usize);
+    for (n, e) in examples.iter().enumerate() {
+        let titles = catalogue.titles(&e.candidates);
+        let target = e
+            .candidates
+            .iter()
+            .position(|&c| c == e.target)
+            .ok_or_else(|| crate::Error::Train(format!("example {n} has no target among its candidates")))?;
+        let ids = lm.request_prompt_ids(&request(e), &titles)?;
+        let scores = lm
+            .score_candidates(&ids, &titles, crate::ScoreOptions::default())
+            .await?;
+        let values: Vec<f32> = scores.iter().map(|s| s.score).collect();
+        ranking.add(&values, target);
+        let ranked = crate::lm::rank_scores(scores);
+        top.push(ranked.iter().map(|r| e.candidates[r.candidate.index]).collect());
+        if max_new_tokens > 0 {
+            let g = lm.generate(&ids, max_new_tokens).await?;
+            if let Some(i) = named_candidate(&g.text, &titles) {
+                valid += 1;
+                hits += usize::from(i == target);
+            }
+        }
+        progress(n + 1, examples.len());
+    }
+    let total = examples.len().max(1) as f64;
+    Ok(EvalReport {
+        ranking: ranking.finish(),
+        bias_at_1: bias_metrics(&top, popularity, 1),
+        bias_at_5: bias_metrics(&top, popularity, 5),
+        generation: (max_new_tokens > 0).then(|| GenerationMetrics {
+            examples: examples.len(),
+            valid_ratio: valid as f64 / total,
+            hit_ratio_at_1: hits as f64 / total,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod bias_tests {
+    use super::*;
+    use crate::data::ItemId;
+
+    #[test]
+    fn bias_metrics_follow_recbole_definitions() {
+        // 5 items; the head (top 20% = 1 item) is item 0.
+        let popularity = [50, 10, 5, 1, 0];
+        let top = vec![vec![ItemId(0), ItemId(1)], vec![ItemId(0), ItemId(3)]];
+        let m = bias_metrics(&top, &popularity, 2);
+        assert!((m.average_popularity - (30.0 + 25.5) / 2.0).abs() < 1e-12);
+        assert!((m.tail_percentage - 0.5).abs() < 1e-12);
+        assert!((m.item_coverage - 3.0 / 5.0).abs() < 1e-12);
+        let at1 = bias_metrics(&top, &popularity, 1);
+        assert_eq!(at1.tail_percentage, 0.0);
+        assert!((at1.item_coverage - 0.2).abs() < 1e-12);
+        assert!(at1.gini_index > m.gini_index, "one item always picked is less equal");
     }
 }

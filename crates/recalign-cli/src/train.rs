@@ -1,0 +1,444 @@
+//! `recalign train sft|pref`, `recalign eval` and `recalign adapter export|import`: the native
+//! drivers of the core's step functions, with progress bars, per-step JSON logs and tables.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand, ValueEnum};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use recalign_core::LanguageModel;
+use recalign_core::data::pairs::read_jsonl;
+use recalign_core::data::split::{Example, SplitName};
+use recalign_core::data::{Catalogue, Domain};
+use recalign_core::eval::{EvalReport, evaluate};
+use recalign_core::prompt::{self, PromptStyle};
+use recalign_core::train::{
+    Adapter, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer, StepReport,
+    TokenisedPair, TrainSettings, reference_log_probs, with_adapter,
+};
+
+use crate::data::{DatasetArgs, SplitArg, bar};
+use crate::loss::LossParams;
+use crate::{CliResult, ModelArgs, load_model};
+
+#[derive(Subcommand)]
+pub enum TrainCommand {
+    /// LoRA SFT on the training split: the target's title after the prompt, answer tokens only.
+    Sft {
+        #[command(flatten)]
+        dataset: DatasetArgs,
+        /// Training examples drawn (seeded) from the training split (0: all).
+        #[arg(long, default_value_t = 256)]
+        max_examples: usize,
+        /// Fix one prompt template (default: vary per example).
+        #[arg(long)]
+        template: Option<usize>,
+        #[command(flatten)]
+        lora: LoraArgs,
+        #[command(flatten)]
+        train: TrainArgs,
+        /// Where to save the adapter (PEFT-layout safetensors).
+        #[arg(long, default_value = "runs/sft.safetensors")]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Preference optimisation on pairs from `recalign pairs build`, starting from an adapter
+    /// (usually the SFT one, which is also the frozen reference).
+    Pref {
+        /// Pairs (JSONL: prompt, chosen, rejected[, more_rejected, eps]).
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Adapter to start from and to use as the reference (default: fresh adapters, base
+        /// model as reference).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        #[command(flatten)]
+        loss: LossParams,
+        /// Rejected answers per pair (S-DPO's K; 0: all the pairs carry).
+        #[arg(long, default_value_t = 1)]
+        negatives: usize,
+        #[command(flatten)]
+        lora: LoraArgs,
+        #[command(flatten)]
+        train: TrainArgs,
+        /// Where to save the adapter.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct LoraArgs {
+    /// LoRA rank (ignored with --init, which fixes the shape).
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// LoRA alpha.
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f64,
+    /// Adapted layers.
+    #[arg(long, value_enum, default_value_t = TargetsArg::Qv)]
+    targets: TargetsArg,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum TargetsArg {
+    /// Attention q and v projections.
+    Qv,
+    /// Every linear layer.
+    All,
+}
+
+impl LoraArgs {
+    fn settings(&self) -> LoraSettings {
+        LoraSettings {
+            rank: self.rank,
+            alpha: self.alpha,
+            dropout: 0.0,
+            targets: match self.targets {
+                TargetsArg::Qv => LoraTargets::QueryValue,
+                TargetsArg::All => LoraTargets::AllLinear,
+            },
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 64)]
+    steps: usize,
+    /// Peak learning rate (AdamW; linear warm-up, cosine decay).
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 4)]
+    warmup: usize,
+    /// Examples per micro-batch.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Micro-batches per step.
+    #[arg(long, default_value_t = 1)]
+    accumulation: usize,
+    /// Global gradient-norm clip (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    clip: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Seed (LoRA init, data order).
+    #[arg(long, default_value_t = 2024)]
+    seed: u64,
+}
+
+impl TrainArgs {
+    fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            learning_rate: self.lr,
+            warmup_steps: self.warmup,
+            steps: self.steps,
+            batch_size: self.batch,
+            accumulation: self.accumulation,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.clip,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum AdapterCommand {
+    /// Write PEFT's two files (adapter_model.safetensors, adapter_config.json) to a directory.
+    Export {
+        /// The adapter.
+        adapter: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a PEFT adapter directory into one recalign adapter file.
+    Import {
+        /// Directory with adapter_model.safetensors and adapter_config.json.
+        dir: PathBuf,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// The user-turn text of each example, as `pairs build` and the page write it.
+pub fn request_text(domain: Domain, template: Option<usize>, catalogue: &Catalogue, e: &Example) -> String {
+    let style = PromptStyle { domain, template };
+    let t = prompt::template_for(style, e.user, e.target.0);
+    prompt::request(domain, t, &catalogue.titles(&e.history), &catalogue.titles(&e.candidates))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> CliResult {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+pub fn read_adapter(path: &Path) -> CliResult<Adapter> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Adapter::from_safetensors(&bytes, None).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs steps until done, printing a line per step and logging JSON lines next to `out`.
+fn drive(
+    mut step: impl FnMut() -> recalign_core::Result<StepReport>,
+    steps: usize,
+    out: &Path,
+) -> CliResult<Vec<StepReport>> {
+    let progress = bar(steps as u64, "training");
+    let started = Instant::now();
+    let mut reports = Vec::with_capacity(steps);
+    let mut log = String::new();
+    for _ in 0..steps {
+        let r = step().map_err(|e| e.to_string())?;
+        progress.println(format!(
+            "step {:>4}/{}  loss {:>8.4}  margin {:>8.4}  acc {:>4.2}  lr {:.2e}  |g| {:>7.3}  {:>6.0} tok/s",
+            r.step, r.steps, r.loss, r.margin, r.accuracy, r.learning_rate, r.grad_norm,
+            r.tokens_per_second
+        ));
+        progress.inc(1);
+        log.push_str(&serde_json::to_string(&r).map_err(|e| e.to_string())?);
+        log.push('\n');
+        reports.push(r);
+    }
+    progress.finish_and_clear();
+    write_file(&out.with_extension("steps.jsonl"), log.as_bytes())?;
+    eprintln!(
+        "{steps} steps in {:.1} s; step log in {}",
+        started.elapsed().as_secs_f64(),
+        out.with_extension("steps.jsonl").display()
+    );
+    Ok(reports)
+}
+
+pub fn train(command: TrainCommand) -> CliResult {
+    match command {
+        TrainCommand::Sft {
+            dataset,
+            max_examples,
+            template,
+            lora,
+            train,
+            out,
+            model,
+        } => {
+            let lm = load_model(&model)?;
+            let (log, splits) = dataset.splits()?;
+            let mut examples: Vec<Example> = splits.get(SplitName::Train).to_vec();
+            if max_examples > 0 && examples.len() > max_examples {
+                examples.shuffle(&mut ChaCha8Rng::seed_from_u64(dataset.seed));
+                examples.truncate(max_examples);
+            }
+            let sft: Vec<SftExample> = examples
+                .iter()
+                .map(|e| {
+                    SftExample::new(
+                        &lm,
+                        &request_text(log.domain, template, &log.catalogue, e),
+                        log.catalogue.title(e.target),
+                    )
+                })
+                .collect::<recalign_core::Result<_>>()
+                .map_err(|e| e.to_string())?;
+            eprintln!("SFT on {} examples", sft.len());
+            let settings = train.settings();
+            let steps = settings.steps;
+            let mut trainer =
+                SftTrainer::new(&lm, lora.settings(), settings, sft).map_err(|e| e.to_string())?;
+            drive(|| pollster::block_on(trainer.step()), steps, &out)?;
+            let adapter = pollster::block_on(trainer.adapter()).map_err(|e| e.to_string())?;
+            write_file(&out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
+            eprintln!("saved the adapter to {}", out.display());
+            Ok(())
+        }
+        TrainCommand::Pref {
+            pairs,
+            init,
+            loss,
+            negatives,
+            lora,
+            train,
+            out,
+            model,
+        } => {
+            let base = load_model(&model)?;
+            let bytes =
+                std::fs::read(&pairs).map_err(|e| format!("cannot read {}: {e}", pairs.display()))?;
+            let pairs_data = read_jsonl(&bytes).map_err(|e| format!("{}: {e}", pairs.display()))?;
+            let config = loss.config()?;
+            let start = init.as_deref().map(read_adapter).transpose()?;
+            let lora = start.as_ref().map_or_else(|| lora.settings(), |a| a.settings.clone());
+            let reference = match &start {
+                Some(a) => with_adapter(&base, a).map_err(|e| e.to_string())?,
+                None => base.clone(),
+            };
+            let tokenised: Vec<TokenisedPair> = pairs_data
+                .iter()
+                .map(|p| TokenisedPair::new(&base, p, negatives))
+                .collect::<recalign_core::Result<_>>()
+                .map_err(|e| e.to_string())?;
+            let progress = bar(tokenised.len() as u64, "reference log-probs");
+            let started = Instant::now();
+            let cached = pollster::block_on(reference_log_probs(&reference, &tokenised, |d, _| {
+                progress.set_position(d as u64)
+            }))
+            .map_err(|e| e.to_string())?;
+            progress.finish_and_clear();
+            eprintln!(
+                "{} on {} pairs (K = {}); reference log-probs cached in {:.1} s",
+                config.kind.label(),
+                tokenised.len(),
+                tokenised.first().map_or(0, TokenisedPair::negatives),
+                started.elapsed().as_secs_f64()
+            );
+            let settings = train.settings();
+            let steps = settings.steps;
+            let mut trainer = PreferenceTrainer::new(
+                &base,
+                lora,
+                start.as_ref(),
+                settings,
+                config,
+                tokenised,
+                cached,
+            )
+            .map_err(|e| e.to_string())?;
+            drive(|| pollster::block_on(trainer.step()), steps, &out)?;
+            let adapter = pollster::block_on(trainer.adapter()).map_err(|e| e.to_string())?;
+            write_file(&out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
+            eprintln!("saved the adapter to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    dataset: DatasetArgs,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
+    /// Adapter to evaluate (default: the base model, zero-shot).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    /// Examples (seeded draw; 0: all).
+    #[arg(long, default_value_t = 0)]
+    max_examples: usize,
+    /// Fix one prompt template (default: vary per example).
+    #[arg(long)]
+    template: Option<usize>,
+    /// Also generate up to this many tokens per example (ValidRatio, HitRatio@1); 0: rank only.
+    #[arg(long, default_value_t = 0)]
+    generate: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn eval(args: EvalArgs) -> CliResult {
+    let base = load_model(&args.model)?;
+    let lm: LanguageModel = match &args.adapter {
+        Some(path) => with_adapter(&base, &read_adapter(path)?).map_err(|e| e.to_string())?,
+        None => base,
+    };
+    let (log, splits) = args.dataset.splits()?;
+    let name = match args.split {
+        SplitArg::Train => SplitName::Train,
+        SplitArg::Validation => SplitName::Validation,
+        SplitArg::Test => SplitName::Test,
+    };
+    let mut examples: Vec<Example> = splits.get(name).to_vec();
+    if args.max_examples > 0 && examples.len() > args.max_examples {
+        examples.shuffle(&mut ChaCha8Rng::seed_from_u64(args.dataset.seed));
+        examples.truncate(args.max_examples);
+    }
+    let progress = bar(examples.len() as u64, "evaluating");
+    let started = Instant::now();
+    let request = |e: &Example| request_text(log.domain, args.template, &log.catalogue, e);
+    let report = pollster::block_on(evaluate(
+        &lm,
+        &examples,
+        &log.catalogue,
+        &splits.popularity,
+        &request,
+        args.generate,
+        |d, _| progress.set_position(d as u64),
+    ))
+    .map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "adapter": args.adapter, "split": name.name(), "examples": examples.len(),
+                "seconds": secs, "report": report,
+            })
+        );
+    } else {
+        print_report(&report, examples.len(), secs);
+    }
+    Ok(())
+}
+
+fn print_report(r: &EvalReport, n: usize, secs: f64) {
+    let m = &r.ranking;
+    println!("{n} examples, {secs:.1} s");
+    println!(
+        "HR@1 {:.4}  HR@3 {:.4}  HR@5 {:.4}  HR@10 {:.4}  NDCG@5 {:.4}  NDCG@10 {:.4}  MRR {:.4}",
+        m.hr[0], m.hr[1], m.hr[2], m.hr[3], m.ndcg[2], m.ndcg[3], m.mrr
+    );
+    for b in [&r.bias_at_1, &r.bias_at_5] {
+        println!(
+            "@{}: AveragePopularity {:.1}  TailPercentage {:.4}  ItemCoverage {:.4}  GiniIndex {:.4}",
+            b.k, b.average_popularity, b.tail_percentage, b.item_coverage, b.gini_index
+        );
+    }
+    if let Some(g) = &r.generation {
+        println!(
+            "generation: ValidRatio {:.4}  HitRatio@1 {:.4}",
+            g.valid_ratio, g.hit_ratio_at_1
+        );
+    }
+}
+
+pub fn adapter(command: AdapterCommand) -> CliResult {
+    match command {
+        AdapterCommand::Export { adapter, out } => {
+            let a = read_adapter(&adapter)?;
+            write_file(
+                &out.join("adapter_model.safetensors"),
+                &a.to_safetensors().map_err(|e| e.to_string())?,
+            )?;
+            let config = serde_json::to_string_pretty(&a.peft_config()).map_err(|e| e.to_string())?;
+            write_file(&out.join("adapter_config.json"), config.as_bytes())?;
+            eprintln!("wrote {} (PEFT layout)", out.display());
+            Ok(())
+        }
+        AdapterCommand::Import { dir, out } => {
+            let bytes = std::fs::read(dir.join("adapter_model.safetensors"))
+                .map_err(|e| format!("cannot read {}/adapter_model.safetensors: {e}", dir.display()))?;
+            let config = std::fs::read(dir.join("adapter_config.json"))
+                .map_err(|e| format!("cannot read {}/adapter_config.json: {e}", dir.display()))?;
+            let config: serde_json::Value = serde_json::from_slice(&config)
+                .map_err(|e| format!("{}/adapter_config.json: {e}", dir.display()))?;
+            let a = Adapter::from_safetensors(&bytes, Some(&config)).map_err(|e| e.to_string())?;
+            write_file(&out, &a.to_safetensors().map_err(|e| e.to_string())?)?;
+            eprintln!("imported {} adapted layers to {}", a.layers.len(), out.display());
+            Ok(())
+        }
+    }
+}
