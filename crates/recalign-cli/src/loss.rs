@@ -142,7 +142,7 @@ pub fn run(what: LossCommand) -> CliResult {
             negatives,
         } => {
             let config = params.config()?;
-            if points < 2 || !(from < to) {
+            if points < 2 || from.partial_cmp(&to) != Some(std::cmp::Ordering::Less) {
                 return Err("need --points >= 2 and --from < --to".into());
             }
             let eps = params.eps.unwrap_or(config.eps);

@@ -171,15 +171,26 @@ pub enum AdapterCommand {
 }
 
 /// The user-turn text of each example, as `pairs build` and the page write it.
-pub fn request_text(domain: Domain, template: Option<usize>, catalogue: &Catalogue, e: &Example) -> String {
+pub fn request_text(
+    domain: Domain,
+    template: Option<usize>,
+    catalogue: &Catalogue,
+    e: &Example,
+) -> String {
     let style = PromptStyle { domain, template };
     let t = prompt::template_for(style, e.user, e.target.0);
-    prompt::request(domain, t, &catalogue.titles(&e.history), &catalogue.titles(&e.candidates))
+    prompt::request(
+        domain,
+        t,
+        &catalogue.titles(&e.history),
+        &catalogue.titles(&e.candidates),
+    )
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> CliResult {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -272,12 +283,14 @@ pub fn train(command: TrainCommand) -> CliResult {
             model,
         } => {
             let base = load_model(&model)?;
-            let bytes =
-                std::fs::read(&pairs).map_err(|e| format!("cannot read {}: {e}", pairs.display()))?;
+            let bytes = std::fs::read(&pairs)
+                .map_err(|e| format!("cannot read {}: {e}", pairs.display()))?;
             let pairs_data = read_jsonl(&bytes).map_err(|e| format!("{}: {e}", pairs.display()))?;
             let config = loss.config()?;
             let start = init.as_deref().map(read_adapter).transpose()?;
-            let lora = start.as_ref().map_or_else(|| lora.settings(), |a| a.settings.clone());
+            let lora = start
+                .as_ref()
+                .map_or_else(|| lora.settings(), |a| a.settings.clone());
             let reference = match &start {
                 Some(a) => with_adapter(&base, a).map_err(|e| e.to_string())?,
                 None => base.clone(),
@@ -423,21 +436,30 @@ pub fn adapter(command: AdapterCommand) -> CliResult {
                 &out.join("adapter_model.safetensors"),
                 &a.to_safetensors().map_err(|e| e.to_string())?,
             )?;
-            let config = serde_json::to_string_pretty(&a.peft_config()).map_err(|e| e.to_string())?;
+            let config =
+                serde_json::to_string_pretty(&a.peft_config()).map_err(|e| e.to_string())?;
             write_file(&out.join("adapter_config.json"), config.as_bytes())?;
             eprintln!("wrote {} (PEFT layout)", out.display());
             Ok(())
         }
         AdapterCommand::Import { dir, out } => {
-            let bytes = std::fs::read(dir.join("adapter_model.safetensors"))
-                .map_err(|e| format!("cannot read {}/adapter_model.safetensors: {e}", dir.display()))?;
+            let bytes = std::fs::read(dir.join("adapter_model.safetensors")).map_err(|e| {
+                format!(
+                    "cannot read {}/adapter_model.safetensors: {e}",
+                    dir.display()
+                )
+            })?;
             let config = std::fs::read(dir.join("adapter_config.json"))
                 .map_err(|e| format!("cannot read {}/adapter_config.json: {e}", dir.display()))?;
             let config: serde_json::Value = serde_json::from_slice(&config)
                 .map_err(|e| format!("{}/adapter_config.json: {e}", dir.display()))?;
             let a = Adapter::from_safetensors(&bytes, Some(&config)).map_err(|e| e.to_string())?;
             write_file(&out, &a.to_safetensors().map_err(|e| e.to_string())?)?;
-            eprintln!("imported {} adapted layers to {}", a.layers.len(), out.display());
+            eprintln!(
+                "imported {} adapted layers to {}",
+                a.layers.len(),
+                out.display()
+            );
             Ok(())
         }
     }

@@ -212,7 +212,10 @@ pub fn bias_metrics(top: &[Vec<crate::data::ItemId>], popularity: &[u32], k: usi
     }
     let lists_f = lists.max(1) as f64;
     let covered = counts.iter().filter(|&&c| c > 0).count();
-    let mut ascending: Vec<u32> = counts.iter().map(|&c| c.min(u64::from(u32::MAX)) as u32).collect();
+    let mut ascending: Vec<u32> = counts
+        .iter()
+        .map(|&c| c.min(u64::from(u32::MAX)) as u32)
+        .collect();
     ascending.sort_unstable();
     BiasMetrics {
         k,
@@ -268,7 +271,9 @@ pub async fn evaluate(
             .candidates
             .iter()
             .position(|&c| c == e.target)
-            .ok_or_else(|| crate::Error::Train(format!("example {n} has no target among its candidates")))?;
+            .ok_or_else(|| {
+                crate::Error::Train(format!("example {n} has no target among its candidates"))
+            })?;
         let ids = lm.request_prompt_ids(&request(e), &titles)?;
         let scores = lm
             .score_candidates(&ids, &titles, crate::ScoreOptions::default())
@@ -276,7 +281,12 @@ pub async fn evaluate(
         let values: Vec<f32> = scores.iter().map(|s| s.score).collect();
         ranking.add(&values, target);
         let ranked = crate::lm::rank_scores(scores);
-        top.push(ranked.iter().map(|r| e.candidates[r.candidate.index]).collect());
+        top.push(
+            ranked
+                .iter()
+                .map(|r| e.candidates[r.candidate.index])
+                .collect(),
+        );
         if max_new_tokens > 0 {
             let g = lm.generate(&ids, max_new_tokens).await?;
             if let Some(i) = named_candidate(&g.text, &titles) {
@@ -316,6 +326,9 @@ mod bias_tests {
         let at1 = bias_metrics(&top, &popularity, 1);
         assert_eq!(at1.tail_percentage, 0.0);
         assert!((at1.item_coverage - 0.2).abs() < 1e-12);
-        assert!(at1.gini_index > m.gini_index, "one item always picked is less equal");
+        assert!(
+            at1.gini_index > m.gini_index,
+            "one item always picked is less equal"
+        );
     }
 }

@@ -243,11 +243,11 @@ pub fn batch_loss(
             for (i, e) in examples.iter().enumerate() {
                 let mw = e.policy_chosen / e.chosen_len;
                 losses[i] = -mw;
-                for j in 0..k {
+                for (j, dxj) in dx[i].iter_mut().enumerate() {
                     let delta = log_odds(mw) - log_odds(e.policy_rejected[j] / e.rejected_len[j]);
                     let (l, g) = pair(config, beta, 0.0, delta, 0.0);
                     losses[i] += l / kf;
-                    dx[i][j] = g / kf;
+                    *dxj = g / kf;
                     margins[i] += delta / kf;
                 }
             }

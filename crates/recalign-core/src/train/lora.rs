@@ -330,10 +330,7 @@ impl Adapter {
         };
         settings.validate()?;
         let rank = settings.rank;
-        let mut modules: BTreeMap<
-            (usize, usize),
-            (String, Option<Vec<f32>>, Option<Vec<f32>>, usize, usize),
-        > = BTreeMap::new();
+        let mut modules: BTreeMap<(usize, usize), PartialLayer> = BTreeMap::new();
         for (name, view) in tensors.tensors() {
             let Some(rest) = name.strip_prefix("base_model.model.") else {
                 return Err(bad(format!(
@@ -415,6 +412,9 @@ impl Adapter {
         Ok(Self { settings, layers })
     }
 }
+
+/// A layer being read: module path, A and B once seen (our layout), d_in, d_out.
+type PartialLayer = (String, Option<Vec<f32>>, Option<Vec<f32>>, usize, usize);
 
 fn settings_from_peft(c: &serde_json::Value) -> Result<LoraSettings> {
     let bad = |why: &str| Error::Adapter(format!("adapter_config.json: {why}"));
