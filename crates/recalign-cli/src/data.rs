@@ -547,6 +547,10 @@ pub enum PairsCommand {
         /// Output JSONL.
         #[arg(long)]
         out: PathBuf,
+        /// Adapter whose ranking defines self-hard negatives (method.md: the SFT model's);
+        /// default: the base model.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -587,6 +591,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             eps_max,
             template,
             out,
+            adapter,
             model,
         } => {
             let (log, splits) = dataset.splits()?;
@@ -660,7 +665,12 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                 )
             };
             let model_scores = if strategies.contains(&StrategyArg::SelfHard) {
-                let lm = load_model(&model)?;
+                let mut lm = load_model(&model)?;
+                if let Some(path) = &adapter {
+                    lm =
+                        recalign_core::train::with_adapter(&lm, &crate::train::read_adapter(path)?)
+                            .map_err(|e| e.to_string())?;
+                }
                 Some(llm_scores(&lm, &examples, &log.catalogue, &request)?)
             } else {
                 None

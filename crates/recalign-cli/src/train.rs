@@ -15,8 +15,8 @@ use recalign_core::data::{Catalogue, Domain};
 use recalign_core::eval::{EvalReport, evaluate};
 use recalign_core::prompt::{self, PromptStyle};
 use recalign_core::train::{
-    Adapter, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer, StepReport,
-    TokenisedPair, TrainSettings, reference_log_probs, with_adapter,
+    Adapter, Checkpoint, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer,
+    StepReport, TokenisedPair, TrainSettings, reference_log_probs, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -75,13 +75,13 @@ pub enum TrainCommand {
 #[derive(Args)]
 pub struct LoraArgs {
     /// LoRA rank (ignored with --init, which fixes the shape).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long = "lora-rank", id = "lora_rank", default_value_t = 8)]
     rank: usize,
-    /// LoRA alpha.
-    #[arg(long, default_value_t = 16.0)]
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long = "lora-alpha", id = "lora_alpha", default_value_t = 16.0)]
     alpha: f64,
     /// Adapted layers.
-    #[arg(long, value_enum, default_value_t = TargetsArg::Qv)]
+    #[arg(long = "lora-targets", id = "lora_targets", value_enum, default_value_t = TargetsArg::Qv)]
     targets: TargetsArg,
 }
 
@@ -130,8 +130,14 @@ pub struct TrainArgs {
     /// AdamW weight decay.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
-    /// Seed (LoRA init, data order).
-    #[arg(long, default_value_t = 2024)]
+    /// Save a resumable checkpoint (`<out>.ckpt`) every this many steps (0: never).
+    #[arg(long, default_value_t = 8)]
+    checkpoint_every: usize,
+    /// Continue the run saved in this checkpoint (same data and model; settings come from it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Training seed (LoRA init, data order, beta-DPO's sampling); `--seed` is the split's.
+    #[arg(long = "train-seed", id = "train_seed", default_value_t = 2024)]
     seed: u64,
 }
 
@@ -200,36 +206,124 @@ pub fn read_adapter(path: &Path) -> CliResult<Adapter> {
     Adapter::from_safetensors(&bytes, None).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Runs steps until done, printing a line per step and logging JSON lines next to `out`.
-fn drive(
-    mut step: impl FnMut() -> recalign_core::Result<StepReport>,
-    steps: usize,
-    out: &Path,
-) -> CliResult<Vec<StepReport>> {
-    let progress = bar(steps as u64, "training");
+/// Either trainer, so one loop drives both.
+enum Run {
+    Sft(SftTrainer),
+    Pref(Box<PreferenceTrainer>),
+}
+
+impl Run {
+    fn is_done(&self) -> bool {
+        match self {
+            Run::Sft(t) => t.is_done(),
+            Run::Pref(t) => t.is_done(),
+        }
+    }
+
+    fn step(&mut self) -> recalign_core::Result<StepReport> {
+        match self {
+            Run::Sft(t) => pollster::block_on(t.step()),
+            Run::Pref(t) => pollster::block_on(t.step()),
+        }
+    }
+
+    fn checkpoint(&self) -> recalign_core::Result<Checkpoint> {
+        match self {
+            Run::Sft(t) => pollster::block_on(t.checkpoint()),
+            Run::Pref(t) => pollster::block_on(t.checkpoint()),
+        }
+    }
+
+    fn adapter(&self) -> recalign_core::Result<Adapter> {
+        match self {
+            Run::Sft(t) => pollster::block_on(t.adapter()),
+            Run::Pref(t) => pollster::block_on(t.adapter()),
+        }
+    }
+}
+
+fn checkpoint_path(out: &Path) -> PathBuf {
+    out.with_extension("ckpt")
+}
+
+/// Writes via a temporary file and a rename, so a kill mid-write never leaves a torn checkpoint.
+fn save_checkpoint(run: &Run, out: &Path) -> CliResult<PathBuf> {
+    let path = checkpoint_path(out);
+    let bytes = run
+        .checkpoint()
+        .and_then(|c| c.to_bytes())
+        .map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("ckpt.tmp");
+    write_file(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| format!("cannot move {} into place: {e}", tmp.display()))?;
+    Ok(path)
+}
+
+pub fn read_checkpoint(path: &Path) -> CliResult<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Checkpoint::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the remaining steps, printing a line per step, appending JSON lines to
+/// `<out>.steps.jsonl`, checkpointing every `every` steps, and saving the adapter at the end.
+/// A failing step (a NaN loss) leaves a checkpoint of the last good step behind.
+fn drive(mut run: Run, train: &TrainArgs, out: &Path) -> CliResult {
+    let (steps, every) = (train.steps, train.checkpoint_every);
     let started = Instant::now();
-    let mut reports = Vec::with_capacity(steps);
-    let mut log = String::new();
-    for _ in 0..steps {
-        let r = step().map_err(|e| e.to_string())?;
+    let log_path = out.with_extension("steps.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open({
+            if train.resume.is_none() {
+                write_file(&log_path, b"")?;
+            }
+            &log_path
+        })
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let progress = bar(steps as u64, "training");
+    let mut done = 0;
+    while !run.is_done() {
+        let r = match run.step() {
+            Ok(r) => r,
+            Err(e) => {
+                progress.finish_and_clear();
+                let kept = save_checkpoint(&run, out)
+                    .map(|p| format!("; the last good step is saved in {}", p.display()))
+                    .unwrap_or_default();
+                return Err(format!("{e}{kept}"));
+            }
+        };
+        done += 1;
+        progress.set_position(r.step as u64);
         progress.println(format!(
             "step {:>4}/{}  loss {:>8.4}  margin {:>8.4}  acc {:>4.2}  lr {:.2e}  |g| {:>7.3}  {:>6.0} tok/s",
             r.step, r.steps, r.loss, r.margin, r.accuracy, r.learning_rate, r.grad_norm,
             r.tokens_per_second
         ));
-        progress.inc(1);
-        log.push_str(&serde_json::to_string(&r).map_err(|e| e.to_string())?);
-        log.push('\n');
-        reports.push(r);
+        use std::io::Write;
+        writeln!(
+            log,
+            "{}",
+            serde_json::to_string(&r).map_err(|e| e.to_string())?
+        )
+        .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+        if every > 0 && r.step % every == 0 && !run.is_done() {
+            save_checkpoint(&run, out)?;
+        }
     }
     progress.finish_and_clear();
-    write_file(&out.with_extension("steps.jsonl"), log.as_bytes())?;
+    let adapter = run.adapter().map_err(|e| e.to_string())?;
+    write_file(out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
+    save_checkpoint(&run, out)?;
     eprintln!(
-        "{steps} steps in {:.1} s; step log in {}",
+        "{done} steps in {:.1} s; adapter in {}, step log in {}",
         started.elapsed().as_secs_f64(),
-        out.with_extension("steps.jsonl").display()
+        out.display(),
+        log_path.display()
     );
-    Ok(reports)
+    Ok(())
 }
 
 pub fn train(command: TrainCommand) -> CliResult {
@@ -262,15 +356,19 @@ pub fn train(command: TrainCommand) -> CliResult {
                 .collect::<recalign_core::Result<_>>()
                 .map_err(|e| e.to_string())?;
             eprintln!("SFT on {} examples", sft.len());
-            let settings = train.settings();
-            let steps = settings.steps;
-            let mut trainer =
-                SftTrainer::new(&lm, lora.settings(), settings, sft).map_err(|e| e.to_string())?;
-            drive(|| pollster::block_on(trainer.step()), steps, &out)?;
-            let adapter = pollster::block_on(trainer.adapter()).map_err(|e| e.to_string())?;
-            write_file(&out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
-            eprintln!("saved the adapter to {}", out.display());
-            Ok(())
+            let trainer = match &train.resume {
+                Some(path) => {
+                    let c = read_checkpoint(path)?;
+                    eprintln!(
+                        "resuming from step {} of {}",
+                        c.state.step, c.state.settings.steps
+                    );
+                    SftTrainer::resume(&lm, &c, sft)
+                }
+                None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
+            }
+            .map_err(|e| e.to_string())?;
+            drive(Run::Sft(trainer), &train, &out)
         }
         TrainCommand::Pref {
             pairs,
@@ -314,23 +412,27 @@ pub fn train(command: TrainCommand) -> CliResult {
                 tokenised.first().map_or(0, TokenisedPair::negatives),
                 started.elapsed().as_secs_f64()
             );
-            let settings = train.settings();
-            let steps = settings.steps;
-            let mut trainer = PreferenceTrainer::new(
-                &base,
-                lora,
-                start.as_ref(),
-                settings,
-                config,
-                tokenised,
-                cached,
-            )
+            let trainer = match &train.resume {
+                Some(path) => {
+                    let c = read_checkpoint(path)?;
+                    eprintln!(
+                        "resuming from step {} of {}",
+                        c.state.step, c.state.settings.steps
+                    );
+                    PreferenceTrainer::resume(&base, &c, tokenised, cached)
+                }
+                None => PreferenceTrainer::new(
+                    &base,
+                    lora,
+                    start.as_ref(),
+                    train.settings(),
+                    config,
+                    tokenised,
+                    cached,
+                ),
+            }
             .map_err(|e| e.to_string())?;
-            drive(|| pollster::block_on(trainer.step()), steps, &out)?;
-            let adapter = pollster::block_on(trainer.adapter()).map_err(|e| e.to_string())?;
-            write_file(&out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
-            eprintln!("saved the adapter to {}", out.display());
-            Ok(())
+            drive(Run::Pref(Box::new(trainer)), &train, &out)
         }
     }
 }

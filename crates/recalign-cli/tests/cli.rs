@@ -228,3 +228,164 @@ fn malformed_datasets_exit_1_with_the_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
 }
+
+/// Pairs over made-up titles for the tiny model.
+fn tiny_pairs(dir: &std::path::Path) -> PathBuf {
+    let titles = ["Alien", "Heat", "Fargo", "Casino", "Babe"];
+    let mut lines = String::new();
+    for i in 0..5 {
+        lines.push_str(
+            &serde_json::json!({
+                "prompt": format!("liked {}; pick one of {}", titles[i], titles.join(", ")),
+                "chosen": titles[(i + 1) % 5],
+                "rejected": titles[(i + 2) % 5],
+                "eps": 0.1,
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let path = dir.join("pairs.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    path
+}
+
+fn adapter_values(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|n| {
+            st.tensor(n)
+                .unwrap()
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_training_run_resumes_to_the_same_adapter() {
+    let model = tiny_model("train.gguf");
+    let dir = model.parent().unwrap().join("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pairs = tiny_pairs(&dir);
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "pref",
+            "--model",
+            model.to_str().unwrap(),
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--type",
+            "rosepo",
+            "--steps",
+            "300",
+            "--batch",
+            "2",
+            "--lr",
+            "1e-3",
+            "--checkpoint-every",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let straight = dir.join("straight.safetensors");
+    let out = Command::new(env!("CARGO_BIN_EXE_recalign"))
+        .args(args(&straight))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The same run, killed (SIGKILL) once a checkpoint exists, then resumed from it.
+    let killed = dir.join("killed.safetensors");
+    let ckpt = killed.with_extension("ckpt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recalign"))
+        .args(args(&killed))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !ckpt.exists() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.exists(),
+        "killed before the end, so no final adapter"
+    );
+    let mut resume = args(&killed);
+    resume.extend(["--resume".to_string(), ckpt.to_str().unwrap().to_string()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_recalign"))
+        .args(&resume)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming from step"),
+        "{}",
+        stderr(&out)
+    );
+    let (a, b) = (adapter_values(&straight), adapter_values(&killed));
+    assert_eq!(a.len(), b.len());
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(d <= 1e-6, "resumed adapter differs by {d}");
+}
+
+#[test]
+fn loss_eval_prints_losses_and_refuses_bad_batches() {
+    use std::io::Write;
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_recalign"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let batch = r#"{"policy_chosen": [-3.0], "policy_rejected": [[-5.0]],
+                    "ref_chosen": [-4.0], "ref_rejected": [[-5.5]]}"#;
+    let out = run(&["loss", "eval", "--type", "dpo", "--beta", "1"], batch);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // h = (-3 + 4) - (-5 + 5.5) = 0.5; DPO = -ln sigmoid(0.5).
+    let expected = (1.0 + (-0.5f64).exp()).ln();
+    assert!((v["mean"].as_f64().unwrap() - expected).abs() < 1e-12);
+    assert_eq!(v["losses"].as_array().unwrap().len(), 1);
+    let out = run(&["loss", "eval", "--type", "rosepo"], batch);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("eps"), "{}", stderr(&out));
+    let out = run(&["loss", "eval", "--type", "dpo"], "not json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a loss batch"),
+        "{}",
+        stderr(&out)
+    );
+}

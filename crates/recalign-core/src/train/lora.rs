@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Lora, Module, ModuleMapper, Param, ParamGroup};
+use burn::module::{Lora, Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
@@ -205,6 +205,17 @@ impl Adapter {
     /// Sets these factors on `weights`, which must carry adapters of the same shape (from
     /// [`attach`] with these settings).
     pub fn apply(&self, weights: LlamaWeights, device: &Device) -> Result<LlamaWeights> {
+        self.apply_with_ids(weights, device, &HashMap::new())
+    }
+
+    /// [`Self::apply`], also giving each factor the parameter id in `ids` (keyed by its path, as
+    /// [`factor_ids`] lists them), so a resumed optimiser finds its state.
+    pub fn apply_with_ids(
+        &self,
+        weights: LlamaWeights,
+        device: &Device,
+        ids: &HashMap<String, u64>,
+    ) -> Result<LlamaWeights> {
         let rank = self.settings.rank;
         let mut values = HashMap::new();
         for l in &self.layers {
@@ -231,6 +242,7 @@ impl Adapter {
         let expected = values.len();
         let mut setter = FactorSetter {
             path: Vec::new(),
+            ids: ids.clone(),
             values,
             set: 0,
             error: None,
@@ -474,6 +486,7 @@ fn to_bytes(values: &[f32]) -> Vec<u8> {
 /// them: `layers.3.self_attn.q_proj.weight.lora.a`).
 struct FactorSetter {
     path: Vec<String>,
+    ids: HashMap<String, u64>,
     values: HashMap<String, Tensor<2>>,
     set: usize,
     error: Option<Error>,
@@ -504,6 +517,50 @@ impl ModuleMapper for FactorSetter {
         }
         self.set += 1;
         let value: Tensor<D> = value.reshape(param.val().shape());
-        param.map(|old| value.to_device(&old.device()))
+        // The new value is a fresh leaf: keep the old factor's trainability explicitly.
+        let trainable = param.val().is_require_grad();
+        let param = param.map(|old| value.to_device(&old.device()));
+        let param = if trainable {
+            param.set_require_grad(true)
+        } else {
+            param
+        };
+        match self.ids.get(&key) {
+            Some(&id) => {
+                let (_, tensor, mapper) = param.consume();
+                Param::from_mapped_value(ParamId::from(id), tensor, mapper)
+            }
+            None => param,
+        }
+    }
+}
+
+/// Paths and parameter ids of every LoRA factor in `weights` (`layers.3.self_attn.q_proj.weight.lora.a`).
+pub fn factor_ids(weights: &LlamaWeights) -> HashMap<String, u64> {
+    let mut v = FactorIds::default();
+    weights.visit(&mut v);
+    v.ids
+}
+
+#[derive(Default)]
+struct FactorIds {
+    path: Vec<String>,
+    ids: HashMap<String, u64>,
+}
+
+impl ModuleVisitor for FactorIds {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let key = self.path.join(".");
+        if key.ends_with(".lora.a") || key.ends_with(".lora.b") {
+            self.ids.insert(key, param.id.val());
+        }
     }
 }

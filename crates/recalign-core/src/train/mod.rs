@@ -125,6 +125,7 @@ fn trainable(
     lora: &LoraSettings,
     adapter: Option<&Adapter>,
     seed: u64,
+    ids: &std::collections::HashMap<String, u64>,
 ) -> Result<Llama> {
     let device = base.model.device().clone().autodiff();
     device.seed(seed);
@@ -136,7 +137,7 @@ fn trainable(
                 a.settings
             )));
         }
-        Some(a) => a.apply(weights, &device)?,
+        Some(a) => a.apply_with_ids(weights, &device, ids)?,
         None => weights,
     };
     Ok(Llama::new(base.model.config.clone(), weights, &device))
@@ -163,6 +164,12 @@ impl ModuleVisitor for TrainableIds {
             self.0.push(param.id);
         }
     }
+}
+
+fn trainable_ids(policy: &Llama) -> Vec<burn::module::ParamId> {
+    let mut ids = TrainableIds::default();
+    policy.weights.visit(&mut ids);
+    ids.0
 }
 
 /// Scales every gradient by `min(1, max_norm / norm)` on the device and returns the pre-clip
@@ -226,6 +233,24 @@ impl Loop {
             step: 0,
             rng,
         })
+    }
+
+    /// Puts a fresh loop (same seed) where a checkpoint left it: the data order is replayed
+    /// (one shuffle per finished epoch), so a resumed run sees exactly the batches an
+    /// uninterrupted one would.
+    fn restore(&mut self, step: usize, epochs: usize, cursor: usize) -> Result<()> {
+        if cursor > self.order.len() || step > self.settings.steps {
+            return Err(Error::Train(
+                "the checkpoint does not fit this run's data or settings".into(),
+            ));
+        }
+        for _ in 0..epochs {
+            self.order.shuffle(&mut self.rng);
+        }
+        self.epochs = epochs;
+        self.cursor = cursor;
+        self.step = step;
+        Ok(())
     }
 
     /// The next micro-batch's example indices (wrapping into a reshuffled epoch).
@@ -305,15 +330,14 @@ impl SftTrainer {
         settings: TrainSettings,
         examples: Vec<SftExample>,
     ) -> Result<Self> {
-        let policy = trainable(base, &lora, None, settings.seed)?;
-        let mut ids = TrainableIds::default();
-        policy.weights.visit(&mut ids);
+        let policy = trainable(base, &lora, None, settings.seed, &Default::default())?;
+        let ids = trainable_ids(&policy);
         Ok(Self {
             run: Loop::new(settings, examples.len())?,
             policy,
             lora,
             examples,
-            ids: ids.0,
+            ids,
             pad: base.tokenizer.eos_id(),
         })
     }
@@ -396,6 +420,183 @@ impl SftTrainer {
     pub async fn adapter(&self) -> Result<Adapter> {
         Adapter::read(&self.policy.weights, &self.lora).await
     }
+
+    /// Everything needed to continue this run exactly (adapter, optimiser state, position).
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        checkpoint(
+            &self.policy,
+            &self.lora,
+            &self.run,
+            None,
+            LossState::default(),
+        )
+        .await
+    }
+
+    /// Continues a run from `checkpoint` on the same base model and examples.
+    pub fn resume(
+        base: &LanguageModel,
+        checkpoint: &Checkpoint,
+        examples: Vec<SftExample>,
+    ) -> Result<Self> {
+        let s = &checkpoint.state;
+        if s.loss.is_some() {
+            return Err(Error::Train(
+                "this is a preference checkpoint, not an SFT one".into(),
+            ));
+        }
+        let mut trainer = Self::new(base, s.lora.clone(), s.settings.clone(), examples)?;
+        trainer.policy = trainable(
+            base,
+            &s.lora,
+            Some(&checkpoint.adapter),
+            s.settings.seed,
+            &s.factor_ids,
+        )?;
+        trainer.ids = trainable_ids(&trainer.policy);
+        trainer.run.optim = load_optimizer(trainer.run.optim, &checkpoint.optimizer)?;
+        trainer.run.restore(s.step, s.epochs, s.cursor)?;
+        Ok(trainer)
+    }
+}
+
+/// Where a run stands, as a checkpoint stores it next to the adapter and optimiser bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Finished passes over the data.
+    pub epochs: usize,
+    /// Position in the current pass.
+    pub cursor: usize,
+    /// The run's settings.
+    pub settings: TrainSettings,
+    /// LoRA's shape.
+    pub lora: LoraSettings,
+    /// The preference loss (`None` for SFT).
+    pub loss: Option<LossConfig>,
+    /// The loss's running statistics.
+    pub loss_state: LossState,
+    /// Parameter ids of the LoRA factors, which key the optimiser state.
+    pub factor_ids: std::collections::HashMap<String, u64>,
+}
+
+/// A resumable snapshot of a training run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// Position and settings.
+    pub state: CheckpointState,
+    /// The adapter at that step.
+    pub adapter: Adapter,
+    /// AdamW's state (Burn's burnpack bytes).
+    pub optimizer: Vec<u8>,
+}
+
+const CHECKPOINT_STATE_KEY: &str = "recalign.checkpoint";
+const OPTIMIZER_TENSOR: &str = "recalign.optimizer";
+
+impl Checkpoint {
+    /// One file: the adapter's tensors in PEFT's layout, the optimiser state as a byte tensor and
+    /// the position as JSON metadata.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let adapter = self.adapter.to_safetensors()?;
+        let st = safetensors::SafeTensors::deserialize(&adapter)
+            .map_err(|e| Error::Train(e.to_string()))?;
+        let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+            st.tensors().into_iter().collect();
+        views.push((
+            OPTIMIZER_TENSOR.to_string(),
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::U8,
+                vec![self.optimizer.len()],
+                &self.optimizer,
+            )
+            .map_err(|e| Error::Train(e.to_string()))?,
+        ));
+        let mut meta = std::collections::HashMap::new();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&adapter)
+            .map_err(|e| Error::Train(e.to_string()))?;
+        if let Some(m) = header.metadata() {
+            meta.extend(m.clone());
+        }
+        meta.insert(
+            CHECKPOINT_STATE_KEY.to_string(),
+            serde_json::to_string(&self.state).map_err(|e| Error::Train(e.to_string()))?,
+        );
+        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Train(e.to_string()))
+    }
+
+    /// Reads [`Self::to_bytes`]' output.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |why: String| Error::Train(format!("checkpoint: {why}"));
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        let state: CheckpointState = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CHECKPOINT_STATE_KEY))
+            .ok_or_else(|| bad("no training state: this is not a recalign checkpoint".into()))
+            .and_then(|s| serde_json::from_str(s).map_err(|e| bad(e.to_string())))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let optimizer = st
+            .tensor(OPTIMIZER_TENSOR)
+            .map_err(|_| bad("no optimiser state".into()))?
+            .data()
+            .to_vec();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| n != OPTIMIZER_TENSOR)
+            .collect();
+        let mut meta = std::collections::HashMap::new();
+        meta.insert(
+            "recalign.lora".to_string(),
+            serde_json::to_string(&state.lora).map_err(|e| bad(e.to_string()))?,
+        );
+        let adapter_bytes =
+            safetensors::serialize(views, Some(meta)).map_err(|e| bad(e.to_string()))?;
+        let adapter = Adapter::from_safetensors(&adapter_bytes, None)?;
+        Ok(Self {
+            state,
+            adapter,
+            optimizer,
+        })
+    }
+}
+
+async fn checkpoint(
+    policy: &Llama,
+    lora: &LoraSettings,
+    run: &Loop,
+    loss: Option<LossConfig>,
+    loss_state: LossState,
+) -> Result<Checkpoint> {
+    let adapter = Adapter::read(&policy.weights, lora).await?;
+    let optimizer = run
+        .optim
+        .into_bytes()
+        .map_err(|e| Error::Train(format!("cannot save the optimiser state: {e:?}")))?
+        .to_vec();
+    Ok(Checkpoint {
+        state: CheckpointState {
+            step: run.step,
+            epochs: run.epochs,
+            cursor: run.cursor,
+            settings: run.settings.clone(),
+            lora: lora.clone(),
+            loss,
+            loss_state,
+            factor_ids: lora::factor_ids(&policy.weights),
+        },
+        adapter,
+        optimizer,
+    })
+}
+
+fn load_optimizer(optim: ModuleOptimizer, bytes: &[u8]) -> Result<ModuleOptimizer> {
+    optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Train(format!("cannot read the optimiser state: {e:?}")))
 }
 
 /// A preference pair, tokenised once: the prompt is shared by the chosen and all rejected answers.
@@ -529,9 +730,8 @@ impl PreferenceTrainer {
                 "a pair has eps {e}, outside [0, 0.5)"
             )));
         }
-        let policy = trainable(base, &lora, start, settings.seed)?;
-        let mut ids = TrainableIds::default();
-        policy.weights.visit(&mut ids);
+        let policy = trainable(base, &lora, start, settings.seed, &Default::default())?;
+        let ids = trainable_ids(&policy);
         Ok(Self {
             run: Loop::new(settings, pairs.len())?,
             policy,
@@ -540,7 +740,7 @@ impl PreferenceTrainer {
             reference,
             loss,
             loss_state: LossState::default(),
-            ids: ids.0,
+            ids,
             pad: base.tokenizer.eos_id(),
         })
     }
@@ -670,5 +870,51 @@ impl PreferenceTrainer {
     /// The adapter as trained so far.
     pub async fn adapter(&self) -> Result<Adapter> {
         Adapter::read(&self.policy.weights, &self.lora).await
+    }
+
+    /// Everything needed to continue this run exactly.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        checkpoint(
+            &self.policy,
+            &self.lora,
+            &self.run,
+            Some(self.loss.clone()),
+            self.loss_state,
+        )
+        .await
+    }
+
+    /// Continues a run from `checkpoint` on the same base model, pairs and reference log-probs.
+    pub fn resume(
+        base: &LanguageModel,
+        checkpoint: &Checkpoint,
+        pairs: Vec<TokenisedPair>,
+        reference: Vec<Vec<f32>>,
+    ) -> Result<Self> {
+        let s = &checkpoint.state;
+        let loss = s.loss.clone().ok_or_else(|| {
+            Error::Train("this is an SFT checkpoint, not a preference one".into())
+        })?;
+        let mut trainer = Self::new(
+            base,
+            s.lora.clone(),
+            Some(&checkpoint.adapter),
+            s.settings.clone(),
+            loss,
+            pairs,
+            reference,
+        )?;
+        trainer.policy = trainable(
+            base,
+            &s.lora,
+            Some(&checkpoint.adapter),
+            s.settings.seed,
+            &s.factor_ids,
+        )?;
+        trainer.ids = trainable_ids(&trainer.policy);
+        trainer.run.optim = load_optimizer(trainer.run.optim, &checkpoint.optimizer)?;
+        trainer.run.restore(s.step, s.epochs, s.cursor)?;
+        trainer.loss_state = s.loss_state;
+        Ok(trainer)
     }
 }
