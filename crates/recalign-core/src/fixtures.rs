@@ -111,3 +111,94 @@ pub fn tiny_model_gguf(seed: u64) -> Vec<u8> {
     w.tensor_f32("output_norm.weight", &[d], &gains);
     w.finish()
 }
+
+/// The training scenario that is run on every device and compared (native Flex commits its
+/// result as `tests/fixtures/tiny_train.json`; the browser test runs it on WebGPU): 3 SFT steps,
+/// then 3 DPO steps from that adapter, on the tiny model with 4 made-up examples.
+pub mod training {
+    use crate::LanguageModel;
+    use crate::data::pairs::PreferencePair;
+    use crate::losses::{LossConfig, LossKind};
+    use crate::train::{
+        Adapter, LoraSettings, PreferenceTrainer, SftExample, SftTrainer, TokenisedPair,
+        TrainSettings, reference_log_probs, with_adapter,
+    };
+
+    /// What the scenario produces.
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Outcome {
+        /// Loss of each SFT step, then of each DPO step.
+        pub losses: Vec<f32>,
+        /// Every factor of the final adapter, layer by layer (A then B).
+        pub adapter: Vec<f32>,
+    }
+
+    const TITLES: [&str; 4] = ["Alien", "Heat", "Fargo", "Casino"];
+
+    fn request(i: usize) -> String {
+        format!(
+            "user {i} liked {}; pick one of {}",
+            TITLES[i],
+            TITLES.join(", ")
+        )
+    }
+
+    fn settings() -> TrainSettings {
+        TrainSettings {
+            learning_rate: 1e-2,
+            warmup_steps: 0,
+            steps: 3,
+            batch_size: 2,
+            accumulation: 1,
+            seed: 5,
+            ..TrainSettings::default()
+        }
+    }
+
+    /// Runs the scenario on `lm`'s device.
+    pub async fn run(lm: &LanguageModel) -> crate::Result<Outcome> {
+        let lora = LoraSettings {
+            rank: 2,
+            alpha: 4.0,
+            ..LoraSettings::default()
+        };
+        let examples = (0..4)
+            .map(|i| SftExample::new(lm, &request(i), TITLES[(i + 1) % 4]))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let mut sft = SftTrainer::new(lm, lora.clone(), settings(), examples)?;
+        let mut losses = Vec::new();
+        while !sft.is_done() {
+            losses.push(sft.step().await?.loss);
+        }
+        let start = sft.adapter().await?;
+        let pairs = (0..4)
+            .map(|i| {
+                let pair = PreferencePair {
+                    prompt: request(i),
+                    chosen: TITLES[(i + 1) % 4].to_string(),
+                    rejected: TITLES[(i + 2) % 4].to_string(),
+                    ..PreferencePair::default()
+                };
+                TokenisedPair::new(lm, &pair, 1)
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let reference = with_adapter(lm, &start)?;
+        let cached = reference_log_probs(&reference, &pairs, |_, _| {}).await?;
+        let mut loss = LossConfig::new(LossKind::Dpo);
+        loss.beta = 1.0;
+        let mut dpo =
+            PreferenceTrainer::new(lm, lora, Some(&start), settings(), loss, pairs, cached)?;
+        while !dpo.is_done() {
+            losses.push(dpo.step().await?.loss);
+        }
+        let adapter: Adapter = dpo.adapter().await?;
+        Ok(Outcome {
+            losses,
+            adapter: adapter
+                .layers
+                .iter()
+                .flat_map(|l| l.a.iter().chain(&l.b).copied())
+                .collect(),
+        })
+    }
+}

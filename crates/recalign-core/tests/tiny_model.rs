@@ -114,3 +114,32 @@ fn tiny_scores_match_the_committed_golden() {
         assert!((g - w).abs() <= 1e-5 + 4e-7 * w.abs(), "{g} vs {w}");
     }
 }
+
+/// The shared training scenario (3 SFT + 3 DPO steps) on native Flex, committed as the reference
+/// the browser test holds WebGPU to. `RECALIGN_BLESS=1` rewrites it.
+#[test]
+fn tiny_training_matches_the_committed_golden() {
+    let lm = tiny_model();
+    let got = pollster::block_on(recalign_core::fixtures::training::run(&lm)).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny_train.json"
+    );
+    if std::env::var_os("RECALIGN_BLESS").is_some() {
+        std::fs::write(path, serde_json::to_string(&got).unwrap()).unwrap();
+    }
+    let want: recalign_core::fixtures::training::Outcome =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(got.losses.len(), 6);
+    assert_eq!(got.adapter.len(), want.adapter.len());
+    for (g, w) in got.losses.iter().zip(&want.losses) {
+        assert!((g - w).abs() <= 1e-5 + 1e-6 * w.abs(), "loss {g} vs {w}");
+    }
+    let worst = got
+        .adapter
+        .iter()
+        .zip(&want.adapter)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-6, "adapter differs from the golden by {worst}");
+}

@@ -176,6 +176,52 @@ async fn read2(t: Tensor<2>) -> Result<Vec<f32>> {
 }
 
 impl Adapter {
+    /// A fresh adapter for a model of shape `config`: A ~ N(0, 1/r) drawn on the host from a
+    /// seeded ChaCha8 stream, B = 0 (so the model is unchanged). Drawing on the host, not on the
+    /// device, makes a run start from the same weights on Flex and on WebGPU.
+    pub fn fresh(
+        settings: &LoraSettings,
+        config: &crate::model::LlamaConfig,
+        seed: u64,
+    ) -> Result<Self> {
+        use rand::{Rng, SeedableRng};
+        settings.validate()?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let std = 1.0 / settings.rank as f64;
+        let mut normal = move || {
+            // Box-Muller: two uniforms to one standard normal.
+            let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+            let u2: f64 = rng.random();
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        };
+        let kv = config.n_kv_heads * config.head_dim();
+        let (d, ff) = (config.hidden_size, config.intermediate_size);
+        let mut layers = Vec::new();
+        for i in 0..config.n_layers {
+            for &m in settings.targets.modules() {
+                let (d_in, d_out) = match m {
+                    "k_proj" | "v_proj" => (d, kv),
+                    "gate_proj" | "up_proj" => (d, ff),
+                    "down_proj" => (ff, d),
+                    _ => (d, d),
+                };
+                layers.push(AdaptedLayer {
+                    module: format!("model.layers.{i}.{}.{m}", block(m)),
+                    d_in,
+                    d_out,
+                    a: (0..d_in * settings.rank)
+                        .map(|_| (normal() * std) as f32)
+                        .collect(),
+                    b: vec![0.0; settings.rank * d_out],
+                });
+            }
+        }
+        Ok(Self {
+            settings: settings.clone(),
+            layers,
+        })
+    }
+
     /// Reads the adapters attached to `weights` back from the device.
     pub async fn read(weights: &LlamaWeights, settings: &LoraSettings) -> Result<Self> {
         let mut layers = Vec::new();

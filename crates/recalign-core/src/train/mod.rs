@@ -128,8 +128,15 @@ fn trainable(
     ids: &std::collections::HashMap<String, u64>,
 ) -> Result<Llama> {
     let device = base.model.device().clone().autodiff();
-    device.seed(seed);
     let weights = lora::attach(base.model.weights.clone().fork(&device).train(), lora)?;
+    let fresh;
+    let adapter = match adapter {
+        Some(a) => Some(a),
+        None => {
+            fresh = Adapter::fresh(lora, &base.model.config, seed)?;
+            Some(&fresh)
+        }
+    };
     let weights = match adapter {
         Some(a) if a.settings != *lora => {
             return Err(Error::Adapter(format!(
