@@ -208,7 +208,7 @@ pub fn read_adapter(path: &Path) -> CliResult<Adapter> {
 
 /// Either trainer, so one loop drives both.
 enum Run {
-    Sft(SftTrainer),
+    Sft(Box<SftTrainer>),
     Pref(Box<PreferenceTrainer>),
 }
 
@@ -368,7 +368,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
             }
             .map_err(|e| e.to_string())?;
-            drive(Run::Sft(trainer), &train, &out)
+            drive(Run::Sft(Box::new(trainer)), &train, &out)
         }
         TrainCommand::Pref {
             pairs,

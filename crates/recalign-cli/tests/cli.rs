@@ -1,6 +1,9 @@
 //! The `recalign` binary end to end on the tiny model: JSON ranking, and clear errors (exit code 1,
 //! a message naming the problem) for bad model files and bad requests.
 
+// Helpers outside #[test] functions are not covered by clippy's test exemption.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
