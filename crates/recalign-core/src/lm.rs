@@ -74,7 +74,9 @@ pub struct Generation {
     pub text: String,
 }
 
-async fn read_f32(t: Tensor<1>) -> Result<Vec<f32>> {
+/// Reads a tensor's values back as f32, asynchronously (the one read-back path: synchronous
+/// reads panic on WebGPU).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data_async()
         .await
         .map_err(Error::device)?

@@ -273,15 +273,7 @@ pub fn batch_loss(
     })
 }
 
-/// Reads a tensor's values back (async: WebGPU-safe).
-pub async fn read(t: Tensor<1>) -> Result<Vec<f32>> {
-    t.into_data_async()
-        .await
-        .map_err(Error::device)?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| Error::device(format!("{e:?}")))
-}
+pub use crate::lm::read_f32 as read;
 
 /// Autodiff's gradient of the objective with respect to the policy inputs (tests and the loss
 /// lab's "gradient of the real batch"). `device` must be an autodiff device.
@@ -303,7 +295,7 @@ pub async fn policy_gradients(
     let gr = inputs.policy_rejected.grad(&grads).ok_or_else(missing)?;
     let k = examples[0].policy_rejected.len();
     let gc = read(gc).await?;
-    let gr = read(gr.flatten(0, 1)).await?;
+    let gr = read(gr.flatten::<1>(0, 1)).await?;
     let grads = gc
         .iter()
         .zip(gr.chunks(k))

@@ -413,10 +413,7 @@ impl SasRecOracle {
     }
 
     async fn read(t: Tensor<2>) -> Result<Vec<f32>> {
-        let data = t.into_data_async().await.map_err(Error::device)?;
-        data.convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::device(format!("{e:?}")))
+        crate::lm::read_f32(t).await
     }
 
     /// Scores of each example's candidates (same order), one read-back per 256 examples.

@@ -166,15 +166,6 @@ pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 
 const SETTINGS_KEY: &str = "recalign.lora";
 
-async fn read2(t: Tensor<2>) -> Result<Vec<f32>> {
-    t.into_data_async()
-        .await
-        .map_err(Error::device)?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| Error::device(format!("{e:?}")))
-}
-
 impl Adapter {
     /// A fresh adapter for a model of shape `config`: A ~ N(0, 1/r) drawn on the host from a
     /// seeded ChaCha8 stream, B = 0 (so the model is unchanged). Drawing on the host, not on the
@@ -237,8 +228,8 @@ impl Adapter {
                     module: format!("model.layers.{i}.{}.{m}", block(m)),
                     d_in,
                     d_out,
-                    a: read2(adapter.a.val()).await?,
-                    b: read2(adapter.b.val()).await?,
+                    a: crate::lm::read_f32(adapter.a.val()).await?,
+                    b: crate::lm::read_f32(adapter.b.val()).await?,
                 });
             }
         }
