@@ -65,6 +65,30 @@ async function test(name, webgpu, fn) {
 const ready = (page) => page.waitForSelector('#model-info strong', { timeout: 120_000 });
 const text = (page, sel) => page.locator(sel).innerText();
 
+// Sets a text field the way a user does (typing, then leaving it), so yew's onchange runs.
+async function setField(page, sel, value) {
+  await page.fill(sel, String(value));
+  await page.locator(sel).dispatchEvent('change');
+}
+// Title -> score of the ranking on the page.
+async function rankingScores(page) {
+  await page.click('#rank');
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+  const titles = await page.locator('#ranking td.title').allInnerTexts();
+  const scores = (await page.locator('#ranking td.score').allInnerTexts()).map(Number);
+  return Object.fromEntries(titles.map((t, i) => [t, scores[i]]));
+}
+const series = async (page, id) =>
+  (await page.locator(id).getAttribute('data-values')).split(',').map(Number);
+// Runs the Align card with its current settings and waits for the run to end.
+async function trainAndWait(page, name) {
+  await page.click('#train-start');
+  await page.waitForFunction(
+    (n) => document.querySelector('#train-summary')?.textContent.startsWith(n),
+    name, { timeout: 600_000 });
+  return text(page, '#train-summary');
+}
+
 await test('loads the model on WebGPU, ranks 20 candidates, generates', true, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
@@ -129,12 +153,22 @@ await test('without WebGPU the page says so and ranks on the CPU', false, async 
   await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
 });
 
-await test('ML-100K loads with its split, SASRec trains on the CPU and beats popularity, a test user fills the form', false, async (page) => {
+await test('ML-100K loads with its split, SASRec trains on the CPU and beats popularity, a test user fills the form, RosePO trains with the oracle', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
   const info = await text(page, '#dataset-info');
   assert.match(info, /ml-100k\.inter/);
   assert.match(info, /943 users \(train 754, validation 94, test 95\)/);
+  await ready(page);
+  await setField(page, '#train-prompts', 4);
+  await setField(page, '#train-steps', 2);
+  await setField(page, '#train-accumulation', 1);
+  await page.selectOption('#train-stage', 'preference');
+  await page.selectOption('#train-loss', 'rosepo');
+  await page.click('#train-start');
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /train the oracle first/);
+  await page.click('#error button');
   await page.click('#train-oracle');
   await page.waitForSelector('#data-progress-bar', { timeout: 30_000 });
   await page.waitForSelector('#oracle-result', { timeout: 600_000 });
@@ -152,6 +186,12 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   const candidates = await page.locator('#candidates').inputValue();
   assert.ok(history.split('\n').length >= 3, history);
   assert.equal(candidates.split('\n').length, 20);
+  // RosePO: each pair smoothed by the oracle just trained.
+  const rosepo = await trainAndWait(page, 'RosePO #1');
+  console.log(`      ${rosepo}`);
+  assert.match(rosepo, /finished 2 of 2 steps in [\d.]+ s on \d+ pairs \(from the base model\)/);
+  const loss = await series(page, '#train-chart-loss');
+  assert.ok(loss.length === 2 && loss.every(Number.isFinite), `RosePO loss ${loss}`);
 });
 
 await test('a malformed dataset picked by the user is refused by line and the loaded one is kept', false, async (page) => {
@@ -164,6 +204,63 @@ await test('a malformed dataset picked by the user is refused by line and the lo
   await page.waitForSelector('#error', { timeout: 30_000 });
   assert.match(await text(page, '#error'), /interactions, line 3: field "timestamp" is not a number: "yesterday"/);
   assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
+});
+
+await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adapter; cancel keeps what was trained', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
+  await ready(page);
+  assert.equal(await text(page, '#device'), 'WebGPU');
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  const base = await rankingScores(page);
+  // Two prompts in one batch: every SFT step sees the same batch, so its loss must fall.
+  await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-steps', 2);
+  await setField(page, '#train-batch', 2);
+  await setField(page, '#train-accumulation', 1);
+  await setField(page, '#train-lr', 0.02);
+  const sft = await trainAndWait(page, 'SFT #1');
+  console.log(`      ${sft}`);
+  assert.match(sft, /finished 2 of 2 steps in/);
+  const sftLoss = await series(page, '#train-chart-loss');
+  console.log(`      SFT loss ${sftLoss.map((v) => v.toFixed(4))}`);
+  assert.equal(sftLoss.length, 2);
+  assert.ok(sftLoss.every(Number.isFinite) && sftLoss[1] < sftLoss[0], `SFT loss ${sftLoss}`);
+  assert.match(await text(page, '#model-in-use'), /SFT #1/);
+
+  await page.selectOption('#train-stage', 'preference');
+  await page.selectOption('#train-loss', 'dpo');
+  await page.check('#train-strategy-popular');
+  await setField(page, '#train-batch', 1);
+  const dpo = await trainAndWait(page, 'DPO #1');
+  console.log(`      ${dpo}`);
+  assert.match(dpo, /finished 2 of 2 steps in [\d.]+ s on \d+ pairs \(from SFT #1\)/);
+  const dpoLoss = await series(page, '#train-chart-loss');
+  const margin = await series(page, '#train-chart-margin');
+  console.log(`      DPO loss ${dpoLoss.map((v) => v.toFixed(4))}, margin ${margin.map((v) => v.toFixed(4))}`);
+  // The policy starts equal to its reference (the SFT adapter): margin 0, loss ln 2.
+  assert.ok(Math.abs(dpoLoss[0] - Math.LN2) < 1e-4, `first DPO loss ${dpoLoss[0]}`);
+  assert.ok(dpoLoss.every(Number.isFinite) && margin.every(Number.isFinite));
+  assert.notEqual(dpoLoss[1], dpoLoss[0]);
+
+  const aligned = await rankingScores(page);
+  const moved = Object.keys(base).filter((t) => Math.abs(base[t] - aligned[t]) > 1e-3);
+  assert.ok(moved.length > 0, 'the adapter changes the scores');
+  await page.selectOption('#adapter-select', 'base');
+  await page.waitForFunction(() => document.querySelector('#model-in-use').textContent.includes('base model'));
+  const again = await rankingScores(page);
+  for (const t of Object.keys(base)) assert.ok(Math.abs(base[t] - again[t]) < 1e-3, `${t}: ${base[t]} vs ${again[t]}`);
+
+  await page.selectOption('#train-stage', 'sft');
+  await setField(page, '#train-steps', 500);
+  await page.click('#train-start');
+  await page.waitForFunction(() => /step [1-9]\d* of 500/.test(document.querySelector('#train-progress')?.textContent ?? ''), null, { timeout: 300_000 });
+  await page.click('#train-cancel');
+  await page.waitForFunction(() => document.querySelector('#train-summary')?.textContent.startsWith('SFT #2'), null, { timeout: 300_000 });
+  const cancelled = await text(page, '#train-summary');
+  console.log(`      ${cancelled}`);
+  assert.match(cancelled, /cancelled after \d+ of 500 steps/);
+  const options = await page.locator('#adapter-select option').allInnerTexts();
+  assert.deepEqual(options, ['base model', 'SFT #1', 'DPO #1', 'SFT #2']);
 });
 
 stop();

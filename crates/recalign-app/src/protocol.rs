@@ -1,8 +1,11 @@
 //! Messages between the page and the model worker: plain serde types, nothing browser-specific.
 
 use recalign_core::data::LoadReport;
+use recalign_core::data::pairs::RejectStrategy;
 use recalign_core::data::stats::SplitStats;
 use recalign_core::eval::RankMetrics;
+use recalign_core::losses::LossConfig;
+use recalign_core::train::{LoraSettings, StepReport, TrainSettings};
 use recalign_core::{Generation, Ranking};
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +82,15 @@ pub enum Request {
         /// Length-normalise scores.
         length_normalised: bool,
     },
+    /// Train LoRA adapters on the loaded dataset's training split (method.md §2-3).
+    Train(Box<TrainRequest>),
+    /// Stop the running training after its current step; what it trained so far is kept.
+    CancelTraining,
+    /// Rank and generate with this trained adapter (`None`: the base model).
+    UseAdapter {
+        /// Index into the adapters trained in this session.
+        index: Option<usize>,
+    },
     /// Generate an answer to the recommendation prompt.
     Generate {
         /// History titles, oldest first.
@@ -88,6 +100,69 @@ pub enum Request {
         /// Most new tokens.
         max_new_tokens: usize,
     },
+}
+
+/// Which stage a training run is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TrainStage {
+    /// Supervised fine-tuning on the target's title.
+    Sft,
+    /// Preference optimisation, starting from (and referenced to) the latest SFT adapter when
+    /// there is one, otherwise the base model.
+    Preference {
+        /// The loss and its hyper-parameters.
+        loss: LossConfig,
+        /// How rejected answers are drawn (one pair per strategy per prompt).
+        strategies: Vec<RejectStrategy>,
+        /// Rejected answers per pair (K; S-DPO uses more than one).
+        negatives: usize,
+    },
+}
+
+impl TrainStage {
+    /// Short name, as the page and the adapter list show it.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Sft => "SFT".into(),
+            Self::Preference { loss, .. } => loss.kind.label().into(),
+        }
+    }
+}
+
+/// A training run the page asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainRequest {
+    /// SFT or a preference loss.
+    pub stage: TrainStage,
+    /// Training prompts drawn (seeded) from the training split.
+    pub prompts: usize,
+    /// Adapter shape.
+    pub lora: LoraSettings,
+    /// Optimiser, schedule, batching and seed.
+    pub settings: TrainSettings,
+}
+
+/// A finished (or cancelled) training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Index of its adapter in the session's list.
+    pub index: usize,
+    /// Adapter name, e.g. "DPO #2".
+    pub name: String,
+    /// Steps run.
+    pub steps: usize,
+    /// Steps asked for.
+    pub planned: usize,
+    /// Wall time of the steps in seconds.
+    pub seconds: f64,
+    /// Training inputs (SFT examples or preference pairs) used.
+    pub inputs: usize,
+    /// Inputs dropped because their prompt did not fit the context.
+    pub too_long: usize,
+    /// What the run started from.
+    pub start: String,
+    /// Whether the user stopped it early.
+    pub cancelled: bool,
 }
 
 /// Where a dataset comes from.
@@ -204,6 +279,31 @@ pub enum Response {
         candidates: Vec<String>,
         /// The title the user actually chose next.
         target: String,
+    },
+    /// Progress of a training run's preparation (tokenising, scoring, reference log-probs).
+    TrainProgress {
+        /// What is happening.
+        stage: String,
+        /// Units done.
+        done: u64,
+        /// Units in all, when known.
+        total: Option<u64>,
+    },
+    /// One optimiser step finished.
+    TrainStep(StepReport),
+    /// A training run ended; its adapter is now the one ranking uses.
+    Trained(TrainSummary),
+    /// The adapter ranking and generation use.
+    AdapterInUse {
+        /// Index into the trained adapters, `None` for the base model.
+        index: Option<usize>,
+    },
+    /// A training run failed before finishing (adapters trained before are kept).
+    TrainFailed {
+        /// What was being done.
+        during: String,
+        /// The error.
+        message: String,
     },
     /// A ranking finished.
     Ranked {

@@ -2,10 +2,11 @@
 
 use std::rc::Rc;
 
+use recalign_core::train::StepReport;
 use recalign_core::{Generation, Ranking};
 use yew::Reducible;
 
-use crate::protocol::{DatasetInfo, DeviceKind, ModelInfo, OracleSummary, Response};
+use crate::protocol::{DatasetInfo, DeviceKind, ModelInfo, OracleSummary, Response, TrainSummary};
 
 /// A long step in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,41 @@ pub struct Progress {
     pub done: u64,
     /// Units in all, when known.
     pub total: Option<u64>,
+}
+
+/// The current (or last) training run, as the Align card shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingView {
+    /// What is trained ("SFT", "DPO", ...).
+    pub label: String,
+    /// Steps asked for.
+    pub planned: usize,
+    /// Preparation in progress (tokenising, reference log-probs).
+    pub preparing: Option<Progress>,
+    /// Every step's report so far.
+    pub steps: Vec<StepReport>,
+    /// Still running.
+    pub running: bool,
+    /// The user asked it to stop.
+    pub cancelling: bool,
+    /// How it ended.
+    pub summary: Option<TrainSummary>,
+}
+
+impl TrainingView {
+    /// Seconds per step so far (from the reports' token rates) and the estimated time left.
+    pub fn eta_seconds(&self) -> Option<(f64, f64)> {
+        let secs: f64 = self
+            .steps
+            .iter()
+            .map(|r| r.tokens as f64 / r.tokens_per_second.max(1e-9))
+            .sum();
+        let n = self.steps.len();
+        (n > 0).then(|| {
+            let per_step = secs / n as f64;
+            (per_step, per_step * self.planned.saturating_sub(n) as f64)
+        })
+    }
 }
 
 /// A built-in example: a viewing history and its candidates (real MovieLens titles).
@@ -138,6 +174,12 @@ pub struct AppState {
     pub oracle: Option<OracleSummary>,
     /// The test user in the form (index, their actual next item).
     pub test_user: Option<(usize, String)>,
+    /// The current or last training run.
+    pub training: Option<TrainingView>,
+    /// Names of the adapters trained in this session, by index.
+    pub adapters: Vec<String>,
+    /// The adapter ranking and generation use (`None`: the base model).
+    pub adapter_in_use: Option<usize>,
 }
 
 impl Default for AppState {
@@ -157,6 +199,9 @@ impl Default for AppState {
             data_progress: None,
             oracle: None,
             test_user: None,
+            training: None,
+            adapters: Vec::new(),
+            adapter_in_use: None,
         }
     }
 }
@@ -180,6 +225,18 @@ impl AppState {
     /// Whether a model is ready.
     pub fn ready(&self) -> bool {
         self.model.is_some() && self.progress.is_none()
+    }
+
+    /// Whether a training run is going.
+    pub fn training(&self) -> bool {
+        self.training.as_ref().is_some_and(|t| t.running)
+    }
+
+    /// Name of the model ranking uses: the base model or an adapter.
+    pub fn model_in_use(&self) -> String {
+        self.adapter_in_use
+            .and_then(|i| self.adapters.get(i))
+            .map_or_else(|| "the base model".into(), |a| format!("adapter {a}"))
     }
 }
 
@@ -210,6 +267,15 @@ pub enum Action {
     LoadingFile(String),
     /// A dataset or oracle request was sent.
     DataStarted(String),
+    /// A training request was sent.
+    TrainStarted {
+        /// What is trained.
+        label: String,
+        /// Steps asked for.
+        planned: usize,
+    },
+    /// The user asked the running training to stop.
+    CancelRequested,
     /// Dismiss the error.
     DismissError,
     /// Show an error raised on the page itself.
@@ -276,6 +342,45 @@ impl Reducible for AppState {
                     // The dataset and oracle shown before stay: the user loses nothing.
                     s.data_progress = None;
                 }
+                Response::TrainProgress { stage, done, total } => {
+                    if let Some(t) = s.training.as_mut() {
+                        t.preparing = Some(Progress { stage, done, total });
+                    }
+                }
+                Response::TrainStep(report) => {
+                    if let Some(t) = s.training.as_mut() {
+                        t.preparing = None;
+                        t.steps.push(report);
+                    }
+                }
+                Response::Trained(summary) => {
+                    if s.adapters.len() <= summary.index {
+                        s.adapters.resize(summary.index + 1, String::new());
+                    }
+                    s.adapters[summary.index] = summary.name.clone();
+                    if let Some(t) = s.training.as_mut() {
+                        t.running = false;
+                        t.cancelling = false;
+                        t.preparing = None;
+                        t.summary = Some(summary);
+                    }
+                }
+                Response::AdapterInUse { index } => {
+                    if s.adapter_in_use != index {
+                        // A ranking made with another model would now mislead.
+                        s.ranking = None;
+                        s.generation = None;
+                    }
+                    s.adapter_in_use = index;
+                }
+                Response::TrainFailed { during, message } => {
+                    s.error = Some(format!("Error while {during}: {message}"));
+                    if let Some(t) = s.training.as_mut() {
+                        t.running = false;
+                        t.cancelling = false;
+                        t.preparing = None;
+                    }
+                }
                 Response::Failed { during, message } => {
                     s.error = Some(format!("Error while {during}: {message}"));
                     s.busy = false;
@@ -314,6 +419,27 @@ impl Reducible for AppState {
                     total: None,
                 });
                 s.error = None;
+            }
+            Action::TrainStarted { label, planned } => {
+                s.training = Some(TrainingView {
+                    label,
+                    planned,
+                    preparing: Some(Progress {
+                        stage: "Preparing".into(),
+                        done: 0,
+                        total: None,
+                    }),
+                    steps: Vec::new(),
+                    running: true,
+                    cancelling: false,
+                    summary: None,
+                });
+                s.error = None;
+            }
+            Action::CancelRequested => {
+                if let Some(t) = s.training.as_mut() {
+                    t.cancelling = true;
+                }
             }
             Action::DismissError => s.error = None,
             Action::Error(e) => {

@@ -16,23 +16,47 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::protocol::{
     DataSource, DatasetInfo, DeviceKind, DevicePreference, ModelInfo, OracleSummary, Request,
-    Response,
+    Response, TrainRequest, TrainStage, TrainSummary,
 };
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
+use recalign_core::data::pairs::{Mixture, PairConfig, RejectStrategy};
 use recalign_core::data::split::{self, SplitConfig, Splits};
 use recalign_core::data::stats::split_stats;
 use recalign_core::data::{Domain, InteractionLog};
+use recalign_core::losses::LossKind;
 use recalign_core::oracle::sasrec::{
-    SasRecConfig, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
+    SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
 };
 use recalign_core::oracle::{candidate_metrics, constant_scores, popularity_scores};
+use recalign_core::train::data::{self as train_data, PairScores};
+use recalign_core::train::{
+    Adapter, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
+};
 
 /// The worker's state, shared with the futures it spawns.
 #[derive(Default)]
 struct Shared {
     device: Option<Device>,
+    /// The base model as loaded.
     model: Option<LanguageModel>,
     data: Option<Rc<(InteractionLog, Splits)>>,
+    /// The SASRec oracle trained on the loaded dataset (RosePO's smoothing).
+    oracle: Option<SasRecOracle>,
+    /// Adapters trained in this session, oldest first.
+    adapters: Vec<TrainedAdapter>,
+    /// The base model with the adapter in use, when one is (ranking and generation use it).
+    with_adapter: Option<(usize, LanguageModel)>,
+    /// A training run is going.
+    training: bool,
+    /// The user asked the running training to stop.
+    cancel: bool,
+}
+
+/// An adapter trained in this session.
+struct TrainedAdapter {
+    name: String,
+    stage: TrainStage,
+    adapter: Adapter,
 }
 
 /// The model host (a `gloo-worker` actor).
@@ -62,9 +86,12 @@ impl Worker for ModelWorker {
                 request,
                 Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
             );
+            let train_request = matches!(request, Request::Train(_));
             if let Err((during, message)) = handle(request, &shared, &reply).await {
                 reply(if data_request {
                     Response::DataFailed { during, message }
+                } else if train_request {
+                    Response::TrainFailed { during, message }
                 } else {
                     Response::Failed { during, message }
                 });
@@ -125,6 +152,17 @@ async fn handle(
                 candidates: log.catalogue.titles(&e.candidates),
                 target: log.catalogue.title(e.target).to_string(),
             });
+            Ok(())
+        }
+        Request::Train(request) => train(shared, *request, reply).await,
+        Request::CancelTraining => {
+            let mut s = shared.borrow_mut();
+            s.cancel = s.training;
+            Ok(())
+        }
+        Request::UseAdapter { index } => {
+            use_adapter(shared, index).map_err(|m| ("switching the adapter".to_string(), m))?;
+            reply(Response::AdapterInUse { index });
             Ok(())
         }
         Request::LoadUrl { url, device } => {
@@ -189,12 +227,43 @@ async fn handle(
     }
 }
 
+/// The model ranking and generation use: the base model with the adapter in use, if any.
 fn model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
+    let s = shared.borrow();
+    s.with_adapter
+        .as_ref()
+        .map(|(_, lm)| lm.clone())
+        .or_else(|| s.model.clone())
+        .ok_or_else(|| "no model is loaded yet".to_string())
+}
+
+/// The base model, without adapters.
+fn base_model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
     shared
         .borrow()
         .model
         .clone()
         .ok_or_else(|| "no model is loaded yet".to_string())
+}
+
+/// Makes ranking and generation use trained adapter `index` (`None`: the base model).
+fn use_adapter(shared: &Rc<RefCell<Shared>>, index: Option<usize>) -> Result<(), String> {
+    let base = base_model(shared)?;
+    let adapted = match index {
+        None => None,
+        Some(i) => {
+            let s = shared.borrow();
+            let trained = s
+                .adapters
+                .get(i)
+                .ok_or_else(|| format!("there is no adapter #{}", i + 1))?;
+            let lm = with_adapter(&base, &trained.adapter)
+                .map_err(|e| format!("{}: {e}", trained.name))?;
+            Some((i, lm))
+        }
+    };
+    shared.borrow_mut().with_adapter = adapted;
+    Ok(())
 }
 
 /// Picks the device as `preference` says and tells the page which one and why.
@@ -320,7 +389,12 @@ async fn load_dataset(
         stats: split_stats(&log, &splits),
         report: log.report.clone(),
     };
-    shared.borrow_mut().data = Some(Rc::new((log, splits)));
+    {
+        let mut s = shared.borrow_mut();
+        s.data = Some(Rc::new((log, splits)));
+        // The oracle scored the previous catalogue.
+        s.oracle = None;
+    }
     reply(Response::DatasetLoaded(info));
     Ok(())
 }
@@ -368,6 +442,7 @@ async fn train_oracle(
     }
     let seconds = (now_ms() - start) / 1e3;
     let oracle = trainer.oracle();
+    shared.borrow_mut().oracle = Some(oracle.clone());
     let examples = &splits.validation;
     let scores = oracle
         .candidate_scores(examples)
@@ -460,8 +535,236 @@ fn load(
         context: c.context_length,
         prepare_ms: now_ms() - t,
     };
-    // A failed load leaves the previous model in place: the user loses nothing.
-    shared.borrow_mut().model = Some(lm);
+    // A failed load leaves the previous model in place: the user loses nothing. Trained adapters
+    // are kept (they may fit the new model), but ranking starts again from the base model.
+    {
+        let mut s = shared.borrow_mut();
+        s.model = Some(lm);
+        s.with_adapter = None;
+    }
+    reply(Response::AdapterInUse { index: None });
     reply(Response::Loaded(info));
+    Ok(())
+}
+
+/// Lets the worker's event loop run (so a cancel request is seen) between training steps.
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Ok(g) = js_sys::global().dyn_into::<web_sys::WorkerGlobalScope>() {
+            let _ = g.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        } else {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Clears the worker's training flags however a run ends.
+struct TrainingGuard(Rc<RefCell<Shared>>);
+
+impl Drop for TrainingGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.borrow_mut();
+        s.training = false;
+        s.cancel = false;
+    }
+}
+
+/// Runs a training request with the core trainers, reporting each step; the adapter it trains
+/// joins the session's list and becomes the one ranking uses.
+async fn train(
+    shared: &Rc<RefCell<Shared>>,
+    request: TrainRequest,
+    reply: &dyn Fn(Response),
+) -> Result<(), Failure> {
+    let fail = |during: &str| {
+        let during = during.to_string();
+        move |m: String| (during.clone(), m)
+    };
+    if shared.borrow().training {
+        return Err((
+            "starting training".into(),
+            "a training run is already going; wait for it or cancel it".into(),
+        ));
+    }
+    let base = base_model(shared).map_err(fail("starting training"))?;
+    let data = dataset(shared).map_err(fail("starting training"))?;
+    shared.borrow_mut().training = true;
+    let _guard = TrainingGuard(shared.clone());
+    let (log, splits) = &*data;
+    let progress = |stage: &str, done: usize, total: usize| {
+        reply(Response::TrainProgress {
+            stage: stage.into(),
+            done: done as u64,
+            total: Some(total as u64),
+        })
+    };
+    let settings = request.settings.clone();
+    let examples = train_data::draw(&splits.train, request.prompts, settings.seed);
+    progress("Tokenising the training prompts", 0, examples.len());
+    let (trainer, inputs, too_long, start) = match &request.stage {
+        TrainStage::Sft => {
+            let sft = train_data::sft_examples(&base, log, &examples, None)
+                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
+            let (n, skipped) = (sft.items.len(), sft.too_long);
+            let trainer = SftTrainer::new(&base, request.lora.clone(), settings, sft.items)
+                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
+            (
+                Trainer::Sft(Box::new(trainer)),
+                n,
+                skipped,
+                "the base model".to_string(),
+            )
+        }
+        TrainStage::Preference {
+            loss,
+            strategies,
+            negatives,
+        } => {
+            let during = format!("preparing {}", loss.kind.label());
+            let err = |e: recalign_core::Error| (during.clone(), e.to_string());
+            // Preference training starts from the latest SFT adapter, which is also the frozen
+            // reference (method.md §3); without one, from the base model.
+            let sft = shared
+                .borrow()
+                .adapters
+                .iter()
+                .rev()
+                .find(|a| a.stage == TrainStage::Sft)
+                .map(|a| (a.name.clone(), a.adapter.clone()));
+            let (reference, start, lora) = match &sft {
+                Some((name, a)) => (
+                    with_adapter(&base, a).map_err(err)?,
+                    name.clone(),
+                    a.settings.clone(),
+                ),
+                None => (
+                    base.clone(),
+                    "the base model".to_string(),
+                    request.lora.clone(),
+                ),
+            };
+            let oracle = shared.borrow().oracle.clone();
+            let oracle_scores = match (loss.kind, oracle) {
+                (_, Some(o)) => Some(o.candidate_scores(&examples).await.map_err(err)?),
+                (LossKind::Rosepo, None) => {
+                    return Err((
+                        during,
+                        "RosePO smooths each pair with the SASRec oracle's scores: train the                          oracle first (the Data card's button)"
+                            .into(),
+                    ));
+                }
+                (_, None) => None,
+            };
+            let model_scores = if strategies.contains(&RejectStrategy::SelfHard) {
+                Some(
+                    train_data::model_scores(&reference, log, &examples, None, |d, t| {
+                        progress("Scoring candidates for self-hard negatives", d, t)
+                    })
+                    .await
+                    .map_err(err)?,
+                )
+            } else {
+                None
+            };
+            let config = PairConfig {
+                mixture: Mixture::OnePerStrategy(strategies.clone()),
+                negatives: *negatives,
+                seed: settings.seed,
+                ..PairConfig::default()
+            };
+            let pairs = train_data::preference_pairs(
+                log,
+                &splits.popularity,
+                &examples,
+                None,
+                PairScores {
+                    model: model_scores.as_deref(),
+                    oracle: oracle_scores.as_deref(),
+                },
+                &config,
+            )
+            .map_err(err)?;
+            let tokenised = train_data::tokenise_pairs(&base, &pairs, *negatives).map_err(err)?;
+            let (n, skipped) = (tokenised.items.len(), tokenised.too_long);
+            let cached = if loss.kind.uses_reference() {
+                reference_log_probs(&reference, &tokenised.items, |d, t| {
+                    progress("Reference log-probs (computed once)", d, t)
+                })
+                .await
+                .map_err(err)?
+            } else {
+                tokenised
+                    .items
+                    .iter()
+                    .map(|p| vec![0.0; p.answers.len()])
+                    .collect()
+            };
+            let trainer = PreferenceTrainer::new(
+                &base,
+                lora,
+                sft.as_ref().map(|(_, a)| a),
+                settings,
+                loss.clone(),
+                tokenised.items,
+                cached,
+            )
+            .map_err(err)?;
+            (Trainer::Preference(Box::new(trainer)), n, skipped, start)
+        }
+    };
+    let mut trainer = trainer;
+    let label = request.stage.label();
+    let during = format!("training {label}");
+    let started = now_ms();
+    let mut steps = 0;
+    let mut cancelled = false;
+    while !trainer.is_done() {
+        if shared.borrow().cancel {
+            cancelled = true;
+            break;
+        }
+        let report = trainer
+            .step()
+            .await
+            .map_err(|e| (during.clone(), e.to_string()))?;
+        steps = report.step;
+        reply(Response::TrainStep(report));
+        yield_now().await;
+    }
+    let seconds = (now_ms() - started) / 1e3;
+    let adapter = trainer
+        .adapter()
+        .await
+        .map_err(|e| (during.clone(), e.to_string()))?;
+    let index = {
+        let mut s = shared.borrow_mut();
+        let n = s
+            .adapters
+            .iter()
+            .filter(|a| a.stage.label() == label)
+            .count();
+        let name = format!("{label} #{}", n + 1);
+        s.adapters.push(TrainedAdapter {
+            name,
+            stage: request.stage.clone(),
+            adapter,
+        });
+        s.adapters.len() - 1
+    };
+    let name = shared.borrow().adapters[index].name.clone();
+    use_adapter(shared, Some(index)).map_err(|m| (during.clone(), m))?;
+    reply(Response::Trained(TrainSummary {
+        index,
+        name,
+        steps,
+        planned: request.settings.steps,
+        seconds,
+        inputs,
+        too_long,
+        start,
+        cancelled,
+    }));
+    reply(Response::AdapterInUse { index: Some(index) });
     Ok(())
 }

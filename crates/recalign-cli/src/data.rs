@@ -6,22 +6,16 @@ use std::time::Instant;
 
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
-use recalign_core::data::pairs::{
-    self, ExampleScores, Mixture, PairConfig, RejectStrategy, Smoothing,
-};
-use recalign_core::data::split::{self, Example, SplitConfig, SplitName, Splits};
+use recalign_core::data::pairs::{self, Mixture, PairConfig, RejectStrategy, Smoothing};
+use recalign_core::data::split::{self, SplitConfig, SplitName, Splits};
 use recalign_core::data::stats::{split_stats, text_histogram};
-use recalign_core::data::{Catalogue, Domain, InteractionLog};
+use recalign_core::data::{Domain, InteractionLog};
 use recalign_core::oracle::sasrec::{
     SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
 };
 use recalign_core::oracle::{self, OracleReport};
-use recalign_core::prompt::{self, PromptStyle};
-use recalign_core::{LanguageModel, ScoreOptions};
+use recalign_core::train::data::{self as train_data, PairScores};
 use serde::Serialize;
 
 use crate::{CliResult, ModelArgs, device, load_model};
@@ -600,11 +594,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                 SplitArg::Validation => SplitName::Validation,
                 SplitArg::Test => SplitName::Test,
             };
-            let mut examples: Vec<Example> = splits.get(name).to_vec();
-            if max_examples > 0 && examples.len() > max_examples {
-                examples.shuffle(&mut ChaCha8Rng::seed_from_u64(dataset.seed));
-                examples.truncate(max_examples);
-            }
+            let examples = train_data::draw(splits.get(name), max_examples, dataset.seed);
             let mixture = if weights.is_empty() {
                 Mixture::OnePerStrategy(strategies.iter().map(|s| s.strategy()).collect())
             } else if weights.len() == strategies.len() {
@@ -632,20 +622,6 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                 },
             };
             config.smoothing.check().map_err(|e| e.to_string())?;
-            let style = PromptStyle {
-                domain: log.domain,
-                template,
-            };
-            let request = |e: &Example| {
-                let t = prompt::template_for(style, e.user, e.target.0);
-                prompt::request(
-                    log.domain,
-                    t,
-                    &log.catalogue.titles(&e.history),
-                    &log.catalogue.titles(&e.candidates),
-                )
-            };
-
             let oracle_scores = if no_smoothing {
                 None
             } else {
@@ -671,30 +647,32 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                         recalign_core::train::with_adapter(&lm, &crate::train::read_adapter(path)?)
                             .map_err(|e| e.to_string())?;
                 }
-                Some(llm_scores(&lm, &examples, &log.catalogue, &request)?)
+                let progress = bar(examples.len() as u64, "LLM scoring");
+                let scores = pollster::block_on(train_data::model_scores(
+                    &lm,
+                    &log,
+                    &examples,
+                    template,
+                    |d, _| progress.set_position(d as u64),
+                ))
+                .map_err(|e| e.to_string())?;
+                progress.finish_and_clear();
+                Some(scores)
             } else {
                 None
             };
-            let mut all = Vec::new();
-            for (i, e) in examples.iter().enumerate() {
-                let scores = ExampleScores {
-                    model: model_scores
-                        .as_ref()
-                        .map(|s: &Vec<Vec<f32>>| s[i].as_slice()),
-                    oracle: oracle_scores.as_ref().map(|s| s[i].as_slice()),
-                };
-                all.extend(
-                    pairs::pairs_for_example(
-                        e,
-                        &request(e),
-                        &log.catalogue,
-                        &splits.popularity,
-                        scores,
-                        &config,
-                    )
-                    .map_err(|e| e.to_string())?,
-                );
-            }
+            let all = train_data::preference_pairs(
+                &log,
+                &splits.popularity,
+                &examples,
+                template,
+                PairScores {
+                    model: model_scores.as_deref(),
+                    oracle: oracle_scores.as_deref(),
+                },
+                &config,
+            )
+            .map_err(|e| e.to_string())?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -711,30 +689,6 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             Ok(())
         }
     }
-}
-
-/// The model's score of every candidate of every example (self-hard), with a progress bar.
-fn llm_scores(
-    lm: &LanguageModel,
-    examples: &[Example],
-    catalogue: &Catalogue,
-    request: &dyn Fn(&Example) -> String,
-) -> CliResult<Vec<Vec<f32>>> {
-    let progress = bar(examples.len() as u64, "LLM scoring");
-    let mut out = Vec::with_capacity(examples.len());
-    for e in examples {
-        let titles = catalogue.titles(&e.candidates);
-        let ids = lm
-            .request_prompt_ids(&request(e), &titles)
-            .map_err(|e| e.to_string())?;
-        let scores =
-            pollster::block_on(lm.score_candidates(&ids, &titles, ScoreOptions::default()))
-                .map_err(|e| e.to_string())?;
-        out.push(scores.iter().map(|s| s.score).collect());
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    Ok(out)
 }
 
 fn summarise(pairs: &[recalign_core::data::pairs::PreferencePair]) {

@@ -5,18 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use recalign_core::LanguageModel;
 use recalign_core::data::pairs::read_jsonl;
 use recalign_core::data::split::{Example, SplitName};
-use recalign_core::data::{Catalogue, Domain};
 use recalign_core::eval::{EvalReport, evaluate};
-use recalign_core::prompt::{self, PromptStyle};
+use recalign_core::train::data as train_data;
 use recalign_core::train::{
-    Adapter, Checkpoint, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer,
-    StepReport, TokenisedPair, TrainSettings, reference_log_probs, with_adapter,
+    Adapter, Checkpoint, LoraSettings, LoraTargets, PreferenceTrainer, SftTrainer, TokenisedPair,
+    TrainSettings, Trainer, reference_log_probs, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -176,23 +172,6 @@ pub enum AdapterCommand {
     },
 }
 
-/// The user-turn text of each example, as `pairs build` and the page write it.
-pub fn request_text(
-    domain: Domain,
-    template: Option<usize>,
-    catalogue: &Catalogue,
-    e: &Example,
-) -> String {
-    let style = PromptStyle { domain, template };
-    let t = prompt::template_for(style, e.user, e.target.0);
-    prompt::request(
-        domain,
-        t,
-        &catalogue.titles(&e.history),
-        &catalogue.titles(&e.candidates),
-    )
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> CliResult {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -206,51 +185,14 @@ pub fn read_adapter(path: &Path) -> CliResult<Adapter> {
     Adapter::from_safetensors(&bytes, None).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Either trainer, so one loop drives both.
-enum Run {
-    Sft(Box<SftTrainer>),
-    Pref(Box<PreferenceTrainer>),
-}
-
-impl Run {
-    fn is_done(&self) -> bool {
-        match self {
-            Run::Sft(t) => t.is_done(),
-            Run::Pref(t) => t.is_done(),
-        }
-    }
-
-    fn step(&mut self) -> recalign_core::Result<StepReport> {
-        match self {
-            Run::Sft(t) => pollster::block_on(t.step()),
-            Run::Pref(t) => pollster::block_on(t.step()),
-        }
-    }
-
-    fn checkpoint(&self) -> recalign_core::Result<Checkpoint> {
-        match self {
-            Run::Sft(t) => pollster::block_on(t.checkpoint()),
-            Run::Pref(t) => pollster::block_on(t.checkpoint()),
-        }
-    }
-
-    fn adapter(&self) -> recalign_core::Result<Adapter> {
-        match self {
-            Run::Sft(t) => pollster::block_on(t.adapter()),
-            Run::Pref(t) => pollster::block_on(t.adapter()),
-        }
-    }
-}
-
 fn checkpoint_path(out: &Path) -> PathBuf {
     out.with_extension("ckpt")
 }
 
 /// Writes via a temporary file and a rename, so a kill mid-write never leaves a torn checkpoint.
-fn save_checkpoint(run: &Run, out: &Path) -> CliResult<PathBuf> {
+fn save_checkpoint(run: &Trainer, out: &Path) -> CliResult<PathBuf> {
     let path = checkpoint_path(out);
-    let bytes = run
-        .checkpoint()
+    let bytes = pollster::block_on(run.checkpoint())
         .and_then(|c| c.to_bytes())
         .map_err(|e| e.to_string())?;
     let tmp = path.with_extension("ckpt.tmp");
@@ -268,7 +210,7 @@ pub fn read_checkpoint(path: &Path) -> CliResult<Checkpoint> {
 /// Runs the remaining steps, printing a line per step, appending JSON lines to
 /// `<out>.steps.jsonl`, checkpointing every `every` steps, and saving the adapter at the end.
 /// A failing step (a NaN loss) leaves a checkpoint of the last good step behind.
-fn drive(mut run: Run, train: &TrainArgs, out: &Path) -> CliResult {
+fn drive(mut run: Trainer, train: &TrainArgs, out: &Path) -> CliResult {
     let (steps, every) = (train.steps, train.checkpoint_every);
     let started = Instant::now();
     let log_path = out.with_extension("steps.jsonl");
@@ -285,7 +227,7 @@ fn drive(mut run: Run, train: &TrainArgs, out: &Path) -> CliResult {
     let progress = bar(steps as u64, "training");
     let mut done = 0;
     while !run.is_done() {
-        let r = match run.step() {
+        let r = match pollster::block_on(run.step()) {
             Ok(r) => r,
             Err(e) => {
                 progress.finish_and_clear();
@@ -314,7 +256,7 @@ fn drive(mut run: Run, train: &TrainArgs, out: &Path) -> CliResult {
         }
     }
     progress.finish_and_clear();
-    let adapter = run.adapter().map_err(|e| e.to_string())?;
+    let adapter = pollster::block_on(run.adapter()).map_err(|e| e.to_string())?;
     write_file(out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
     save_checkpoint(&run, out)?;
     eprintln!(
@@ -339,22 +281,14 @@ pub fn train(command: TrainCommand) -> CliResult {
         } => {
             let lm = load_model(&model)?;
             let (log, splits) = dataset.splits()?;
-            let mut examples: Vec<Example> = splits.get(SplitName::Train).to_vec();
-            if max_examples > 0 && examples.len() > max_examples {
-                examples.shuffle(&mut ChaCha8Rng::seed_from_u64(dataset.seed));
-                examples.truncate(max_examples);
-            }
-            let sft: Vec<SftExample> = examples
-                .iter()
-                .map(|e| {
-                    SftExample::new(
-                        &lm,
-                        &request_text(log.domain, template, &log.catalogue, e),
-                        log.catalogue.title(e.target),
-                    )
-                })
-                .collect::<recalign_core::Result<_>>()
+            let examples =
+                train_data::draw(splits.get(SplitName::Train), max_examples, dataset.seed);
+            let sft = train_data::sft_examples(&lm, &log, &examples, template)
                 .map_err(|e| e.to_string())?;
+            if sft.too_long > 0 {
+                eprintln!("skipped {} prompts longer than the context", sft.too_long);
+            }
+            let sft = sft.items;
             eprintln!("SFT on {} examples", sft.len());
             let trainer = match &train.resume {
                 Some(path) => {
@@ -368,7 +302,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
             }
             .map_err(|e| e.to_string())?;
-            drive(Run::Sft(Box::new(trainer)), &train, &out)
+            drive(Trainer::Sft(Box::new(trainer)), &train, &out)
         }
         TrainCommand::Pref {
             pairs,
@@ -432,7 +366,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 ),
             }
             .map_err(|e| e.to_string())?;
-            drive(Run::Pref(Box::new(trainer)), &train, &out)
+            drive(Trainer::Preference(Box::new(trainer)), &train, &out)
         }
     }
 }
@@ -475,14 +409,10 @@ pub fn eval(args: EvalArgs) -> CliResult {
         SplitArg::Validation => SplitName::Validation,
         SplitArg::Test => SplitName::Test,
     };
-    let mut examples: Vec<Example> = splits.get(name).to_vec();
-    if args.max_examples > 0 && examples.len() > args.max_examples {
-        examples.shuffle(&mut ChaCha8Rng::seed_from_u64(args.dataset.seed));
-        examples.truncate(args.max_examples);
-    }
+    let examples = train_data::draw(splits.get(name), args.max_examples, args.dataset.seed);
     let progress = bar(examples.len() as u64, "evaluating");
     let started = Instant::now();
-    let request = |e: &Example| request_text(log.domain, args.template, &log.catalogue, e);
+    let request = |e: &Example| train_data::request_text(&log, args.template, e);
     let report = pollster::block_on(evaluate(
         &lm,
         &examples,

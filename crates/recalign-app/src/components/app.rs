@@ -3,7 +3,9 @@
 use gloo_worker::Spawnable;
 use yew::prelude::*;
 
-use crate::components::{DataPanel, GenerationView, ModelPanel, RankingTable, RequestForm};
+use crate::components::{
+    AlignPanel, DataPanel, GenerationView, ModelPanel, RankingTable, RequestForm,
+};
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
@@ -46,10 +48,16 @@ pub fn app() -> Html {
     let send = {
         let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
         Callback::from(move |r: Request| {
-            // Dataset requests track their own progress; model requests mark the page busy.
+            // Dataset and training requests track their own progress; model requests mark the
+            // page busy.
             if !matches!(
                 r,
-                Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
+                Request::LoadDataset(_)
+                    | Request::TrainOracle { .. }
+                    | Request::TestUser { .. }
+                    | Request::Train(_)
+                    | Request::CancelTraining
+                    | Request::UseAdapter { .. }
             ) {
                 dispatcher.dispatch(Action::Started);
             }
@@ -98,6 +106,7 @@ pub fn app() -> Html {
             if let Some((generation, named, ms)) = state.generation.clone() {
                 <GenerationView { generation } { named } { ms } />
             }
+            <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
         </main>
         <footer>
             { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }

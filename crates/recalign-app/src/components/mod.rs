@@ -1,11 +1,13 @@
 //! The page's function components.
 
+mod align_panel;
 mod app;
 mod data_panel;
 mod model_panel;
 mod ranking;
 mod request_form;
 
+pub use align_panel::AlignPanel;
 pub use app::App;
 pub use data_panel::DataPanel;
 pub use model_panel::ModelPanel;

@@ -34,7 +34,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     } else {
         None
     };
-    let disabled = !s.ready() || s.busy || problem.is_some();
+    let disabled = !s.ready() || s.busy || s.training() || problem.is_some();
     let rank = {
         let (send, h, c, ln) = (
             props.send.clone(),
@@ -62,7 +62,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     };
     html! {
         <section class="card">
-            <h2>{ "Recommend" }</h2>
+            <h2>{ "Recommend" }<span class="muted" id="model-in-use">{ format!(" · with {}", s.model_in_use()) }</span></h2>
             <div class="examples">
                 { "Examples: " }
                 { for EXAMPLES.iter().enumerate().map(|(i, e)| html! {
@@ -89,6 +89,8 @@ pub fn request_form(props: &RequestFormProps) -> Html {
             </div>
             if let Some(p) = problem {
                 <p class="hint">{ p }</p>
+            } else if s.training() {
+                <p class="hint">{ "Ranking waits while a training run uses the model." }</p>
             }
         </section>
     }

@@ -209,8 +209,8 @@ fn windows(sequences: &[Vec<ItemId>], max_len: usize) -> Vec<Vec<i64>> {
     out
 }
 
-/// A trained SASRec ready to score.
-#[derive(Debug)]
+/// A trained SASRec ready to score (cloning shares the weights).
+#[derive(Clone, Debug)]
 pub struct SasRecOracle {
     model: SasRec,
     config: SasRecConfig,

@@ -6,6 +6,7 @@
 //! optimiser is applied only after that read-back shows a finite loss, so a NaN stops training
 //! with the weights of the last good step; everything random is seeded.
 
+pub mod data;
 pub mod lora;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -923,5 +924,47 @@ impl PreferenceTrainer {
         trainer.run.restore(s.step, s.epochs, s.cursor)?;
         trainer.loss_state = s.loss_state;
         Ok(trainer)
+    }
+}
+
+/// Either trainer, so one loop (the CLI's, the page worker's) drives both stages.
+pub enum Trainer {
+    /// Supervised fine-tuning.
+    Sft(Box<SftTrainer>),
+    /// Preference optimisation.
+    Preference(Box<PreferenceTrainer>),
+}
+
+impl Trainer {
+    /// Whether every step has run.
+    pub fn is_done(&self) -> bool {
+        match self {
+            Self::Sft(t) => t.is_done(),
+            Self::Preference(t) => t.is_done(),
+        }
+    }
+
+    /// One optimiser step.
+    pub async fn step(&mut self) -> Result<StepReport> {
+        match self {
+            Self::Sft(t) => t.step().await,
+            Self::Preference(t) => t.step().await,
+        }
+    }
+
+    /// Everything needed to continue the run exactly.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        match self {
+            Self::Sft(t) => t.checkpoint().await,
+            Self::Preference(t) => t.checkpoint().await,
+        }
+    }
+
+    /// The adapter as trained so far.
+    pub async fn adapter(&self) -> Result<Adapter> {
+        match self {
+            Self::Sft(t) => t.adapter().await,
+            Self::Preference(t) => t.adapter().await,
+        }
     }
 }

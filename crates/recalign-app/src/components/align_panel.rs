@@ -1,0 +1,415 @@
+//! The Align card: LoRA SFT and preference training in the worker with the core trainers, live
+//! step reports with a chart and an ETA, and the choice of adapter that ranking uses.
+
+use recalign_core::data::pairs::RejectStrategy;
+use recalign_core::losses::{LossConfig, LossKind};
+use recalign_core::train::{LoraSettings, LoraTargets, StepReport, TrainSettings};
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::protocol::{Request, TrainRequest, TrainStage};
+use crate::state::{Action, AppState, TrainingView};
+
+/// Props of [`AlignPanel`].
+#[derive(Properties, PartialEq)]
+pub struct AlignPanelProps {
+    /// Page state.
+    pub state: AppState,
+    /// Sends a request to the worker.
+    pub send: Callback<Request>,
+    /// Changes the page state.
+    pub dispatch: Callback<Action>,
+}
+
+/// The training form. Defaults suit a short demo of the real model on a laptop: batch 1 keeps a
+/// SmolLM2 step well inside wasm32's 4 GiB (batch 4 peaks at 5.6 GiB natively), and
+/// accumulation 2 still averages two prompts per step.
+#[derive(Clone, Debug, PartialEq)]
+struct AlignForm {
+    preference: bool,
+    loss: LossKind,
+    beta: f64,
+    negatives: usize,
+    strategies: Vec<RejectStrategy>,
+    prompts: usize,
+    steps: usize,
+    batch: usize,
+    accumulation: usize,
+    learning_rate: f64,
+    rank: usize,
+    targets: LoraTargets,
+    seed: u64,
+}
+
+impl Default for AlignForm {
+    fn default() -> Self {
+        Self {
+            preference: false,
+            loss: LossKind::Dpo,
+            beta: LossConfig::new(LossKind::Dpo).beta,
+            negatives: 1,
+            strategies: vec![RejectStrategy::Random],
+            prompts: 16,
+            steps: 8,
+            batch: 1,
+            accumulation: 2,
+            learning_rate: 5e-4,
+            rank: 8,
+            targets: LoraTargets::QueryValue,
+            seed: 2024,
+        }
+    }
+}
+
+impl AlignForm {
+    fn request(&self) -> TrainRequest {
+        let stage = if self.preference {
+            let mut loss = LossConfig::new(self.loss);
+            loss.beta = self.beta;
+            TrainStage::Preference {
+                loss,
+                strategies: self.strategies.clone(),
+                negatives: self.negatives,
+            }
+        } else {
+            TrainStage::Sft
+        };
+        TrainRequest {
+            stage,
+            prompts: self.prompts,
+            lora: LoraSettings {
+                rank: self.rank,
+                alpha: 2.0 * self.rank as f64,
+                targets: self.targets,
+                ..LoraSettings::default()
+            },
+            settings: TrainSettings {
+                learning_rate: self.learning_rate,
+                warmup_steps: (self.steps / 10).max(1).min(self.steps.saturating_sub(1)),
+                steps: self.steps,
+                batch_size: self.batch,
+                accumulation: self.accumulation,
+                seed: self.seed,
+                ..TrainSettings::default()
+            },
+        }
+    }
+}
+
+fn strategy_label(s: RejectStrategy) -> &'static str {
+    match s {
+        RejectStrategy::Random => "random",
+        RejectStrategy::Popular => "popular (harmlessness: popularity bias)",
+        RejectStrategy::SemanticSimilar => "similar title (harmlessness: hallucination)",
+        RejectStrategy::SelfHard => "self-hard (helpfulness: the model's top mistake)",
+    }
+}
+
+fn strategy_id(s: RejectStrategy) -> &'static str {
+    match s {
+        RejectStrategy::Random => "random",
+        RejectStrategy::Popular => "popular",
+        RejectStrategy::SemanticSimilar => "semantic-similar",
+        RejectStrategy::SelfHard => "self-hard",
+    }
+}
+
+/// Stage, loss, sampling, LoRA and optimiser settings; start and cancel; live reports.
+#[function_component(AlignPanel)]
+pub fn align_panel(props: &AlignPanelProps) -> Html {
+    let form = use_state(AlignForm::default);
+    let state = &props.state;
+    let running = state.training();
+    let can_start = state.ready() && state.dataset.is_some() && !running && !state.busy;
+
+    // One editor per field: parse, and keep the previous value when the text does not parse.
+    let edit = |apply: fn(&mut AlignForm, &str)| {
+        let form = form.clone();
+        Callback::from(move |e: Event| {
+            let value = e
+                .target_dyn_into::<HtmlInputElement>()
+                .map(|i| i.value())
+                .or_else(|| e.target_dyn_into::<HtmlSelectElement>().map(|s| s.value()))
+                .unwrap_or_default();
+            let mut f = (*form).clone();
+            apply(&mut f, value.trim());
+            form.set(f);
+        })
+    };
+    let start = {
+        let (form, send, dispatch) = (form.clone(), props.send.clone(), props.dispatch.clone());
+        Callback::from(move |_| {
+            let request = form.request();
+            dispatch.emit(Action::TrainStarted {
+                label: request.stage.label(),
+                planned: request.settings.steps,
+            });
+            send.emit(Request::Train(Box::new(request)));
+        })
+    };
+    let cancel = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |_| {
+            dispatch.emit(Action::CancelRequested);
+            send.emit(Request::CancelTraining);
+        })
+    };
+    let choose_adapter = {
+        let send = props.send.clone();
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            send.emit(Request::UseAdapter {
+                index: value.parse::<usize>().ok(),
+            });
+        })
+    };
+
+    let f = &*form;
+    let number = |id: &'static str,
+                  label: &'static str,
+                  value: String,
+                  apply: fn(&mut AlignForm, &str)| {
+        html! {
+            <label class="field">{ label }
+                <input type="text" inputmode="decimal" id={ id } value={ value } onchange={ edit(apply) } disabled={ running } />
+            </label>
+        }
+    };
+    let loss_options = LossKind::ALL.iter().map(|k| {
+        html! { <option value={ k.name() } selected={ *k == f.loss }>{ k.label() }</option> }
+    });
+    let strategy_boxes = RejectStrategy::ALL.iter().map(|&s| {
+        let form = form.clone();
+        let on = f.strategies.contains(&s);
+        let toggle = Callback::from(move |_| {
+            let mut f = (*form).clone();
+            if f.strategies.contains(&s) {
+                // At least one strategy stays selected.
+                if f.strategies.len() > 1 {
+                    f.strategies.retain(|&x| x != s);
+                }
+            } else {
+                f.strategies.push(s);
+            }
+            form.set(f);
+        });
+        html! {
+            <label class="check">
+                <input type="checkbox" id={ format!("train-strategy-{}", strategy_id(s)) } checked={ on } onchange={ toggle } disabled={ running } />
+                { format!(" {}", strategy_label(s)) }
+            </label>
+        }
+    });
+    let preference_fields = f.preference.then(|| html! {
+        <>
+        <div class="fields">
+            <label class="field">{ "Loss" }
+                <select id="train-loss" onchange={ edit(|f, v| {
+                    if let Ok(k) = LossKind::parse(v) {
+                        f.loss = k;
+                        f.beta = LossConfig::new(k).beta;
+                        // S-DPO compares against several rejected answers at once.
+                        if k == LossKind::Sdpo && f.negatives < 2 {
+                            f.negatives = 3;
+                        }
+                    }
+                }) } disabled={ running }>{ for loss_options }</select>
+            </label>
+            { number("train-beta", "beta", f.beta.to_string(), |f, v| if let Ok(x) = v.parse() { f.beta = x }) }
+            { number("train-negatives", "Rejected per pair (K)", f.negatives.to_string(), |f, v| if let Ok(x) = v.parse() { f.negatives = x }) }
+        </div>
+        <fieldset class="strategies">
+            <legend>{ "Rejected sampling (one pair per strategy per prompt)" }</legend>
+            { for strategy_boxes }
+        </fieldset>
+        if f.loss == LossKind::Rosepo && state.oracle.is_none() {
+            <p class="hint">{ "RosePO smooths each pair with the SASRec oracle: train the oracle in the Data card first." }</p>
+        }
+        </>
+    });
+
+    let adapters = html! {
+        <label class="field" id="adapter-choice">{ "Rank and generate with" }
+            <select id="adapter-select" onchange={ choose_adapter } disabled={ running || state.busy }>
+                <option value="base" selected={ state.adapter_in_use.is_none() }>{ "base model" }</option>
+                { for state.adapters.iter().enumerate().map(|(i, name)| html! {
+                    <option value={ i.to_string() } selected={ state.adapter_in_use == Some(i) }>{ name.clone() }</option>
+                }) }
+            </select>
+        </label>
+    };
+
+    html! {
+        <section class="card" id="align-card">
+            <h2>{ "Align" }</h2>
+            <p class="meta">{ "LoRA adapters trained here, on this device, with the same code as the command line. SFT teaches the answer format; a preference stage then starts from the latest SFT adapter, which is also its frozen reference." }</p>
+            <div class="fields">
+                <label class="field">{ "Stage" }
+                    <select id="train-stage" onchange={ edit(|f, v| f.preference = v == "preference") } disabled={ running }>
+                        <option value="sft" selected={ !f.preference }>{ "SFT" }</option>
+                        <option value="preference" selected={ f.preference }>{ "Preference" }</option>
+                    </select>
+                </label>
+                { number("train-prompts", "Training prompts", f.prompts.to_string(), |f, v| if let Ok(x) = v.parse() { f.prompts = x }) }
+                { number("train-steps", "Steps", f.steps.to_string(), |f, v| if let Ok(x) = v.parse() { f.steps = x }) }
+                { number("train-batch", "Batch", f.batch.to_string(), |f, v| if let Ok(x) = v.parse() { f.batch = x }) }
+                { number("train-accumulation", "Accumulation", f.accumulation.to_string(), |f, v| if let Ok(x) = v.parse() { f.accumulation = x }) }
+                { number("train-lr", "Learning rate", f.learning_rate.to_string(), |f, v| if let Ok(x) = v.parse() { f.learning_rate = x }) }
+                { number("train-rank", "LoRA rank", f.rank.to_string(), |f, v| if let Ok(x) = v.parse() { f.rank = x }) }
+                <label class="field">{ "LoRA on" }
+                    <select id="train-targets" onchange={ edit(|f, v| f.targets = if v == "all" { LoraTargets::AllLinear } else { LoraTargets::QueryValue }) } disabled={ running }>
+                        <option value="qv" selected={ f.targets == LoraTargets::QueryValue }>{ "q, v projections" }</option>
+                        <option value="all" selected={ f.targets == LoraTargets::AllLinear }>{ "all linear layers" }</option>
+                    </select>
+                </label>
+                { number("train-seed", "Seed", f.seed.to_string(), |f, v| if let Ok(x) = v.parse() { f.seed = x }) }
+            </div>
+            { preference_fields.unwrap_or_default() }
+            <div class="actions">
+                <button id="train-start" class="primary" onclick={ start } disabled={ !can_start }>
+                    { if f.preference { format!("Train {}", f.loss.label()) } else { "Train SFT".to_string() } }
+                </button>
+                <button id="train-cancel" onclick={ cancel } disabled={ !running || state.training.as_ref().is_some_and(|t| t.cancelling) }>{ "Cancel" }</button>
+                { adapters }
+            </div>
+            if !state.ready() || state.dataset.is_none() {
+                <p class="hint">{ "Training needs the model and a dataset loaded." }</p>
+            }
+            { state.training.as_ref().map(training_view).unwrap_or_default() }
+        </section>
+    }
+}
+
+/// Progress, ETA, a chart of loss and margin, the last steps, and how the run ended.
+fn training_view(t: &TrainingView) -> Html {
+    let progress = if let Some(p) = &t.preparing {
+        html! {
+            <div id="train-progress">
+                <label for="train-progress-bar">{ format!("{}: {}", t.label, p.stage) }</label>
+                if let Some(total) = p.total.filter(|&n| n > 0) {
+                    <progress id="train-progress-bar" max={ total.to_string() } value={ p.done.to_string() } />
+                } else {
+                    <progress id="train-progress-bar" />
+                }
+            </div>
+        }
+    } else if t.running {
+        let eta = t.eta_seconds().map_or(String::new(), |(per, left)| {
+            format!(" · {per:.1} s per step · about {} left", duration(left))
+        });
+        html! {
+            <div id="train-progress">
+                <label for="train-progress-bar">{ format!("{}: step {} of {}{eta}{}", t.label, t.steps.len(), t.planned,
+                    if t.cancelling { " · stopping after this step" } else { "" }) }</label>
+                <progress id="train-progress-bar" max={ t.planned.to_string() } value={ t.steps.len().to_string() } />
+            </div>
+        }
+    } else {
+        Html::default()
+    };
+    let summary = t.summary.as_ref().map(|s| {
+        let how = if s.cancelled { "cancelled after" } else { "finished" };
+        html! {
+            <p id="train-summary">{ format!(
+                "{}: {how} {} of {} steps in {:.1} s on {} {} (from {}{}). Ranking now uses it.",
+                s.name, s.steps, s.planned, s.seconds, s.inputs,
+                if t.label == "SFT" { "examples" } else { "pairs" }, s.start,
+                if s.too_long > 0 { format!("; {} prompts too long for the context were skipped", s.too_long) } else { String::new() }
+            ) }</p>
+        }
+    });
+    let rows = t.steps.iter().rev().take(12).map(|r| {
+        html! {
+            <tr>
+                <td class="num">{ r.step }</td>
+                <td class="num">{ format!("{:.4}", r.loss) }</td>
+                <td class="num">{ format!("{:.3}", r.margin) }</td>
+                <td class="num">{ format!("{:.3}", r.chosen_reward) }</td>
+                <td class="num">{ format!("{:.3}", r.rejected_reward) }</td>
+                <td class="num">{ format!("{:.2}", r.accuracy) }</td>
+                <td class="num">{ format!("{:.1e}", r.learning_rate) }</td>
+                <td class="num">{ format!("{:.2}", r.grad_norm) }</td>
+                <td class="num">{ format!("{:.0}", r.tokens_per_second) }</td>
+            </tr>
+        }
+    });
+    let preference = t.label != "SFT";
+    html! {
+        <div id="training">
+            { progress }
+            { summary.unwrap_or_default() }
+            if !t.steps.is_empty() {
+                { chart(&t.steps, preference) }
+                <table class="metrics steps" id="train-steps">
+                    <thead><tr>
+                        <th>{ "step" }</th><th>{ "loss" }</th><th>{ "margin" }</th><th>{ "chosen" }</th>
+                        <th>{ "rejected" }</th><th>{ "accuracy" }</th><th>{ "lr" }</th><th>{ "grad norm" }</th><th>{ "tok/s" }</th>
+                    </tr></thead>
+                    <tbody>{ for rows }</tbody>
+                </table>
+            }
+        </div>
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{:.0} min", seconds / 60.0)
+    }
+}
+
+/// Loss (and, for preference stages, reward margin) against step, as an SVG the tests can read:
+/// each line's points are in its `points` attribute, its values in `data-values`.
+fn chart(steps: &[StepReport], preference: bool) -> Html {
+    const W: f64 = 640.0;
+    const H: f64 = 150.0;
+    const PAD: f64 = 6.0;
+    let line = |id: &'static str, class: &'static str, values: Vec<f32>| {
+        let finite: Vec<f64> = values
+            .iter()
+            .map(|&v| f64::from(v))
+            .filter(|v| v.is_finite())
+            .collect();
+        let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let n = values.len().max(2) - 1;
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(i, &v)| {
+                let x = PAD + (W - 2.0 * PAD) * i as f64 / n as f64;
+                let y = H - PAD - (H - 2.0 * PAD) * (f64::from(v) - lo) / span;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let data: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+        html! {
+            <polyline id={ id } class={ class } points={ points.join(" ") } data-values={ data.join(",") } fill="none" />
+        }
+    };
+    let losses: Vec<f32> = steps.iter().map(|r| r.loss).collect();
+    let margins: Vec<f32> = steps.iter().map(|r| r.margin).collect();
+    let range = |v: &[f32]| {
+        let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        format!("{lo:.3} – {hi:.3}")
+    };
+    html! {
+        <figure class="chart">
+            <svg id="train-chart" viewBox={ format!("0 0 {W} {H}") } preserveAspectRatio="none" role="img"
+                aria-label="Training loss and reward margin per step">
+                { line("train-chart-loss", "series-loss", losses.clone()) }
+                if preference { { line("train-chart-margin", "series-margin", margins.clone()) } }
+            </svg>
+            <figcaption>
+                <span class="key-loss">{ format!("loss ({})", range(&losses)) }</span>
+                if preference { <span class="key-margin">{ format!(" · reward margin ({})", range(&margins)) }</span> }
+                { " · each line scaled to its own range" }
+            </figcaption>
+        </figure>
+    }
+}

@@ -1,0 +1,195 @@
+//! Turns a split's examples into training inputs (SFT examples, preference pairs) the same way
+//! for the CLI and the page's worker, so a run in the browser and one on the command line see
+//! the same prompts for the same seed.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::InteractionLog;
+use crate::data::pairs::{self, ExampleScores, PairConfig, PreferencePair};
+use crate::data::split::Example;
+use crate::lm::{LanguageModel, ScoreOptions};
+use crate::prompt::{self, PromptStyle};
+use crate::train::{SftExample, TokenisedPair};
+use crate::{Error, Result};
+
+/// Up to `max` examples (all when 0 or fewer exist), drawn with a seeded shuffle.
+pub fn draw(examples: &[Example], max: usize, seed: u64) -> Vec<Example> {
+    let mut out = examples.to_vec();
+    if max > 0 && out.len() > max {
+        out.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        out.truncate(max);
+    }
+    out
+}
+
+/// The user-turn text of an example: a template chosen per example (or fixed) in the log's
+/// domain, listing the history and the candidates.
+pub fn request_text(log: &InteractionLog, template: Option<usize>, e: &Example) -> String {
+    let style = PromptStyle {
+        domain: log.domain,
+        template,
+    };
+    let t = prompt::template_for(style, e.user, e.target.0);
+    prompt::request(
+        log.domain,
+        t,
+        &log.catalogue.titles(&e.history),
+        &log.catalogue.titles(&e.candidates),
+    )
+}
+
+/// What was kept of a draw once tokenised.
+#[derive(Clone, Debug)]
+pub struct Tokenised<T> {
+    /// Inputs whose prompt and answers fit the model's context.
+    pub items: Vec<T>,
+    /// Inputs dropped because they did not fit.
+    pub too_long: usize,
+}
+
+/// Keeps `Ok` values and counts prompts too long for the context; any other error stops.
+fn keep_fitting<T>(results: impl IntoIterator<Item = Result<T>>) -> Result<Tokenised<T>> {
+    let mut out = Tokenised {
+        items: Vec::new(),
+        too_long: 0,
+    };
+    for r in results {
+        match r {
+            Ok(t) => out.items.push(t),
+            Err(Error::PromptTooLong { .. }) => out.too_long += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    if out.items.is_empty() {
+        return Err(Error::Train(format!(
+            "none of the {} prompts fits the model's context",
+            out.too_long
+        )));
+    }
+    Ok(out)
+}
+
+/// SFT examples (answer: the target's title) of `examples`, skipping prompts too long for `lm`.
+pub fn sft_examples(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    examples: &[Example],
+    template: Option<usize>,
+) -> Result<Tokenised<SftExample>> {
+    keep_fitting(examples.iter().map(|e| {
+        SftExample::new(
+            lm,
+            &request_text(log, template, e),
+            log.catalogue.title(e.target),
+        )
+    }))
+}
+
+/// The model's score of every candidate of every example (self-hard negatives), with a
+/// progress callback `(done, total)`.
+pub async fn model_scores(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    examples: &[Example],
+    template: Option<usize>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(examples.len());
+    for (i, e) in examples.iter().enumerate() {
+        let titles = log.catalogue.titles(&e.candidates);
+        let ids = lm.request_prompt_ids(&request_text(log, template, e), &titles)?;
+        let scores = lm
+            .score_candidates(&ids, &titles, ScoreOptions::default())
+            .await?;
+        out.push(scores.iter().map(|s| s.score).collect());
+        progress(i + 1, examples.len());
+    }
+    Ok(out)
+}
+
+/// Per-example scores for [`preference_pairs`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PairScores<'a> {
+    /// The model's candidate scores, one row per example (self-hard).
+    pub model: Option<&'a [Vec<f32>]>,
+    /// The oracle's candidate scores, one row per example (RosePO's smoothing).
+    pub oracle: Option<&'a [Vec<f32>]>,
+}
+
+/// Preference pairs of `examples` under `config` (method.md §2).
+pub fn preference_pairs(
+    log: &InteractionLog,
+    popularity: &[u32],
+    examples: &[Example],
+    template: Option<usize>,
+    scores: PairScores<'_>,
+    config: &PairConfig,
+) -> Result<Vec<PreferencePair>> {
+    let mut all = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
+        all.extend(pairs::pairs_for_example(
+            e,
+            &request_text(log, template, e),
+            &log.catalogue,
+            popularity,
+            ExampleScores {
+                model: scores.model.and_then(|s| s.get(i)).map(Vec::as_slice),
+                oracle: scores.oracle.and_then(|s| s.get(i)).map(Vec::as_slice),
+            },
+            config,
+        )?);
+    }
+    Ok(all)
+}
+
+/// Tokenises `pairs` keeping `negatives` rejected answers each, skipping those too long for `lm`.
+pub fn tokenise_pairs(
+    lm: &LanguageModel,
+    pairs: &[PreferencePair],
+    negatives: usize,
+) -> Result<Tokenised<TokenisedPair>> {
+    keep_fitting(pairs.iter().map(|p| TokenisedPair::new(lm, p, negatives)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ItemId;
+
+    fn example(user: u32) -> Example {
+        Example {
+            user,
+            history: vec![ItemId(1)],
+            target: ItemId(2),
+            candidates: vec![ItemId(2), ItemId(3)],
+        }
+    }
+
+    #[test]
+    fn draw_is_seeded_and_bounded() {
+        let all: Vec<Example> = (0..50).map(example).collect();
+        assert_eq!(draw(&all, 0, 1), all, "0 keeps everything, in order");
+        assert_eq!(draw(&all, 80, 1), all, "asking for more keeps everything");
+        let a = draw(&all, 10, 7);
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, draw(&all, 10, 7), "same seed, same draw");
+        assert_ne!(a, draw(&all, 10, 8), "another seed, another draw");
+    }
+
+    #[test]
+    fn too_long_prompts_are_counted_other_errors_stop() {
+        let too_long = || Error::PromptTooLong {
+            tokens: 2000,
+            needed: 5,
+            context: 1024,
+        };
+        let kept = keep_fitting([Ok(1), Err(too_long()), Ok(3)]).expect("two fit");
+        assert_eq!((kept.items, kept.too_long), (vec![1, 3], 1));
+        let none = keep_fitting::<u8>([Err(too_long()), Err(too_long())]);
+        assert!(matches!(none, Err(Error::Train(m)) if m.contains("none of the 2 prompts")));
+        let other = keep_fitting([Ok(1), Err(Error::Train("broken".into()))]);
+        assert!(matches!(other, Err(Error::Train(m)) if m == "broken"));
+    }
+}
