@@ -81,6 +81,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Rank with this trained adapter (`train` output, or `adapter import`).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -175,17 +178,26 @@ fn run(cli: Cli) -> CliResult {
             candidates,
             length_normalised,
             json,
+            adapter,
             model,
         } => {
-            let lm = load_model(&model)?;
+            let mut lm = load_model(&model)?;
+            if let Some(path) = &adapter {
+                lm = recalign_core::train::with_adapter(&lm, &train::read_adapter(path)?)
+                    .map_err(|e| e.to_string())?;
+            }
             let (history, candidates) = (split_titles(&history), split_titles(&candidates));
             let options = ScoreOptions { length_normalised };
             let ranking = pollster::block_on(lm.rank(&history, &candidates, options))
                 .map_err(|e| e.to_string())?;
             if json {
+                // The exact prompt text goes along, so other implementations can score the same.
+                let mut value = serde_json::to_value(&ranking).map_err(|e| e.to_string())?;
+                value["prompt"] =
+                    recalign_core::prompt::recommendation_prompt(&history, &candidates).into();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&ranking).map_err(|e| e.to_string())?
+                    serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?
                 );
             } else {
                 println!("{:>4}  {:>9}  {:>6}  title", "rank", "score", "p");

@@ -340,7 +340,7 @@ fn training_view(t: &TrainingView) -> Html {
             { summary.unwrap_or_default() }
             if !t.steps.is_empty() {
                 { chart(&t.steps, preference) }
-                <table class="metrics steps" id="train-steps">
+                <table class="metrics steps" id="train-log">
                     <thead><tr>
                         <th>{ "step" }</th><th>{ "loss" }</th><th>{ "margin" }</th><th>{ "chosen" }</th>
                         <th>{ "rejected" }</th><th>{ "accuracy" }</th><th>{ "lr" }</th><th>{ "grad norm" }</th><th>{ "tok/s" }</th>
