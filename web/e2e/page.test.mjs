@@ -2,7 +2,7 @@
 // Chromium. The model is the tiny deterministic GGUF (`recalign write-fixture`), so the real
 // loading, WebGPU and worker code runs quickly on a software adapter.
 //
-// Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>
+// Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>   (ONLY=<words>: a subset)
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { startServer, chromiumArgs } from './serve.mjs';
@@ -52,6 +52,8 @@ async function withPage(webgpu, fn) {
 }
 
 async function test(name, webgpu, fn) {
+  // ONLY=<words> runs the tests whose name contains them (while developing; CI runs all).
+  if (process.env.ONLY && !name.includes(process.env.ONLY)) return;
   const t0 = Date.now();
   try {
     await withPage(webgpu, fn);
@@ -261,6 +263,45 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   assert.match(cancelled, /cancelled after \d+ of 500 steps/);
   const options = await page.locator('#adapter-select option').allInnerTexts();
   assert.deepEqual(options, ['base model', 'SFT #1', 'DPO #1', 'SFT #2']);
+});
+
+await test('the loss lab draws every loss and its gradient weight; sliders move optima and S-DPO weights', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.waitForSelector('#loss-lab .lab-panel', { timeout: 60_000 });
+  const panels = page.locator('#loss-lab .lab-panel');
+  assert.equal(await panels.count(), 11);
+  for (const id of ['dpo', 'cdpo', 'rdpo', 'ipo', 'sdpo', 'simpo', 'alpha-dpo', 'beta-dpo', 'dr-dpo', 'orpo', 'rosepo']) {
+    for (const line of ['series-loss', 'series-weight']) {
+      const values = (await page.locator(`#lab-${id} polyline.${line}`).getAttribute('data-values')).split(',').map(Number);
+      assert.equal(values.length, 121, `${id} ${line}`);
+      assert.ok(values.every(Number.isFinite), `${id} ${line} has non-finite values`);
+      const points = (await page.locator(`#lab-${id} polyline.${line}`).getAttribute('points')).trim().split(' ');
+      assert.equal(points.length, 121, `${id} ${line} points drawn`);
+    }
+  }
+  const optimum = async (id) => Number(await page.locator(`#lab-${id}`).getAttribute('data-optimum'));
+  // cDPO and RosePO: ln((1 - eps) / eps) / beta; IPO: 1 / (2 tau). Defaults beta 1, eps 0.1, tau 0.25.
+  assert.ok(Math.abs((await optimum('cdpo')) - Math.log(9)) < 1e-5);
+  assert.ok(Math.abs((await optimum('rosepo')) - Math.log(9)) < 1e-5);
+  assert.ok(Math.abs((await optimum('ipo')) - 2) < 1e-6);
+  assert.equal(await page.locator('#lab-dpo').getAttribute('data-optimum'), '');
+  const slide = (id, v) => page.$eval(id, (el, v) => {
+    el.value = String(v);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, v);
+  const dpoBefore = await page.locator('#lab-dpo polyline.series-loss').getAttribute('data-values');
+  await slide('#lab-eps', 0.2);
+  await page.waitForFunction(() => Math.abs(Number(document.querySelector('#lab-cdpo').dataset.optimum) - Math.log(4)) < 1e-5);
+  assert.equal(await page.locator('#lab-dpo polyline.series-loss').getAttribute('data-values'), dpoBefore, 'eps does not move DPO');
+  await slide('#lab-beta', 2);
+  await page.waitForFunction(() => Math.abs(Number(document.querySelector('#lab-cdpo').dataset.optimum) - Math.log(4) / 2) < 1e-5);
+  assert.notEqual(await page.locator('#lab-dpo polyline.series-loss').getAttribute('data-values'), dpoBefore, 'beta moves DPO');
+  await slide('#lab-k', 5);
+  await page.waitForFunction(() => document.querySelectorAll('#sdpo-weights .bar').length === 5);
+  const weights = (await page.locator('#sdpo-weights .bar').evaluateAll((bars) => bars.map((b) => Number(b.dataset.weight))));
+  assert.ok(Math.abs(weights.reduce((a, b) => a + b, 0) - 1) < 1e-9, `weights ${weights}`);
+  assert.ok(weights.every((w, i) => i === 0 || w < weights[i - 1]), `the hardest negative gets most: ${weights}`);
+  console.log(`      S-DPO weights at K 5, beta 2: ${weights.map((w) => w.toFixed(3))}`);
 });
 
 stop();

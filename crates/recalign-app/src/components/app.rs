@@ -4,7 +4,7 @@ use gloo_worker::Spawnable;
 use yew::prelude::*;
 
 use crate::components::{
-    AlignPanel, DataPanel, GenerationView, ModelPanel, RankingTable, RequestForm,
+    AlignPanel, DataPanel, GenerationView, LossLab, ModelPanel, RankingTable, RequestForm,
 };
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request};
 use crate::state::{Action, AppState};
@@ -107,6 +107,7 @@ pub fn app() -> Html {
                 <GenerationView { generation } { named } { ms } />
             }
             <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
+            <LossLab state={ (*state).clone() } />
         </main>
         <footer>
             { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }

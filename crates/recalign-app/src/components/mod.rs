@@ -3,6 +3,7 @@
 mod align_panel;
 mod app;
 mod data_panel;
+mod loss_lab;
 mod model_panel;
 mod ranking;
 mod request_form;
@@ -10,6 +11,7 @@ mod request_form;
 pub use align_panel::AlignPanel;
 pub use app::App;
 pub use data_panel::DataPanel;
+pub use loss_lab::LossLab;
 pub use model_panel::ModelPanel;
 pub use ranking::{GenerationView, RankingTable};
 pub use request_form::RequestForm;

@@ -1,0 +1,222 @@
+//! The loss lab: every preference loss and its gradient weight against the margin, side by side,
+//! from the core's f64 formulas (`losses::scalar`), with one slider per hyper-parameter, the
+//! optimum marked where one exists, S-DPO's per-negative weights, and the running training
+//! batch's mean margin on its loss.
+
+use recalign_core::losses::scalar::{curve_point, optimum, sdpo_negative_weights};
+use recalign_core::losses::{LossConfig, LossKind};
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::state::AppState;
+
+/// Props of [`LossLab`].
+#[derive(Properties, PartialEq)]
+pub struct LossLabProps {
+    /// Page state (for the training run's margins).
+    pub state: AppState,
+}
+
+/// The lab's shared hyper-parameters: each slider moves every loss that reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LabParams {
+    beta: f64,
+    eps: f64,
+    tau: f64,
+    gamma: f64,
+    alpha: f64,
+    beta_prime: f64,
+    negatives: usize,
+}
+
+impl Default for LabParams {
+    fn default() -> Self {
+        Self {
+            beta: 1.0,
+            eps: 0.1,
+            tau: 0.25,
+            gamma: 1.0,
+            alpha: 0.5,
+            beta_prime: 1.0,
+            negatives: 3,
+        }
+    }
+}
+
+impl LabParams {
+    fn config(&self, kind: LossKind) -> LossConfig {
+        LossConfig {
+            beta: self.beta,
+            eps: self.eps,
+            tau: self.tau,
+            gamma: self.gamma,
+            alpha: self.alpha,
+            beta_prime: self.beta_prime,
+            // alpha-DPO's standardised gap: one standard deviation above the mean, so alpha
+            // visibly moves its target margin.
+            lab_gap: 1.0,
+            ..LossConfig::new(kind)
+        }
+    }
+}
+
+/// The margin range every panel shares.
+const X_RANGE: f64 = 6.0;
+const POINTS: usize = 121;
+
+/// What each loss reads, shown under its panel.
+fn reads(kind: LossKind) -> &'static str {
+    match kind {
+        LossKind::Dpo | LossKind::BetaDpo => "beta",
+        LossKind::Cdpo | LossKind::Rdpo => "beta, eps",
+        LossKind::Rosepo => "beta, eps (each pair's own, from the oracle)",
+        LossKind::Ipo => "tau",
+        LossKind::Sdpo => "beta, K",
+        LossKind::Simpo => "beta, gamma",
+        LossKind::AlphaDpo => "beta, gamma, alpha",
+        LossKind::DrDpo => "beta, beta'",
+        LossKind::Orpo => "lambda (0.1)",
+    }
+}
+
+/// Every loss's curve, with sliders.
+#[function_component(LossLab)]
+pub fn loss_lab(props: &LossLabProps) -> Html {
+    let params = use_state(LabParams::default);
+    let p = *params;
+    let slider = |id: &'static str,
+                  label: &'static str,
+                  (min, max, step): (f64, f64, f64),
+                  value: f64,
+                  set: fn(&mut LabParams, f64)| {
+        let params = params.clone();
+        let oninput = Callback::from(move |e: InputEvent| {
+            let input = e.target_unchecked_into::<HtmlInputElement>();
+            if let Ok(v) = input.value().parse::<f64>() {
+                let mut next = *params;
+                set(&mut next, v);
+                params.set(next);
+            }
+        });
+        html! {
+            <label class="slider">
+                <span>{ label }<output for={ id }>{ format!("{value}") }</output></span>
+                <input type="range" id={ id } min={ min.to_string() } max={ max.to_string() } step={ step.to_string() }
+                    value={ value.to_string() } { oninput } />
+            </label>
+        }
+    };
+    // The loss the running (or last) preference run trains, and its latest mean margin.
+    let trained = props.state.training.as_ref().and_then(|t| {
+        let last = t.steps.last()?;
+        let kind = LossKind::ALL.into_iter().find(|k| k.label() == t.label)?;
+        Some((kind, f64::from(last.margin)))
+    });
+    let panels = LossKind::ALL.map(|kind| {
+        let marker = trained.filter(|(k, _)| *k == kind).map(|(_, m)| m);
+        panel(kind, &p, marker)
+    });
+    let margins: Vec<f64> = (0..p.negatives)
+        .map(|k| {
+            if p.negatives == 1 {
+                0.0
+            } else {
+                -2.0 + 4.0 * k as f64 / (p.negatives - 1) as f64
+            }
+        })
+        .collect();
+    let weights = sdpo_negative_weights(p.beta, &margins);
+    html! {
+        <section class="card" id="loss-lab">
+            <h2>{ "Loss lab" }</h2>
+            <p class="meta">{ "Each panel: the loss of one pair (blue) and its gradient weight −dL/dh (green: how hard training pushes the margin up; below the dashed zero line it pulls back) against the margin h = r(chosen) − r(rejected), from −6 to 6. A dotted line marks the optimum where one exists. Each slider moves the losses that read it." }</p>
+            <div class="sliders">
+                { slider("lab-beta", "beta ", (0.1, 5.0, 0.1), p.beta, |p, v| p.beta = v) }
+                { slider("lab-eps", "eps ", (0.0, 0.45, 0.01), p.eps, |p, v| p.eps = v) }
+                { slider("lab-tau", "tau ", (0.05, 2.0, 0.05), p.tau, |p, v| p.tau = v) }
+                { slider("lab-gamma", "gamma ", (0.0, 4.0, 0.1), p.gamma, |p, v| p.gamma = v) }
+                { slider("lab-alpha", "alpha ", (0.0, 2.0, 0.05), p.alpha, |p, v| p.alpha = v) }
+                { slider("lab-beta-prime", "beta' ", (0.1, 5.0, 0.1), p.beta_prime, |p, v| p.beta_prime = v) }
+                { slider("lab-k", "K ", (1.0, 8.0, 1.0), p.negatives as f64, |p, v| p.negatives = v.round().max(1.0) as usize) }
+            </div>
+            <div class="lab-grid">{ for panels }</div>
+            <figure class="sdpo-weights" id="sdpo-weights">
+                <figcaption>{ format!("S-DPO: each negative's share of the gradient, K = {}, negatives at margins −2 … 2 (beta {}): the hardest negative, with the smallest margin, gets most.", p.negatives, p.beta) }</figcaption>
+                <div class="bars">
+                    { for margins.iter().zip(&weights).map(|(h, w)| html! {
+                        <div class="bar" data-margin={ format!("{h}") } data-weight={ format!("{w}") }>
+                            <span style={ format!("height:{:.1}%", 100.0 * w) } />
+                            <em>{ format!("h {h:.1}: {:.0}%", 100.0 * w) }</em>
+                        </div>
+                    }) }
+                </div>
+            </figure>
+        </section>
+    }
+}
+
+/// One loss: curve, gradient weight, optimum and the training marker, as an SVG whose lines carry
+/// their values (`data-values`) so tests can read what is drawn.
+fn panel(kind: LossKind, p: &LabParams, marker: Option<f64>) -> Html {
+    const W: f64 = 240.0;
+    const H: f64 = 130.0;
+    const PAD: f64 = 4.0;
+    let config = p.config(kind);
+    let xs: Vec<f64> = (0..POINTS)
+        .map(|i| -X_RANGE + 2.0 * X_RANGE * i as f64 / (POINTS - 1) as f64)
+        .collect();
+    let points: Vec<_> = xs
+        .iter()
+        .map(|&x| curve_point(&config, x, p.eps, p.negatives))
+        .collect();
+    let sx = |x: f64| PAD + (W - 2.0 * PAD) * (x + X_RANGE) / (2.0 * X_RANGE);
+    let scale = |values: &[f64]| {
+        let finite = values.iter().copied().filter(|v| v.is_finite());
+        let lo = finite.clone().fold(f64::INFINITY, f64::min).min(0.0);
+        let hi = finite.fold(f64::NEG_INFINITY, f64::max).max(0.0);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        move |v: f64| H - PAD - (H - 2.0 * PAD) * (v - lo) / span
+    };
+    let losses: Vec<f64> = points.iter().map(|c| c.loss).collect();
+    let weights: Vec<f64> = points.iter().map(|c| c.weight).collect();
+    let (sl, sw) = (scale(&losses), scale(&weights));
+    let line = |class: &'static str, values: &[f64], sy: &dyn Fn(f64) -> f64| {
+        let pts: Vec<String> = xs
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_finite())
+            .map(|(&x, &v)| format!("{:.1},{:.1}", sx(x), sy(v)))
+            .collect();
+        let data: Vec<String> = values.iter().map(|v| format!("{v:.6}")).collect();
+        html! { <polyline class={ class } points={ pts.join(" ") } data-values={ data.join(",") } fill="none" /> }
+    };
+    let zero = sw(0.0);
+    let best = optimum(&config, p.eps).filter(|x| x.abs() <= X_RANGE);
+    let id = format!("lab-{}", kind.name());
+    html! {
+        <figure class="lab-panel" id={ id.clone() } data-optimum={ best.map(|x| format!("{x:.6}")).unwrap_or_default() }>
+            <svg viewBox={ format!("0 0 {W} {H}") } role="img" aria-label={ format!("{} loss and gradient weight against the margin", kind.label()) }>
+                <line class="axis" x1={ sx(0.0).to_string() } x2={ sx(0.0).to_string() } y1="0" y2={ H.to_string() } />
+                <line class="zero" x1="0" x2={ W.to_string() } y1={ format!("{zero:.1}") } y2={ format!("{zero:.1}") } />
+                { line("series-loss", &losses, &sl) }
+                { line("series-weight", &weights, &sw) }
+                if let Some(x) = best {
+                    <line class="optimum" x1={ format!("{:.1}", sx(x)) } x2={ format!("{:.1}", sx(x)) } y1="0" y2={ H.to_string() } />
+                }
+                if let Some(m) = marker.filter(|m| m.is_finite() && m.abs() <= X_RANGE) {
+                    <circle class="batch" cx={ format!("{:.1}", sx(m)) } cy={ format!("{:.1}", sl(curve_point(&config, m, p.eps, p.negatives).loss)) } r="4" />
+                }
+            </svg>
+            <figcaption>
+                <strong>{ kind.label() }</strong>
+                <span class="muted">{ format!(" · reads {}", reads(kind)) }</span>
+                if let Some(x) = best {
+                    <span class="muted">{ format!(" · optimum h* = {x:.2}") }</span>
+                }
+                if let Some(m) = marker {
+                    <span class="muted">{ format!(" · training batch mean margin {m:.3}") }</span>
+                }
+            </figcaption>
+        </figure>
+    }
+}
