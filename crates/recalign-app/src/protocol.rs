@@ -86,6 +86,23 @@ pub enum Request {
     Train(Box<TrainRequest>),
     /// Stop the running training after its current step; what it trained so far is kept.
     CancelTraining,
+    /// Hold (true) or continue (false) the running training between steps.
+    PauseTraining(bool),
+    /// Send back adapter `index` in PEFT's layout (for the user to download).
+    ExportAdapter {
+        /// Index into the session's adapters.
+        index: usize,
+    },
+    /// Add an adapter the user picked (PEFT's `adapter_model.safetensors`, or recalign's own
+    /// file) and rank with it.
+    ImportAdapter {
+        /// File name, for display.
+        name: String,
+        /// The safetensors bytes.
+        bytes: Vec<u8>,
+        /// `adapter_config.json`, when picked along.
+        config: Option<Vec<u8>>,
+    },
     /// Rank and generate with this trained adapter (`None`: the base model).
     UseAdapter {
         /// Index into the adapters trained in this session.
@@ -291,8 +308,26 @@ pub enum Response {
     },
     /// One optimiser step finished.
     TrainStep(StepReport),
+    /// The running training is held (true) or going again (false).
+    TrainPaused(bool),
     /// A training run ended; its adapter is now the one ranking uses.
     Trained(TrainSummary),
+    /// An adapter in PEFT's layout, to save.
+    AdapterExported {
+        /// Adapter name.
+        name: String,
+        /// `adapter_model.safetensors`.
+        safetensors: Vec<u8>,
+        /// `adapter_config.json`.
+        config: String,
+    },
+    /// An imported adapter joined the list.
+    AdapterAdded {
+        /// Its index.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
     /// The adapter ranking and generation use.
     AdapterInUse {
         /// Index into the trained adapters, `None` for the base model.

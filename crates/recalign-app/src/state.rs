@@ -34,6 +34,8 @@ pub struct TrainingView {
     pub running: bool,
     /// The user asked it to stop.
     pub cancelling: bool,
+    /// Held between steps.
+    pub paused: bool,
     /// How it ended.
     pub summary: Option<TrainSummary>,
 }
@@ -180,6 +182,8 @@ pub struct AppState {
     pub adapters: Vec<String>,
     /// The adapter ranking and generation use (`None`: the base model).
     pub adapter_in_use: Option<usize>,
+    /// A one-line confirmation (e.g. an export), shown in the Align card.
+    pub notice: Option<String>,
 }
 
 impl Default for AppState {
@@ -202,6 +206,7 @@ impl Default for AppState {
             training: None,
             adapters: Vec::new(),
             adapter_in_use: None,
+            notice: None,
         }
     }
 }
@@ -230,6 +235,16 @@ impl AppState {
     /// Whether a training run is going.
     pub fn training(&self) -> bool {
         self.training.as_ref().is_some_and(|t| t.running)
+    }
+
+    /// The loss the running (or last) preference run trains and its latest mean margin.
+    pub fn training_marker(&self) -> Option<(recalign_core::losses::LossKind, f64)> {
+        let t = self.training.as_ref()?;
+        let last = t.steps.last()?;
+        let kind = recalign_core::losses::LossKind::ALL
+            .into_iter()
+            .find(|k| k.label() == t.label)?;
+        Some((kind, f64::from(last.margin)))
     }
 
     /// Name of the model ranking uses: the base model or an adapter.
@@ -353,6 +368,11 @@ impl Reducible for AppState {
                         t.steps.push(report);
                     }
                 }
+                Response::TrainPaused(paused) => {
+                    if let Some(t) = s.training.as_mut() {
+                        t.paused = paused;
+                    }
+                }
                 Response::Trained(summary) => {
                     if s.adapters.len() <= summary.index {
                         s.adapters.resize(summary.index + 1, String::new());
@@ -361,9 +381,21 @@ impl Reducible for AppState {
                     if let Some(t) = s.training.as_mut() {
                         t.running = false;
                         t.cancelling = false;
+                        t.paused = false;
                         t.preparing = None;
                         t.summary = Some(summary);
                     }
+                }
+                Response::AdapterAdded { index, name } => {
+                    if s.adapters.len() <= index {
+                        s.adapters.resize(index + 1, String::new());
+                    }
+                    s.adapters[index] = name;
+                }
+                Response::AdapterExported { name, .. } => {
+                    s.notice = Some(format!(
+                        "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
+                    ));
                 }
                 Response::AdapterInUse { index } => {
                     if s.adapter_in_use != index {
@@ -378,6 +410,7 @@ impl Reducible for AppState {
                     if let Some(t) = s.training.as_mut() {
                         t.running = false;
                         t.cancelling = false;
+                        t.paused = false;
                         t.preparing = None;
                     }
                 }
@@ -432,6 +465,7 @@ impl Reducible for AppState {
                     steps: Vec::new(),
                     running: true,
                     cancelling: false,
+                    paused: false,
                     summary: None,
                 });
                 s.error = None;

@@ -50,12 +50,15 @@ struct Shared {
     training: bool,
     /// The user asked the running training to stop.
     cancel: bool,
+    /// The user holds the running training between steps.
+    paused: bool,
 }
 
-/// An adapter trained in this session.
+/// An adapter trained (or imported) in this session.
 struct TrainedAdapter {
     name: String,
-    stage: TrainStage,
+    /// How it was trained; `None` when imported.
+    stage: Option<TrainStage>,
     adapter: Adapter,
 }
 
@@ -158,6 +161,70 @@ async fn handle(
         Request::CancelTraining => {
             let mut s = shared.borrow_mut();
             s.cancel = s.training;
+            Ok(())
+        }
+        Request::PauseTraining(pause) => {
+            let training = {
+                let mut s = shared.borrow_mut();
+                s.paused = pause && s.training;
+                s.training
+            };
+            if training {
+                reply(Response::TrainPaused(pause));
+            }
+            Ok(())
+        }
+        Request::ExportAdapter { index } => {
+            let fail = |m: String| ("exporting the adapter".to_string(), m);
+            let (name, adapter) = {
+                let s = shared.borrow();
+                let a = s
+                    .adapters
+                    .get(index)
+                    .ok_or_else(|| fail(format!("there is no adapter #{}", index + 1)))?;
+                (a.name.clone(), a.adapter.clone())
+            };
+            let safetensors = adapter.to_safetensors().map_err(|e| fail(e.to_string()))?;
+            let config = serde_json::to_string_pretty(&adapter.peft_config())
+                .map_err(|e| fail(e.to_string()))?;
+            reply(Response::AdapterExported {
+                name,
+                safetensors,
+                config,
+            });
+            Ok(())
+        }
+        Request::ImportAdapter {
+            name,
+            bytes,
+            config,
+        } => {
+            let fail = |m: String| (format!("importing {name}"), m);
+            let config = config
+                .map(|c| serde_json::from_slice::<serde_json::Value>(&c))
+                .transpose()
+                .map_err(|e| fail(format!("adapter_config.json is not valid JSON: {e}")))?;
+            let adapter = Adapter::from_safetensors(&bytes, config.as_ref())
+                .map_err(|e| fail(e.to_string()))?;
+            let base = base_model(shared).map_err(fail)?;
+            // Refuse an adapter that does not fit the loaded model before listing it.
+            let lm = with_adapter(&base, &adapter)
+                .map_err(|e| fail(format!("it does not fit the loaded model: {e}")))?;
+            let stem = name.trim_end_matches(".safetensors").to_string();
+            let index = {
+                let mut s = shared.borrow_mut();
+                s.adapters.push(TrainedAdapter {
+                    name: format!("{stem} (imported)"),
+                    stage: None,
+                    adapter,
+                });
+                let index = s.adapters.len() - 1;
+                s.with_adapter = Some((index, lm));
+                index
+            };
+            let name = shared.borrow().adapters[index].name.clone();
+            reply(Response::AdapterAdded { index, name });
+            reply(Response::AdapterInUse { index: Some(index) });
             Ok(())
         }
         Request::UseAdapter { index } => {
@@ -547,11 +614,12 @@ fn load(
     Ok(())
 }
 
-/// Lets the worker's event loop run (so a cancel request is seen) between training steps.
-async fn yield_now() {
+/// Lets the worker's event loop run for `ms` (0: just once round), so pause and cancel requests
+/// are seen between training steps.
+async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if let Ok(g) = js_sys::global().dyn_into::<web_sys::WorkerGlobalScope>() {
-            let _ = g.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+            let _ = g.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
         } else {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
@@ -567,6 +635,7 @@ impl Drop for TrainingGuard {
         let mut s = self.0.borrow_mut();
         s.training = false;
         s.cancel = false;
+        s.paused = false;
     }
 }
 
@@ -630,7 +699,7 @@ async fn train(
                 .adapters
                 .iter()
                 .rev()
-                .find(|a| a.stage == TrainStage::Sft)
+                .find(|a| a.stage == Some(TrainStage::Sft))
                 .map(|a| (a.name.clone(), a.adapter.clone()));
             let (reference, start, lora) = match &sft {
                 Some((name, a)) => (
@@ -720,6 +789,10 @@ async fn train(
     let mut steps = 0;
     let mut cancelled = false;
     while !trainer.is_done() {
+        // A pause holds here, between steps, until resumed or cancelled.
+        while shared.borrow().paused && !shared.borrow().cancel {
+            sleep_ms(100).await;
+        }
         if shared.borrow().cancel {
             cancelled = true;
             break;
@@ -730,7 +803,7 @@ async fn train(
             .map_err(|e| (during.clone(), e.to_string()))?;
         steps = report.step;
         reply(Response::TrainStep(report));
-        yield_now().await;
+        sleep_ms(0).await;
     }
     let seconds = (now_ms() - started) / 1e3;
     let adapter = trainer
@@ -742,12 +815,12 @@ async fn train(
         let n = s
             .adapters
             .iter()
-            .filter(|a| a.stage.label() == label)
+            .filter(|a| a.stage.as_ref().is_some_and(|st| st.label() == label))
             .count();
         let name = format!("{label} #{}", n + 1);
         s.adapters.push(TrainedAdapter {
             name,
-            stage: request.stage.clone(),
+            stage: Some(request.stage.clone()),
             adapter,
         });
         s.adapters.len() - 1

@@ -154,6 +154,68 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             send.emit(Request::CancelTraining);
         })
     };
+    let paused = state.training.as_ref().is_some_and(|t| t.paused);
+    let pause = {
+        let send = props.send.clone();
+        Callback::from(move |_| send.emit(Request::PauseTraining(!paused)))
+    };
+    let export = {
+        let (send, index) = (props.send.clone(), state.adapter_in_use);
+        Callback::from(move |_| {
+            if let Some(index) = index {
+                send.emit(Request::ExportAdapter { index });
+            }
+        })
+    };
+    let import = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |e: Event| {
+            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
+                return;
+            };
+            let Some(list) = input.files() else { return };
+            let files: Vec<web_sys::File> =
+                (0..list.length()).filter_map(|i| list.get(i)).collect();
+            input.set_value("");
+            let (configs, weights): (Vec<_>, Vec<_>) = files
+                .into_iter()
+                .partition(|f| f.name().to_lowercase().ends_with(".json"));
+            let (Some(weights), true) = (weights.into_iter().next(), configs.len() <= 1) else {
+                dispatch.emit(Action::Error(
+                    "Pick an adapter's .safetensors file, and optionally its adapter_config.json."
+                        .into(),
+                ));
+                return;
+            };
+            let send = send.clone();
+            let dispatch = dispatch.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let read = |f: web_sys::File| async move {
+                    let name = f.name();
+                    gloo_file::futures::read_as_bytes(&gloo_file::File::from(f))
+                        .await
+                        .map_err(|e| format!("Cannot read {name}: {e}"))
+                };
+                let name = weights.name();
+                let bytes = match read(weights).await {
+                    Ok(b) => b,
+                    Err(e) => return dispatch.emit(Action::Error(e)),
+                };
+                let config = match configs.into_iter().next() {
+                    Some(f) => match read(f).await {
+                        Ok(b) => Some(b),
+                        Err(e) => return dispatch.emit(Action::Error(e)),
+                    },
+                    None => None,
+                };
+                send.emit(Request::ImportAdapter {
+                    name,
+                    bytes,
+                    config,
+                });
+            });
+        })
+    };
     let choose_adapter = {
         let send = props.send.clone();
         Callback::from(move |e: Event| {
@@ -269,9 +331,18 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                 <button id="train-start" class="primary" onclick={ start } disabled={ !can_start }>
                     { if f.preference { format!("Train {}", f.loss.label()) } else { "Train SFT".to_string() } }
                 </button>
+                <button id="train-pause" onclick={ pause } disabled={ !running }>{ if paused { "Resume" } else { "Pause" } }</button>
                 <button id="train-cancel" onclick={ cancel } disabled={ !running || state.training.as_ref().is_some_and(|t| t.cancelling) }>{ "Cancel" }</button>
                 { adapters }
+                <button id="adapter-export" onclick={ export } disabled={ running || state.adapter_in_use.is_none() }>{ "Export (PEFT)" }</button>
             </div>
+            <label class="file">
+                { "Import an adapter (adapter_model.safetensors, with its adapter_config.json if you have it): " }
+                <input type="file" id="adapter-files" multiple=true accept=".safetensors,.json" onchange={ import } disabled={ running || !state.ready() } />
+            </label>
+            if let Some(n) = &state.notice {
+                <p class="hint" id="adapter-notice">{ n }</p>
+            }
             if !state.ready() || state.dataset.is_none() {
                 <p class="hint">{ "Training needs the model and a dataset loaded." }</p>
             }
@@ -300,7 +371,7 @@ fn training_view(t: &TrainingView) -> Html {
         html! {
             <div id="train-progress">
                 <label for="train-progress-bar">{ format!("{}: step {} of {}{eta}{}", t.label, t.steps.len(), t.planned,
-                    if t.cancelling { " · stopping after this step" } else { "" }) }</label>
+                    if t.cancelling { " · stopping after this step" } else if t.paused { " · paused (after this step)" } else { "" }) }</label>
                 <progress id="train-progress-bar" max={ t.planned.to_string() } value={ t.steps.len().to_string() } />
             </div>
         }

@@ -6,7 +6,7 @@ use yew::prelude::*;
 use crate::components::{
     AlignPanel, DataPanel, GenerationView, LossLab, ModelPanel, RankingTable, RequestForm,
 };
-use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request};
+use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request, Response};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
 use crate::{DEFAULT_INTERACTIONS_URL, DEFAULT_ITEMS_URL, DEFAULT_MODEL_URL, WORKER_LOADER};
@@ -19,6 +19,32 @@ fn query(name: &str) -> Option<String> {
         .get(name)
 }
 
+/// Offers `bytes` to the user as a download named `name`.
+fn save_file(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob =
+        web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let link: web_sys::HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(js)?
+        .dyn_into()
+        .map_err(|_| "not an anchor".to_string())?;
+    link.set_href(&url);
+    link.set_download(name);
+    link.click();
+    // The download has its own reference to the blob by now.
+    web_sys::Url::revoke_object_url(&url).map_err(js)?;
+    Ok(())
+}
+
 /// The whole page.
 #[function_component(App)]
 pub fn app() -> Html {
@@ -27,7 +53,30 @@ pub fn app() -> Html {
         let dispatcher = state.dispatcher();
         use_memo((), move |_| {
             ModelWorker::spawner()
-                .callback(move |r| dispatcher.dispatch(Action::Worker(Box::new(r))))
+                .callback(move |r| {
+                    if let Response::AdapterExported {
+                        safetensors,
+                        config,
+                        ..
+                    } = &r
+                    {
+                        let saved = save_file(
+                            "adapter_model.safetensors",
+                            safetensors,
+                            "application/octet-stream",
+                        )
+                        .and_then(|()| {
+                            save_file("adapter_config.json", config.as_bytes(), "application/json")
+                        });
+                        if let Err(e) = saved {
+                            dispatcher.dispatch(Action::Error(format!(
+                                "Could not save the adapter: {e}"
+                            )));
+                            return;
+                        }
+                    }
+                    dispatcher.dispatch(Action::Worker(Box::new(r)))
+                })
                 .spawn_with_loader(WORKER_LOADER)
         })
     };
@@ -57,7 +106,10 @@ pub fn app() -> Html {
                     | Request::TestUser { .. }
                     | Request::Train(_)
                     | Request::CancelTraining
+                    | Request::PauseTraining(_)
                     | Request::UseAdapter { .. }
+                    | Request::ExportAdapter { .. }
+                    | Request::ImportAdapter { .. }
             ) {
                 dispatcher.dispatch(Action::Started);
             }
@@ -107,7 +159,7 @@ pub fn app() -> Html {
                 <GenerationView { generation } { named } { ms } />
             }
             <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <LossLab state={ (*state).clone() } />
+            <LossLab marker={ state.training_marker() } />
         </main>
         <footer>
             { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }

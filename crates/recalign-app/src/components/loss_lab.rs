@@ -8,13 +8,12 @@ use recalign_core::losses::{LossConfig, LossKind};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use crate::state::AppState;
-
 /// Props of [`LossLab`].
 #[derive(Properties, PartialEq)]
 pub struct LossLabProps {
-    /// Page state (for the training run's margins).
-    pub state: AppState,
+    /// The loss a preference run is training and its latest mean margin, to mark on that curve
+    /// (kept this small so the lab re-renders only when the mark moves).
+    pub marker: Option<(LossKind, f64)>,
 }
 
 /// The lab's shared hyper-parameters: each slider moves every loss that reads it.
@@ -106,12 +105,7 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
             </label>
         }
     };
-    // The loss the running (or last) preference run trains, and its latest mean margin.
-    let trained = props.state.training.as_ref().and_then(|t| {
-        let last = t.steps.last()?;
-        let kind = LossKind::ALL.into_iter().find(|k| k.label() == t.label)?;
-        Some((kind, f64::from(last.margin)))
-    });
+    let trained = props.marker;
     let panels = LossKind::ALL.map(|kind| {
         let marker = trained.filter(|(k, _)| *k == kind).map(|(_, m)| m);
         panel(kind, &p, marker)
