@@ -2,7 +2,7 @@
 // Chromium. The model is the tiny deterministic GGUF (`recalign write-fixture`), so the real
 // loading, WebGPU and worker code runs quickly on a software adapter.
 //
-// Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>   (ONLY=<words>: a subset)
+// Usage: node web/e2e/page.test.mjs <path to recalign binary> <dist dir>   (ONLY='<words>|<words>': a subset)
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import { startServer, chromiumArgs } from './serve.mjs';
@@ -33,16 +33,24 @@ const requests = [];
 const problems = [];
 const results = [];
 
-async function withPage(webgpu, fn) {
+async function withPage(webgpu, fn, viewport = { width: 1280, height: 800 }) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: webgpu ? [...chromiumArgs, '--enable-unsafe-webgpu'] : chromiumArgs,
   });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const context = await browser.newContext({ viewport });
     context.on('request', (r) => requests.push(r.url()));
     const page = await context.newPage();
+    // Every main-thread task over 50 ms (the Long Tasks API), to measure responsiveness while the
+    // worker trains.
+    await page.addInitScript(() => {
+      window.__longest = 0;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
+      }).observe({ type: 'longtask', buffered: true });
+    });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => { if (/panicked|RuntimeError|unreachable/.test(m.text())) problems.push(`console: ${m.text()}`); });
     page.on('worker', (w) => w.on('console', (m) => { if (/panicked|RuntimeError|unreachable/.test(m.text())) problems.push(`worker: ${m.text()}`); }));
@@ -52,12 +60,12 @@ async function withPage(webgpu, fn) {
   }
 }
 
-async function test(name, webgpu, fn) {
+async function test(name, webgpu, fn, viewport) {
   // ONLY=<words> runs the tests whose name contains them (while developing; CI runs all).
-  if (process.env.ONLY && !name.includes(process.env.ONLY)) return;
+  if (process.env.ONLY && !process.env.ONLY.split('|').some((w) => name.includes(w))) return;
   const t0 = Date.now();
   try {
-    await withPage(webgpu, fn);
+    await withPage(webgpu, fn, viewport);
     results.push(`ok    ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   } catch (e) {
     results.push(`FAIL  ${name}: ${e.message}`);
@@ -210,14 +218,6 @@ await test('a malformed dataset picked by the user is refused by line and the lo
 });
 
 await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adapter; pause, resume and cancel; the main thread stays responsive', true, async (page) => {
-  // Every main-thread task over 50 ms (the Long Tasks API), to measure responsiveness while the
-  // worker trains.
-  await page.addInitScript(() => {
-    window.__longest = 0;
-    new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
-    }).observe({ type: 'longtask', buffered: true });
-  });
   await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
   assert.equal(await text(page, '#device'), 'WebGPU');
@@ -270,10 +270,11 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   await setField(page, '#train-steps', 500);
   await page.click('#train-start');
   await page.waitForFunction(() => /step [1-9]\d* of 500/.test(document.querySelector('#train-progress')?.textContent ?? ''), null, { timeout: 300_000 });
-  // Pause holds between steps (the step under way finishes first), resume goes on.
+  // Pause holds between steps (the step under way finishes first; "paused" shows once the worker
+  // holds), resume goes on.
   const stepsDone = () => page.evaluate(() => Number(/step (\d+) of 500/.exec(document.querySelector('#train-progress').textContent)[1]));
   await page.click('#train-pause');
-  await page.waitForFunction(() => document.querySelector('#train-progress').textContent.includes('paused'), null, { timeout: 300_000 });
+  await page.waitForFunction(() => document.querySelector('#train-progress').textContent.endsWith(' · paused'), null, { timeout: 300_000 });
   const held = await stepsDone();
   await page.waitForTimeout(12_000);
   assert.equal(await stepsDone(), held, 'no step runs while paused');
@@ -367,6 +368,77 @@ await test('an adapter exported in PEFT layout imports back with identical score
   const imported = await rankingScores(page);
   for (const t of Object.keys(trained)) assert.equal(imported[t], trained[t], `${t}: ${trained[t]} vs ${imported[t]}`);
   console.log(`      exported ${st.length} bytes, ${Object.keys(header).length - 1} tensors; the import scores 20 candidates identically`);
+});
+
+await test('on a 390x844 phone screen nothing sticks out sideways', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.click('#rank');
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+  await page.selectOption('#train-stage', 'preference');
+  const overflow = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('table.steps'))
+      .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className ? `.${el.className}` : ''}`);
+    return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 10) };
+  });
+  assert.deepEqual(overflow.wide, [], `overflowing: ${overflow.wide.join(', ')}`);
+  assert.ok(overflow.scrollWidth <= overflow.width, `page ${overflow.scrollWidth} px wide`);
+}, { width: 390, height: 844 });
+
+await test('Evaluate puts the base model and an adapter side by side: accuracy, popularity bias, hallucination', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await setField(page, '#eval-users', 5);
+  const evaluate = async (rows) => {
+    await page.click('#eval-run');
+    await page.waitForFunction((n) => document.querySelectorAll('#eval-table tbody tr').length === n, rows, { timeout: 300_000 });
+  };
+  await evaluate(1);
+  await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-steps', 12);
+  await page.evaluate(() => { window.__longest = 0; });
+  await trainAndWait(page, 'SFT #1');
+  const longest = await page.evaluate(() => window.__longest);
+  console.log(`      longest main-thread task while 12 SFT steps trained on the CPU device: ${longest ? `${longest.toFixed(0)} ms` : 'none over 50 ms'}`);
+  await evaluate(2);
+  const rows = await page.locator('#eval-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  for (const r of rows) console.log(`      ${r.join(' | ')}`);
+  assert.deepEqual(rows.map((r) => r[0]), ['base model', 'SFT #1']);
+  for (const r of rows) {
+    assert.equal(r[1], 'validation');
+    assert.equal(r[2], '5');
+    for (const i of [3, 4, 5, 6]) assert.ok(Number(r[i]) >= 0 && Number(r[i]) <= 1, `metric ${i}: ${r[i]}`);
+    assert.ok(Number(r[7]) > 0, `AvgPop@1 ${r[7]}`);
+    assert.match(r[11], /^\d+(\.\d)?%$/, 'ValidRatio from generation');
+  }
+});
+
+await test('settings live in the URL hash: a reload keeps them and a link reproduces a setup', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf#a.stage=preference&a.loss=rosepo&a.steps=5&lab.eps=0.2&lab.k=4`);
+  await page.waitForSelector('#loss-lab .lab-panel', { timeout: 60_000 });
+  assert.equal(await page.locator('#train-stage').inputValue(), 'preference');
+  assert.equal(await page.locator('#train-loss').inputValue(), 'rosepo');
+  assert.equal(await page.locator('#train-steps').inputValue(), '5');
+  assert.ok(Math.abs(Number(await page.locator('#lab-cdpo').getAttribute('data-optimum')) - Math.log(4)) < 1e-5);
+  assert.equal(await page.locator('#sdpo-weights .bar').count(), 4);
+  await setField(page, '#train-lr', 0.003);
+  await page.check('#train-strategy-popular');
+  await page.waitForFunction(() => location.hash.includes('a.lr=0.003'));
+  await page.reload();
+  await page.waitForSelector('#loss-lab .lab-panel', { timeout: 60_000 });
+  assert.equal(await page.locator('#train-lr').inputValue(), '0.003');
+  assert.ok(await page.locator('#train-strategy-popular').isChecked());
+  assert.equal(await page.locator('#train-loss').inputValue(), 'rosepo');
+  // A malformed link falls back to the defaults instead of breaking the page.
+  await page.goto('about:blank');
+  await page.goto(`${origin}/?model=models/tiny.gguf#a.steps=many&lab.eps=banana&a.loss=nope`);
+  await page.waitForSelector('#loss-lab .lab-panel', { timeout: 60_000 });
+  assert.equal(await page.locator('#train-steps').inputValue(), '8');
+  assert.ok(Math.abs(Number(await page.locator('#lab-cdpo').getAttribute('data-optimum')) - Math.log(9)) < 1e-5);
 });
 
 stop();

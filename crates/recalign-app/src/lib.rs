@@ -7,9 +7,13 @@
 //!   It also parses and splits datasets and trains the SASRec oracle on the CPU device.
 //! - [`state`]: the UI's state and its reducer.
 //! - [`components`]: the UI's function components.
+//! - [`startup`]: what both binaries run first (static constructors, once).
+//! - [`hash`]: the playground's settings in the URL hash (reloads and shared links keep them).
 
 pub mod components;
+pub mod hash;
 pub mod protocol;
+pub mod startup;
 pub mod state;
 pub mod worker;
 

@@ -2,8 +2,9 @@
 
 use recalign_core::data::LoadReport;
 use recalign_core::data::pairs::RejectStrategy;
+use recalign_core::data::split::SplitName;
 use recalign_core::data::stats::SplitStats;
-use recalign_core::eval::RankMetrics;
+use recalign_core::eval::{EvalReport, RankMetrics};
 use recalign_core::losses::LossConfig;
 use recalign_core::train::{LoraSettings, StepReport, TrainSettings};
 use recalign_core::{Generation, Ranking};
@@ -103,6 +104,16 @@ pub enum Request {
         /// `adapter_config.json`, when picked along.
         config: Option<Vec<u8>>,
     },
+    /// Evaluate the model in use (base or adapter) on a split: ranking metrics next to
+    /// popularity bias and, with generation, hallucination (method.md §4).
+    Evaluate {
+        /// Validation or test.
+        split: SplitName,
+        /// Users drawn (seeded; 0: all).
+        users: usize,
+        /// Also generate up to this many tokens per user (0: rank only).
+        generate: usize,
+    },
     /// Rank and generate with this trained adapter (`None`: the base model).
     UseAdapter {
         /// Index into the adapters trained in this session.
@@ -180,6 +191,19 @@ pub struct TrainSummary {
     pub start: String,
     /// Whether the user stopped it early.
     pub cancelled: bool,
+}
+
+/// One model's metrics on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The model: "base model" or an adapter's name.
+    pub model: String,
+    /// Which split.
+    pub split: SplitName,
+    /// The metrics.
+    pub report: EvalReport,
+    /// Wall time in seconds.
+    pub seconds: f64,
 }
 
 /// Where a dataset comes from.
@@ -321,6 +345,15 @@ pub enum Response {
         /// `adapter_config.json`.
         config: String,
     },
+    /// Progress of an evaluation.
+    EvalProgress {
+        /// Users done.
+        done: u64,
+        /// Users in all.
+        total: u64,
+    },
+    /// An evaluation finished.
+    Evaluated(Box<Evaluation>),
     /// An imported adapter joined the list.
     AdapterAdded {
         /// Its index.

@@ -6,7 +6,9 @@ use recalign_core::train::StepReport;
 use recalign_core::{Generation, Ranking};
 use yew::Reducible;
 
-use crate::protocol::{DatasetInfo, DeviceKind, ModelInfo, OracleSummary, Response, TrainSummary};
+use crate::protocol::{
+    DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, Response, TrainSummary,
+};
 
 /// A long step in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +36,10 @@ pub struct TrainingView {
     pub running: bool,
     /// The user asked it to stop.
     pub cancelling: bool,
-    /// Held between steps.
+    /// Held between steps (the worker confirmed that no step is running).
     pub paused: bool,
+    /// The user asked for a pause (or, false, for it to end) that the worker has not confirmed.
+    pub pausing: Option<bool>,
     /// How it ended.
     pub summary: Option<TrainSummary>,
 }
@@ -184,6 +188,10 @@ pub struct AppState {
     pub adapter_in_use: Option<usize>,
     /// A one-line confirmation (e.g. an export), shown in the Align card.
     pub notice: Option<String>,
+    /// Every evaluation of this session, oldest first.
+    pub evaluations: Vec<Evaluation>,
+    /// An evaluation in progress (users done, users in all).
+    pub evaluating: Option<(u64, u64)>,
 }
 
 impl Default for AppState {
@@ -207,6 +215,8 @@ impl Default for AppState {
             adapters: Vec::new(),
             adapter_in_use: None,
             notice: None,
+            evaluations: Vec::new(),
+            evaluating: None,
         }
     }
 }
@@ -291,6 +301,10 @@ pub enum Action {
     },
     /// The user asked the running training to stop.
     CancelRequested,
+    /// The user asked the running training to hold (true) or go on (false).
+    PauseRequested(bool),
+    /// An evaluation request was sent.
+    EvalStarted,
     /// Dismiss the error.
     DismissError,
     /// Show an error raised on the page itself.
@@ -371,6 +385,7 @@ impl Reducible for AppState {
                 Response::TrainPaused(paused) => {
                     if let Some(t) = s.training.as_mut() {
                         t.paused = paused;
+                        t.pausing = None;
                     }
                 }
                 Response::Trained(summary) => {
@@ -382,9 +397,15 @@ impl Reducible for AppState {
                         t.running = false;
                         t.cancelling = false;
                         t.paused = false;
+                        t.pausing = None;
                         t.preparing = None;
                         t.summary = Some(summary);
                     }
+                }
+                Response::EvalProgress { done, total } => s.evaluating = Some((done, total)),
+                Response::Evaluated(evaluation) => {
+                    s.evaluations.push(*evaluation);
+                    s.evaluating = None;
                 }
                 Response::AdapterAdded { index, name } => {
                     if s.adapters.len() <= index {
@@ -407,10 +428,12 @@ impl Reducible for AppState {
                 }
                 Response::TrainFailed { during, message } => {
                     s.error = Some(format!("Error while {during}: {message}"));
+                    s.evaluating = None;
                     if let Some(t) = s.training.as_mut() {
                         t.running = false;
                         t.cancelling = false;
                         t.paused = false;
+                        t.pausing = None;
                         t.preparing = None;
                     }
                 }
@@ -466,14 +489,24 @@ impl Reducible for AppState {
                     running: true,
                     cancelling: false,
                     paused: false,
+                    pausing: None,
                     summary: None,
                 });
                 s.error = None;
+            }
+            Action::PauseRequested(pause) => {
+                if let Some(t) = s.training.as_mut() {
+                    t.pausing = Some(pause);
+                }
             }
             Action::CancelRequested => {
                 if let Some(t) = s.training.as_mut() {
                     t.cancelling = true;
                 }
+            }
+            Action::EvalStarted => {
+                s.evaluating = Some((0, 0));
+                s.error = None;
             }
             Action::DismissError => s.error = None,
             Action::Error(e) => {

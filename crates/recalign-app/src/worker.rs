@@ -89,7 +89,7 @@ impl Worker for ModelWorker {
                 request,
                 Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
             );
-            let train_request = matches!(request, Request::Train(_));
+            let train_request = matches!(request, Request::Train(_) | Request::Evaluate { .. });
             if let Err((during, message)) = handle(request, &shared, &reply).await {
                 reply(if data_request {
                     Response::DataFailed { during, message }
@@ -164,14 +164,9 @@ async fn handle(
             Ok(())
         }
         Request::PauseTraining(pause) => {
-            let training = {
-                let mut s = shared.borrow_mut();
-                s.paused = pause && s.training;
-                s.training
-            };
-            if training {
-                reply(Response::TrainPaused(pause));
-            }
+            // The training loop confirms (`TrainPaused`) when it actually holds or goes on.
+            let mut s = shared.borrow_mut();
+            s.paused = pause && s.training;
             Ok(())
         }
         Request::ExportAdapter { index } => {
@@ -227,6 +222,13 @@ async fn handle(
             reply(Response::AdapterInUse { index: Some(index) });
             Ok(())
         }
+        Request::Evaluate {
+            split,
+            users,
+            generate,
+        } => evaluate_model(shared, split, users, generate, reply)
+            .await
+            .map_err(|m| (format!("evaluating on the {} split", split.name()), m)),
         Request::UseAdapter { index } => {
             use_adapter(shared, index).map_err(|m| ("switching the adapter".to_string(), m))?;
             reply(Response::AdapterInUse { index });
@@ -790,8 +792,12 @@ async fn train(
     let mut cancelled = false;
     while !trainer.is_done() {
         // A pause holds here, between steps, until resumed or cancelled.
-        while shared.borrow().paused && !shared.borrow().cancel {
-            sleep_ms(100).await;
+        if shared.borrow().paused && !shared.borrow().cancel {
+            reply(Response::TrainPaused(true));
+            while shared.borrow().paused && !shared.borrow().cancel {
+                sleep_ms(100).await;
+            }
+            reply(Response::TrainPaused(false));
         }
         if shared.borrow().cancel {
             cancelled = true;
@@ -839,5 +845,54 @@ async fn train(
         cancelled,
     }));
     reply(Response::AdapterInUse { index: Some(index) });
+    Ok(())
+}
+
+/// Evaluates the model in use on `users` (seeded draw) of `split`, reporting each user.
+async fn evaluate_model(
+    shared: &Rc<RefCell<Shared>>,
+    split: recalign_core::data::split::SplitName,
+    users: usize,
+    generate: usize,
+    reply: &dyn Fn(Response),
+) -> Result<(), String> {
+    if shared.borrow().training {
+        return Err("a training run is using the model; wait for it or cancel it".into());
+    }
+    let lm = model(shared)?;
+    let data = dataset(shared)?;
+    let (log, splits) = &*data;
+    let name = {
+        let s = shared.borrow();
+        s.with_adapter
+            .as_ref()
+            .and_then(|(i, _)| s.adapters.get(*i))
+            .map_or_else(|| "base model".to_string(), |a| a.name.clone())
+    };
+    let examples = train_data::draw(splits.get(split), users, 2024);
+    let request = |e: &recalign_core::data::split::Example| train_data::request_text(log, None, e);
+    let started = now_ms();
+    let report = recalign_core::eval::evaluate(
+        &lm,
+        &examples,
+        &log.catalogue,
+        &splits.popularity,
+        &request,
+        generate,
+        |done, total| {
+            reply(Response::EvalProgress {
+                done: done as u64,
+                total: total as u64,
+            })
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    reply(Response::Evaluated(Box::new(crate::protocol::Evaluation {
+        model: name,
+        split,
+        report,
+        seconds: (now_ms() - started) / 1e3,
+    })));
     Ok(())
 }

@@ -3,6 +3,7 @@
 use gloo_worker::Registrable;
 
 fn main() {
+    recalign_app::startup::run_static_constructors();
     console_error_panic_hook::set_once();
     recalign_app::worker::ModelWorker::registrar().register();
 }

@@ -7,6 +7,7 @@ use recalign_core::train::{LoraSettings, LoraTargets, StepReport, TrainSettings}
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::hash;
 use crate::protocol::{Request, TrainRequest, TrainStage};
 use crate::state::{Action, AppState, TrainingView};
 
@@ -62,6 +63,81 @@ impl Default for AlignForm {
 }
 
 impl AlignForm {
+    /// The defaults, overridden by whatever the URL hash holds (`a.` keys).
+    fn from_hash() -> Self {
+        let d = Self::default();
+        let loss = hash::get("a.loss")
+            .and_then(|v| LossKind::parse(&v).ok())
+            .unwrap_or(d.loss);
+        let strategies: Vec<RejectStrategy> = hash::get("a.strategies")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|n| {
+                        RejectStrategy::ALL
+                            .into_iter()
+                            .find(|s| strategy_id(*s) == n)
+                    })
+                    .collect()
+            })
+            .filter(|v: &Vec<_>| !v.is_empty())
+            .unwrap_or(d.strategies);
+        Self {
+            preference: hash::get("a.stage").map_or(d.preference, |v| v == "preference"),
+            loss,
+            beta: hash::parse("a.beta").unwrap_or_else(|| LossConfig::new(loss).beta),
+            negatives: hash::parse("a.k").unwrap_or(d.negatives),
+            strategies,
+            prompts: hash::parse("a.prompts").unwrap_or(d.prompts),
+            steps: hash::parse("a.steps").unwrap_or(d.steps),
+            batch: hash::parse("a.batch").unwrap_or(d.batch),
+            accumulation: hash::parse("a.accumulation").unwrap_or(d.accumulation),
+            learning_rate: hash::parse("a.lr").unwrap_or(d.learning_rate),
+            rank: hash::parse("a.rank").unwrap_or(d.rank),
+            targets: match hash::get("a.targets").as_deref() {
+                Some("all") => LoraTargets::AllLinear,
+                Some("qv") => LoraTargets::QueryValue,
+                _ => d.targets,
+            },
+            seed: hash::parse("a.seed").unwrap_or(d.seed),
+        }
+    }
+
+    /// The form as hash pairs.
+    fn to_hash(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "a.stage",
+                if self.preference { "preference" } else { "sft" }.into(),
+            ),
+            ("a.loss", self.loss.name().into()),
+            ("a.beta", self.beta.to_string()),
+            ("a.k", self.negatives.to_string()),
+            (
+                "a.strategies",
+                self.strategies
+                    .iter()
+                    .map(|s| strategy_id(*s))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("a.prompts", self.prompts.to_string()),
+            ("a.steps", self.steps.to_string()),
+            ("a.batch", self.batch.to_string()),
+            ("a.accumulation", self.accumulation.to_string()),
+            ("a.lr", self.learning_rate.to_string()),
+            ("a.rank", self.rank.to_string()),
+            (
+                "a.targets",
+                match self.targets {
+                    LoraTargets::AllLinear => "all",
+                    LoraTargets::QueryValue => "qv",
+                }
+                .into(),
+            ),
+            ("a.seed", self.seed.to_string()),
+        ]
+    }
+
     fn request(&self) -> TrainRequest {
         let stage = if self.preference {
             let mut loss = LossConfig::new(self.loss);
@@ -117,7 +193,8 @@ fn strategy_id(s: RejectStrategy) -> &'static str {
 /// Stage, loss, sampling, LoRA and optimiser settings; start and cancel; live reports.
 #[function_component(AlignPanel)]
 pub fn align_panel(props: &AlignPanelProps) -> Html {
-    let form = use_state(AlignForm::default);
+    let form = use_state(AlignForm::from_hash);
+    use_effect_with((*form).clone(), |f| hash::set(&f.to_hash()));
     let state = &props.state;
     let running = state.training();
     let can_start = state.ready() && state.dataset.is_some() && !running && !state.busy;
@@ -154,10 +231,17 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             send.emit(Request::CancelTraining);
         })
     };
-    let paused = state.training.as_ref().is_some_and(|t| t.paused);
+    // Held, or asked to hold: the button then offers to go on.
+    let holding = state
+        .training
+        .as_ref()
+        .is_some_and(|t| t.pausing.unwrap_or(t.paused));
     let pause = {
-        let send = props.send.clone();
-        Callback::from(move |_| send.emit(Request::PauseTraining(!paused)))
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |_| {
+            dispatch.emit(Action::PauseRequested(!holding));
+            send.emit(Request::PauseTraining(!holding));
+        })
     };
     let export = {
         let (send, index) = (props.send.clone(), state.adapter_in_use);
@@ -331,7 +415,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                 <button id="train-start" class="primary" onclick={ start } disabled={ !can_start }>
                     { if f.preference { format!("Train {}", f.loss.label()) } else { "Train SFT".to_string() } }
                 </button>
-                <button id="train-pause" onclick={ pause } disabled={ !running }>{ if paused { "Resume" } else { "Pause" } }</button>
+                <button id="train-pause" onclick={ pause } disabled={ !running }>{ if holding { "Resume" } else { "Pause" } }</button>
                 <button id="train-cancel" onclick={ cancel } disabled={ !running || state.training.as_ref().is_some_and(|t| t.cancelling) }>{ "Cancel" }</button>
                 { adapters }
                 <button id="adapter-export" onclick={ export } disabled={ running || state.adapter_in_use.is_none() }>{ "Export (PEFT)" }</button>
@@ -371,7 +455,7 @@ fn training_view(t: &TrainingView) -> Html {
         html! {
             <div id="train-progress">
                 <label for="train-progress-bar">{ format!("{}: step {} of {}{eta}{}", t.label, t.steps.len(), t.planned,
-                    if t.cancelling { " · stopping after this step" } else if t.paused { " · paused (after this step)" } else { "" }) }</label>
+                    if t.cancelling { " · stopping after this step" } else if t.pausing == Some(true) { " · pausing after this step" } else if t.paused { " · paused" } else { "" }) }</label>
                 <progress id="train-progress-bar" max={ t.planned.to_string() } value={ t.steps.len().to_string() } />
             </div>
         }

@@ -4,7 +4,8 @@ use gloo_worker::Spawnable;
 use yew::prelude::*;
 
 use crate::components::{
-    AlignPanel, DataPanel, GenerationView, LossLab, ModelPanel, RankingTable, RequestForm,
+    AlignPanel, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel, RankingTable,
+    RequestForm,
 };
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request, Response};
 use crate::state::{Action, AppState};
@@ -109,6 +110,7 @@ pub fn app() -> Html {
                     | Request::PauseTraining(_)
                     | Request::UseAdapter { .. }
                     | Request::ExportAdapter { .. }
+                    | Request::Evaluate { .. }
                     | Request::ImportAdapter { .. }
             ) {
                 dispatcher.dispatch(Action::Started);
@@ -159,6 +161,7 @@ pub fn app() -> Html {
                 <GenerationView { generation } { named } { ms } />
             }
             <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
+            <EvaluatePanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <LossLab marker={ state.training_marker() } />
         </main>
         <footer>

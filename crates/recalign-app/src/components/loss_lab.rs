@@ -8,6 +8,8 @@ use recalign_core::losses::{LossConfig, LossKind};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::hash;
+
 /// Props of [`LossLab`].
 #[derive(Properties, PartialEq)]
 pub struct LossLabProps {
@@ -43,6 +45,38 @@ impl Default for LabParams {
 }
 
 impl LabParams {
+    /// The defaults, overridden by whatever the URL hash holds (`lab.` keys).
+    fn from_hash() -> Self {
+        let d = Self::default();
+        let get = |k: &str, default: f64| {
+            hash::parse::<f64>(k)
+                .filter(|v| v.is_finite())
+                .unwrap_or(default)
+        };
+        Self {
+            // The sliders' ranges bound what a link may set.
+            beta: get("lab.beta", d.beta).clamp(0.1, 5.0),
+            eps: get("lab.eps", d.eps).clamp(0.0, 0.45),
+            tau: get("lab.tau", d.tau).clamp(0.05, 2.0),
+            gamma: get("lab.gamma", d.gamma),
+            alpha: get("lab.alpha", d.alpha),
+            beta_prime: get("lab.beta-prime", d.beta_prime).clamp(0.1, 5.0),
+            negatives: hash::parse("lab.k").unwrap_or(d.negatives).clamp(1, 8),
+        }
+    }
+
+    fn to_hash(self) -> Vec<(&'static str, String)> {
+        vec![
+            ("lab.beta", self.beta.to_string()),
+            ("lab.eps", self.eps.to_string()),
+            ("lab.tau", self.tau.to_string()),
+            ("lab.gamma", self.gamma.to_string()),
+            ("lab.alpha", self.alpha.to_string()),
+            ("lab.beta-prime", self.beta_prime.to_string()),
+            ("lab.k", self.negatives.to_string()),
+        ]
+    }
+
     fn config(&self, kind: LossKind) -> LossConfig {
         LossConfig {
             beta: self.beta,
@@ -81,7 +115,8 @@ fn reads(kind: LossKind) -> &'static str {
 /// Every loss's curve, with sliders.
 #[function_component(LossLab)]
 pub fn loss_lab(props: &LossLabProps) -> Html {
-    let params = use_state(LabParams::default);
+    let params = use_state(LabParams::from_hash);
+    use_effect_with(*params, |p| hash::set(&p.to_hash()));
     let p = *params;
     let slider = |id: &'static str,
                   label: &'static str,

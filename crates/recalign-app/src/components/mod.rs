@@ -3,6 +3,7 @@
 mod align_panel;
 mod app;
 mod data_panel;
+mod evaluate_panel;
 mod loss_lab;
 mod model_panel;
 mod ranking;
@@ -11,6 +12,7 @@ mod request_form;
 pub use align_panel::AlignPanel;
 pub use app::App;
 pub use data_panel::DataPanel;
+pub use evaluate_panel::EvaluatePanel;
 pub use loss_lab::LossLab;
 pub use model_panel::ModelPanel;
 pub use ranking::{GenerationView, RankingTable};

@@ -1,0 +1,149 @@
+//! The Evaluate card: the model in use (base or an adapter) on validation or test users, with
+//! accuracy next to popularity bias and hallucination (method.md §4), one row per evaluation so
+//! adapters compare side by side.
+
+use recalign_core::data::split::SplitName;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::protocol::{Evaluation, Request};
+use crate::state::{Action, AppState};
+
+/// Props of [`EvaluatePanel`].
+#[derive(Properties, PartialEq)]
+pub struct EvaluatePanelProps {
+    /// Page state.
+    pub state: AppState,
+    /// Sends a request to the worker.
+    pub send: Callback<Request>,
+    /// Changes the page state.
+    pub dispatch: Callback<Action>,
+}
+
+/// Tokens generated per user when generation is on: enough for any catalogue title.
+const GENERATE_TOKENS: usize = 24;
+
+/// Split, users and generation; a metrics table of every evaluation so far.
+#[function_component(EvaluatePanel)]
+pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
+    let state = &props.state;
+    let split = use_state(|| SplitName::Validation);
+    let users = use_state(|| 20usize);
+    let generate = use_state(|| true);
+    let busy = state.evaluating.is_some() || state.training() || state.busy;
+    let can_run = state.ready() && state.dataset.is_some() && !busy;
+    let run = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (split, users, generate) = (*split, *users, *generate);
+        Callback::from(move |_| {
+            dispatch.emit(Action::EvalStarted);
+            send.emit(Request::Evaluate {
+                split,
+                users,
+                generate: if generate { GENERATE_TOKENS } else { 0 },
+            });
+        })
+    };
+    let on_split = {
+        let split = split.clone();
+        Callback::from(move |e: Event| {
+            let v = e.target_unchecked_into::<HtmlSelectElement>().value();
+            split.set(if v == "test" {
+                SplitName::Test
+            } else {
+                SplitName::Validation
+            });
+        })
+    };
+    let on_users = {
+        let users = users.clone();
+        Callback::from(move |e: Event| {
+            if let Ok(n) = e
+                .target_unchecked_into::<HtmlInputElement>()
+                .value()
+                .trim()
+                .parse()
+            {
+                users.set(n);
+            }
+        })
+    };
+    let on_generate = {
+        let generate = generate.clone();
+        Callback::from(move |e: Event| {
+            generate.set(e.target_unchecked_into::<HtmlInputElement>().checked());
+        })
+    };
+    let progress = state.evaluating.map(|(done, total)| {
+        html! {
+            <div id="eval-progress">
+                <label for="eval-progress-bar">{ format!("Evaluating the {}: {done} of {total} users", state.model_in_use()) }</label>
+                if total > 0 {
+                    <progress id="eval-progress-bar" max={ total.to_string() } value={ done.to_string() } />
+                } else {
+                    <progress id="eval-progress-bar" />
+                }
+            </div>
+        }
+    });
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    let row = |e: &Evaluation| {
+        let r = &e.report;
+        let g = r.generation.as_ref();
+        html! {
+            <tr>
+                <td>{ e.model.clone() }</td>
+                <td>{ e.split.name() }</td>
+                <td class="num">{ r.ranking.examples }</td>
+                <td class="num">{ format!("{:.3}", r.ranking.hr[0]) }</td>
+                <td class="num">{ format!("{:.3}", r.ranking.hr[2]) }</td>
+                <td class="num">{ format!("{:.3}", r.ranking.ndcg[2]) }</td>
+                <td class="num">{ format!("{:.3}", r.ranking.mrr) }</td>
+                <td class="num">{ format!("{:.1}", r.bias_at_1.average_popularity) }</td>
+                <td class="num">{ pct(r.bias_at_1.tail_percentage) }</td>
+                <td class="num">{ pct(r.bias_at_5.item_coverage) }</td>
+                <td class="num">{ format!("{:.3}", r.bias_at_5.gini_index) }</td>
+                <td class="num">{ g.map_or("–".into(), |g| pct(g.valid_ratio)) }</td>
+                <td class="num">{ g.map_or("–".into(), |g| format!("{:.3}", g.hit_ratio_at_1)) }</td>
+                <td class="num">{ format!("{:.0} s", e.seconds) }</td>
+            </tr>
+        }
+    };
+    html! {
+        <section class="card" id="evaluate-card">
+            <h2>{ "Evaluate" }</h2>
+            <p class="meta">{ "Accuracy next to popularity bias and hallucination, for the model in use; evaluate the base model and each adapter to compare them row by row. HR and NDCG rank the 20 candidates; AvgPop@1 is the mean training popularity of the top pick (lower: less popularity bias); Tail@1 the share of top picks outside the 20% most popular items; Coverage@5 and Gini@5 how widely the top-5 lists spread over the catalogue; ValidRatio the share of generated answers naming exactly one candidate (the rest are hallucinations); HitRatio@1 the share naming the right one." }</p>
+            <div class="fields">
+                <label class="field">{ "Split" }
+                    <select id="eval-split" onchange={ on_split } disabled={ busy }>
+                        <option value="validation" selected={ *split == SplitName::Validation }>{ "validation" }</option>
+                        <option value="test" selected={ *split == SplitName::Test }>{ "test" }</option>
+                    </select>
+                </label>
+                <label class="field">{ "Users (0: all)" }
+                    <input type="text" inputmode="numeric" id="eval-users" value={ users.to_string() } onchange={ on_users } disabled={ busy } />
+                </label>
+            </div>
+            <div class="actions">
+                <label class="check">
+                    <input type="checkbox" id="eval-generate" checked={ *generate } onchange={ on_generate } disabled={ busy } />
+                    { format!(" Also generate an answer per user (up to {GENERATE_TOKENS} tokens): ValidRatio, HitRatio@1") }
+                </label>
+                <button id="eval-run" class="primary" onclick={ run } disabled={ !can_run }>{ format!("Evaluate the {}", state.model_in_use()) }</button>
+            </div>
+            { progress.unwrap_or_default() }
+            if !state.evaluations.is_empty() {
+                <div class="scroll">
+                    <table class="metrics wide" id="eval-table">
+                        <thead><tr>
+                            <th>{ "model" }</th><th>{ "split" }</th><th>{ "users" }</th><th>{ "HR@1" }</th><th>{ "HR@5" }</th>
+                            <th>{ "NDCG@5" }</th><th>{ "MRR" }</th><th>{ "AvgPop@1" }</th><th>{ "Tail@1" }</th>
+                            <th>{ "Coverage@5" }</th><th>{ "Gini@5" }</th><th>{ "ValidRatio" }</th><th>{ "HitRatio@1" }</th><th>{ "time" }</th>
+                        </tr></thead>
+                        <tbody>{ for state.evaluations.iter().map(row) }</tbody>
+                    </table>
+                </div>
+            }
+        </section>
+    }
+}
