@@ -380,7 +380,7 @@ await test('on a 390x844 phone screen nothing sticks out sideways', false, async
   const overflow = await page.evaluate(() => {
     const width = document.documentElement.clientWidth;
     const wide = [...document.querySelectorAll('body *')]
-      .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('table.steps'))
+      .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('table.steps, .scroll'))
       .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className ? `.${el.className}` : ''}`);
     return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 10) };
   });

@@ -53,7 +53,7 @@ try {
   const overflow = await page.evaluate(() => {
     const width = document.documentElement.clientWidth;
     const wide = [...document.querySelectorAll('body *')]
-      .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('table.steps'))
+      .filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('table.steps, .scroll'))
       .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}`);
     return { scrollWidth: document.documentElement.scrollWidth, width, wide: wide.slice(0, 10) };
   });

@@ -164,14 +164,14 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             <div id="oracle-result">
                 <p>{ format!("SASRec trained {} epochs in {:.0} s (loss {:.2} → {:.2}); {} validation users, 20 candidates each:",
                     o.epochs, o.seconds, o.losses.first().copied().unwrap_or(f64::NAN), o.losses.last().copied().unwrap_or(f64::NAN), o.users) }</p>
-                <table class="metrics">
+                <div class="scroll"><table class="metrics">
                     <thead><tr><th>{ "scorer" }</th><th>{ "HR@1" }</th><th>{ "HR@5" }</th><th>{ "NDCG@5" }</th><th>{ "MRR" }</th></tr></thead>
                     <tbody>
                         { row("SASRec", &o.sasrec) }
                         { row("popularity", &o.popularity) }
                         { row("random", &o.random) }
                     </tbody>
-                </table>
+                </table></div>
             </div>
         }
     });
