@@ -1,6 +1,7 @@
 // Takes docs/views/*.png: each view of the page at 1280x800 with the real model on the CPU
-// device (ranking, the data card with a trained oracle, the Align card after SFT and DPO, the
-// loss lab with the training marker), and checks that nothing overflows a 390x844 phone screen.
+// device (ranking, the data card with a trained oracle, the Align card after SFT and RosePO,
+// Evaluate with the base model and the RosePO adapter, the loss lab with the training marker),
+// and checks that nothing overflows a 390x844 phone screen.
 // Usage: node web/e2e/screenshots.mjs <recalign binary> <dist dir> <out dir>
 import { chromium } from 'playwright-core';
 import { startServer, chromiumArgs } from './serve.mjs';
@@ -18,7 +19,8 @@ const browser = await chromium.launch({
 const set = async (page, sel, v) => { await page.fill(sel, String(v)); await page.locator(sel).dispatchEvent('change'); };
 const long = { timeout: 1_800_000 };
 const shoot = async (page, sel, name) => {
-  await page.locator(sel).evaluate((el) => el.scrollIntoView({ block: 'start' }));
+  // The card that holds `sel`, scrolled to the top of the viewport.
+  await page.locator(sel).evaluate((el) => (el.closest('section') ?? el).scrollIntoView({ block: 'start' }));
   await page.screenshot({ path: path.join(out, `${name}.png`) });
   console.log(`${name}.png`);
 };
@@ -33,7 +35,7 @@ try {
   await page.waitForSelector('#test-user', long);
   await page.click('#rank');
   await page.waitForSelector('#ranking tr.candidate', long);
-  await shoot(page, 'header', 'recommend');
+  await shoot(page, '#history', 'recommend');
   await shoot(page, '#data-card', 'data');
   await set(page, '#train-prompts', 4);
   await set(page, '#train-steps', 3);
@@ -46,6 +48,15 @@ try {
   await page.click('#train-start');
   await page.waitForFunction(() => document.querySelector('#train-summary')?.textContent.startsWith('RosePO #1'), null, long);
   await shoot(page, '#align-card', 'align');
+  // Evaluate: the base model and the RosePO adapter on the same 10 validation users.
+  await set(page, '#eval-users', 10);
+  for (const [choice, rows] of [['base', 1], ['1', 2]]) {
+    await page.selectOption('#adapter-select', choice);
+    await page.waitForFunction(() => !document.querySelector('#eval-run').disabled, null, long);
+    await page.click('#eval-run');
+    await page.waitForFunction((n) => document.querySelectorAll('#eval-table tbody tr').length === n, rows, long);
+  }
+  await shoot(page, '#evaluate-card', 'evaluate');
   await shoot(page, '#loss-lab', 'loss-lab');
 
   // A phone: nothing may stick out to the right of the 390 px viewport.
