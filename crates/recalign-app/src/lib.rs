@@ -4,7 +4,9 @@
 //! - [`protocol`]: the serde messages between the two.
 //! - [`worker`]: the worker: device selection (WebGPU, else Burn's CPU device), model loading
 //!   from the same origin with progress, ranking and generation.
-//!   It also parses and splits datasets and trains the SASRec oracle on the CPU device.
+//!   It also parses and splits datasets, trains the SASRec oracle on the CPU device, trains LoRA
+//!   adapters (SFT and every preference loss) with the core's trainers, evaluates, and exports
+//!   and imports adapters.
 //! - [`state`]: the UI's state and its reducer.
 //! - [`components`]: the UI's function components.
 //! - [`startup`]: what both binaries run first (static constructors, once).

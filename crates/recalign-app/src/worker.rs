@@ -1,6 +1,7 @@
 //! The model worker: picks the device, loads the GGUF from the same origin with progress, and
-//! answers ranking and generation requests. It runs in a dedicated Web Worker, so its long
-//! synchronous steps (dequantising weights) never freeze the page.
+//! answers ranking, generation, training, evaluation and adapter requests. It runs in a
+//! dedicated Web Worker, so its long synchronous steps (dequantising weights, training steps)
+//! never freeze the page.
 
 use std::cell::RefCell;
 use std::rc::Rc;
