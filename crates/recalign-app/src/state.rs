@@ -45,6 +45,15 @@ pub struct TrainingView {
 }
 
 impl TrainingView {
+    /// The run ended (finished, cancelled or failed): nothing runs, holds or prepares any more.
+    fn end(&mut self) {
+        self.running = false;
+        self.cancelling = false;
+        self.paused = false;
+        self.pausing = None;
+        self.preparing = None;
+    }
+
     /// Seconds per step so far (from the reports' token rates) and the estimated time left.
     pub fn eta_seconds(&self) -> Option<(f64, f64)> {
         let secs: f64 = self
@@ -242,6 +251,14 @@ impl AppState {
         self.model.is_some() && self.progress.is_none()
     }
 
+    /// Records the name of the worker's adapter `index` (the worker numbers them).
+    fn name_adapter(&mut self, index: usize, name: String) {
+        if self.adapters.len() <= index {
+            self.adapters.resize(index + 1, String::new());
+        }
+        self.adapters[index] = name;
+    }
+
     /// Whether a training run is going.
     pub fn training(&self) -> bool {
         self.training.as_ref().is_some_and(|t| t.running)
@@ -389,16 +406,9 @@ impl Reducible for AppState {
                     }
                 }
                 Response::Trained(summary) => {
-                    if s.adapters.len() <= summary.index {
-                        s.adapters.resize(summary.index + 1, String::new());
-                    }
-                    s.adapters[summary.index] = summary.name.clone();
+                    s.name_adapter(summary.index, summary.name.clone());
                     if let Some(t) = s.training.as_mut() {
-                        t.running = false;
-                        t.cancelling = false;
-                        t.paused = false;
-                        t.pausing = None;
-                        t.preparing = None;
+                        t.end();
                         t.summary = Some(summary);
                     }
                 }
@@ -407,12 +417,7 @@ impl Reducible for AppState {
                     s.evaluations.push(*evaluation);
                     s.evaluating = None;
                 }
-                Response::AdapterAdded { index, name } => {
-                    if s.adapters.len() <= index {
-                        s.adapters.resize(index + 1, String::new());
-                    }
-                    s.adapters[index] = name;
-                }
+                Response::AdapterAdded { index, name } => s.name_adapter(index, name),
                 Response::AdapterExported { name, .. } => {
                     s.notice = Some(format!(
                         "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
@@ -430,11 +435,7 @@ impl Reducible for AppState {
                     s.error = Some(format!("Error while {during}: {message}"));
                     s.evaluating = None;
                     if let Some(t) = s.training.as_mut() {
-                        t.running = false;
-                        t.cancelling = false;
-                        t.paused = false;
-                        t.pausing = None;
-                        t.preparing = None;
+                        t.end();
                     }
                 }
                 Response::Failed { during, message } => {

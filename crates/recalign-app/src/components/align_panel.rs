@@ -7,6 +7,7 @@ use recalign_core::train::{LoraSettings, LoraTargets, StepReport, TrainSettings}
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use super::files;
 use crate::hash;
 use crate::protocol::{Request, TrainRequest, TrainStage};
 use crate::state::{Action, AppState, TrainingView};
@@ -254,13 +255,11 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     let import = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
         Callback::from(move |e: Event| {
-            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
-                return;
-            };
-            let Some(list) = input.files() else { return };
-            let files: Vec<web_sys::File> =
-                (0..list.length()).filter_map(|i| list.get(i)).collect();
-            input.set_value("");
+            let files = files::picked(&e);
+            // Picking the same files again must fire `change` again.
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.set_value("");
+            }
             let (configs, weights): (Vec<_>, Vec<_>) = files
                 .into_iter()
                 .partition(|f| f.name().to_lowercase().ends_with(".json"));
@@ -274,24 +273,12 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             let send = send.clone();
             let dispatch = dispatch.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let read = |f: web_sys::File| async move {
-                    let name = f.name();
-                    gloo_file::futures::read_as_bytes(&gloo_file::File::from(f))
-                        .await
-                        .map_err(|e| format!("Cannot read {name}: {e}"))
-                };
                 let name = weights.name();
-                let bytes = match read(weights).await {
-                    Ok(b) => b,
-                    Err(e) => return dispatch.emit(Action::Error(e)),
-                };
-                let config = match configs.into_iter().next() {
-                    Some(f) => match read(f).await {
-                        Ok(b) => Some(b),
+                let (bytes, config) =
+                    match files::read_pair(weights, configs.into_iter().next()).await {
+                        Ok(b) => b,
                         Err(e) => return dispatch.emit(Action::Error(e)),
-                    },
-                    None => None,
-                };
+                    };
                 send.emit(Request::ImportAdapter {
                     name,
                     bytes,

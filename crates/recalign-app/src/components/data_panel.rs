@@ -1,9 +1,9 @@
 //! The data card: the dataset's split statistics, bringing your own interaction files, training
 //! the SASRec preference oracle with live progress, and filling the form with a real test user.
 
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::files;
 use crate::protocol::{DataSource, Request};
 use crate::state::{Action, AppState};
 
@@ -42,12 +42,7 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
     let on_files = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
         Callback::from(move |e: Event| {
-            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
-                return;
-            };
-            let Some(list) = input.files() else { return };
-            let files: Vec<web_sys::File> =
-                (0..list.length()).filter_map(|i| list.get(i)).collect();
+            let files = files::picked(&e);
             if files.is_empty() || files.len() > 2 {
                 dispatch.emit(Action::Error(
                     "Pick the interactions file and its items file (two files), or one S-DPO/LLaRA file.".into(),
@@ -76,22 +71,9 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             dispatch.emit(Action::DataStarted(format!("Reading {name}")));
             let (send, dispatch) = (send.clone(), dispatch.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let read = |f: web_sys::File| async move {
-                    let name = f.name();
-                    gloo_file::futures::read_as_bytes(&gloo_file::File::from(f))
-                        .await
-                        .map_err(|e| format!("Cannot read {name}: {e}"))
-                };
-                let interactions = match read(main).await {
-                    Ok(b) => b,
+                let (interactions, items) = match files::read_pair(main, items).await {
+                    Ok(bytes) => bytes,
                     Err(e) => return dispatch.emit(Action::Error(e)),
-                };
-                let items = match items {
-                    Some(f) => match read(f).await {
-                        Ok(b) => Some(b),
-                        Err(e) => return dispatch.emit(Action::Error(e)),
-                    },
-                    None => None,
                 };
                 send.emit(Request::LoadDataset(DataSource::Files {
                     name,

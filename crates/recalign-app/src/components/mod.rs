@@ -4,6 +4,7 @@ mod align_panel;
 mod app;
 mod data_panel;
 mod evaluate_panel;
+mod files;
 mod loss_lab;
 mod model_panel;
 mod ranking;
