@@ -6,15 +6,18 @@
 //! optimiser is applied only after that read-back shows a finite loss, so a NaN stops training
 //! with the weights of the last good step; everything random is seeded.
 
+mod adamw;
 pub mod data;
 pub mod lora;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -25,6 +28,7 @@ use crate::losses::tensor::{LossInputs, batch_loss, read};
 use crate::losses::{LossConfig, LossState};
 use crate::model::{Llama, LlamaWeights};
 use crate::{Error, Result};
+pub use adamw::{OptimizerState, ParamMoments};
 pub use lora::{Adapter, LoraSettings, LoraTargets};
 
 /// Optimiser, schedule and batching.
@@ -212,7 +216,7 @@ fn clip_global_norm(
 /// The optimiser, schedule and data order both trainers share.
 struct Loop {
     settings: TrainSettings,
-    optim: ModuleOptimizer,
+    optim: adamw::AdamW,
     order: Vec<usize>,
     cursor: usize,
     epochs: usize,
@@ -229,9 +233,7 @@ impl Loop {
         let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut rng);
-        let optim = AdamWConfig::new()
-            .with_weight_decay(settings.weight_decay as f32)
-            .init();
+        let optim = adamw::AdamW::new(settings.weight_decay as f32);
         Ok(Self {
             settings,
             optim,
@@ -462,7 +464,8 @@ impl SftTrainer {
             &s.factor_ids,
         )?;
         trainer.ids = trainable_ids(&trainer.policy);
-        trainer.run.optim = load_optimizer(trainer.run.optim, &checkpoint.optimizer)?;
+        adamw::check_state(&checkpoint.optimizer, &trainer.policy.weights)?;
+        trainer.run.optim.restore(&checkpoint.optimizer);
         trainer.run.restore(s.step, s.epochs, s.cursor)?;
         Ok(trainer)
     }
@@ -496,42 +499,56 @@ pub struct Checkpoint {
     pub state: CheckpointState,
     /// The adapter at that step.
     pub adapter: Adapter,
-    /// AdamW's state (Burn's burnpack bytes).
-    pub optimizer: Vec<u8>,
+    /// AdamW's moments.
+    pub optimizer: OptimizerState,
 }
 
 const CHECKPOINT_STATE_KEY: &str = "recalign.checkpoint";
-const OPTIMIZER_TENSOR: &str = "recalign.optimizer";
+/// AdamW's moments are stored as `recalign.adamw.{param id}.first` / `.second`, their step
+/// counts as JSON metadata under [`OPTIMIZER_TIMES_KEY`].
+const OPTIMIZER_PREFIX: &str = "recalign.adamw.";
+const OPTIMIZER_TIMES_KEY: &str = "recalign.adamw.time";
 
 impl Checkpoint {
-    /// One file: the adapter's tensors in PEFT's layout, the optimiser state as a byte tensor and
-    /// the position as JSON metadata.
+    /// One file: the adapter's tensors in PEFT's layout, AdamW's moments as f32 tensors, and the
+    /// position as JSON metadata.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let err = |e: safetensors::SafeTensorError| Error::Train(e.to_string());
+        let json = |e: serde_json::Error| Error::Train(e.to_string());
         let adapter = self.adapter.to_safetensors()?;
-        let st = safetensors::SafeTensors::deserialize(&adapter)
-            .map_err(|e| Error::Train(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(&adapter).map_err(err)?;
         let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
             st.tensors().into_iter().collect();
-        views.push((
-            OPTIMIZER_TENSOR.to_string(),
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::U8,
-                vec![self.optimizer.len()],
-                &self.optimizer,
-            )
-            .map_err(|e| Error::Train(e.to_string()))?,
-        ));
+        let mut times = BTreeMap::new();
+        let mut moments = Vec::new();
+        for (id, p) in &self.optimizer.params {
+            times.insert(*id, p.time);
+            for (leaf, values) in [("first", &p.first), ("second", &p.second)] {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                moments.push((format!("{OPTIMIZER_PREFIX}{id}.{leaf}"), values.len(), bytes));
+            }
+        }
+        for (name, n, bytes) in &moments {
+            views.push((
+                name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*n], bytes)
+                    .map_err(err)?,
+            ));
+        }
         let mut meta = std::collections::HashMap::new();
-        let (_, header) = safetensors::SafeTensors::read_metadata(&adapter)
-            .map_err(|e| Error::Train(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&adapter).map_err(err)?;
         if let Some(m) = header.metadata() {
             meta.extend(m.clone());
         }
         meta.insert(
             CHECKPOINT_STATE_KEY.to_string(),
-            serde_json::to_string(&self.state).map_err(|e| Error::Train(e.to_string()))?,
+            serde_json::to_string(&self.state).map_err(json)?,
         );
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Train(e.to_string()))
+        meta.insert(
+            OPTIMIZER_TIMES_KEY.to_string(),
+            serde_json::to_string(&times).map_err(json)?,
+        );
+        safetensors::serialize(views, Some(meta)).map_err(err)
     }
 
     /// Reads [`Self::to_bytes`]' output.
@@ -539,22 +556,48 @@ impl Checkpoint {
         let bad = |why: String| Error::Train(format!("checkpoint: {why}"));
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let state: CheckpointState = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(CHECKPOINT_STATE_KEY))
+        let meta = header.metadata().clone().unwrap_or_default();
+        let state: CheckpointState = meta
+            .get(CHECKPOINT_STATE_KEY)
             .ok_or_else(|| bad("no training state: this is not a recalign checkpoint".into()))
             .and_then(|s| serde_json::from_str(s).map_err(|e| bad(e.to_string())))?;
+        let times: BTreeMap<u64, usize> = meta
+            .get(OPTIMIZER_TIMES_KEY)
+            .ok_or_else(|| bad("no optimiser state".into()))
+            .and_then(|s| serde_json::from_str(s).map_err(|e| bad(e.to_string())))?;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-        let optimizer = st
-            .tensor(OPTIMIZER_TENSOR)
-            .map_err(|_| bad("no optimiser state".into()))?
-            .data()
-            .to_vec();
+        let moment = |id: u64, leaf: &str| -> Result<Vec<f32>> {
+            let name = format!("{OPTIMIZER_PREFIX}{id}.{leaf}");
+            let t = st
+                .tensor(&name)
+                .map_err(|_| bad(format!("{name} is missing")))?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(bad(format!("{name} is {:?}, not F32", t.dtype())));
+            }
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
+        let mut optimizer = OptimizerState::default();
+        for (&id, &time) in &times {
+            let (first, second) = (moment(id, "first")?, moment(id, "second")?);
+            if first.len() != second.len() {
+                return Err(bad(format!("parameter {id}'s moments differ in size")));
+            }
+            optimizer.params.insert(
+                id,
+                ParamMoments {
+                    time,
+                    first,
+                    second,
+                },
+            );
+        }
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
             .tensors()
             .into_iter()
-            .filter(|(n, _)| n != OPTIMIZER_TENSOR)
+            .filter(|(n, _)| !n.starts_with(OPTIMIZER_PREFIX))
             .collect();
         let mut meta = std::collections::HashMap::new();
         meta.insert(
@@ -580,11 +623,7 @@ async fn checkpoint(
     loss_state: LossState,
 ) -> Result<Checkpoint> {
     let adapter = Adapter::read(&policy.weights, lora).await?;
-    let optimizer = run
-        .optim
-        .into_bytes()
-        .map_err(|e| Error::Train(format!("cannot save the optimiser state: {e:?}")))?
-        .to_vec();
+    let optimizer = run.optim.state().await?;
     Ok(Checkpoint {
         state: CheckpointState {
             step: run.step,
@@ -599,12 +638,6 @@ async fn checkpoint(
         adapter,
         optimizer,
     })
-}
-
-fn load_optimizer(optim: ModuleOptimizer, bytes: &[u8]) -> Result<ModuleOptimizer> {
-    optim
-        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| Error::Train(format!("cannot read the optimiser state: {e:?}")))
 }
 
 /// A preference pair, tokenised once: the prompt is shared by the chosen and all rejected answers.
@@ -920,7 +953,8 @@ impl PreferenceTrainer {
             &s.factor_ids,
         )?;
         trainer.ids = trainable_ids(&trainer.policy);
-        trainer.run.optim = load_optimizer(trainer.run.optim, &checkpoint.optimizer)?;
+        adamw::check_state(&checkpoint.optimizer, &trainer.policy.weights)?;
+        trainer.run.optim.restore(&checkpoint.optimizer);
         trainer.run.restore(s.step, s.epochs, s.cursor)?;
         trainer.loss_state = s.loss_state;
         Ok(trainer)
