@@ -145,12 +145,23 @@ await test('a missing model file is reported with what to do', true, async (page
   assert.match(await text(page, '#error'), /HTTP 404.*recalign fetch/);
 });
 
-await test('a non-GGUF file picked by the user is refused and the loaded model is kept', true, async (page) => {
+await test('a non-GGUF file picked or dropped by the user is refused and the loaded model is kept', true, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
   await page.setInputFiles('#model-file', notModel);
   await page.waitForSelector('#error', { timeout: 60_000 });
   assert.match(await text(page, '#error'), /not a GGUF file/);
+  await page.click('#error button');
+  // The same file dropped on the model card.
+  const drop = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['PK\x03\x04 this is a zip, not a model'], 'dropped.gguf'));
+    return dt;
+  });
+  await page.dispatchEvent('#model-card', 'drop', { dataTransfer: drop });
+  await page.waitForSelector('#error', { timeout: 60_000 });
+  assert.match(await text(page, '#error'), /dropped\.gguf.*not a GGUF file/);
+  assert.match(await text(page, '#model-info'), /tiny\.gguf/);
   await page.click('#rank');
   await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
 });
@@ -197,12 +208,27 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   const candidates = await page.locator('#candidates').inputValue();
   assert.ok(history.split('\n').length >= 3, history);
   assert.equal(candidates.split('\n').length, 20);
+  // The catalogue search adds a title to the history.
+  await page.fill('#catalogue-search', 'star wars');
+  await page.waitForSelector('#catalogue-hits .catalogue-hit', { timeout: 10_000 });
+  const hit = (await page.locator('#catalogue-hits .catalogue-hit').first().innerText()).replace(/^\+ /, '');
+  assert.match(hit, /Star Wars/i);
+  await page.locator('#catalogue-hits .catalogue-hit').first().click();
+  const lines = (await page.locator('#history').inputValue()).split('\n');
+  assert.equal(lines[lines.length - 1], hit);
+  assert.equal(lines.length, history.split('\n').length + 1);
   // RosePO: each pair smoothed by the oracle just trained.
   const rosepo = await trainAndWait(page, 'RosePO #1');
   console.log(`      ${rosepo}`);
   assert.match(rosepo, /finished 2 of 2 steps in [\d.]+ s on \d+ pairs \(from the base model\)/);
   const loss = await series(page, '#train-chart-loss');
   assert.ok(loss.length === 2 && loss.every(Number.isFinite), `RosePO loss ${loss}`);
+  // The loss lab shows the distribution of the oracle's smoothing factors of these pairs.
+  const eps = (await page.locator('#rosepo-eps').getAttribute('data-values')).split(',').map(Number);
+  assert.ok(eps.length >= 4 && eps.every((e) => e >= 0 && e <= 0.4), `eps ${eps}`);
+  const bars = await page.locator('#rosepo-eps .bar').evaluateAll((bs) => bs.map((b) => Number(b.dataset.count)));
+  assert.equal(bars.reduce((a, b) => a + b, 0), eps.length);
+  console.log(`      RosePO eps of ${eps.length} pairs: mean ${(eps.reduce((a, b) => a + b, 0) / eps.length).toFixed(3)}`);
 });
 
 await test('a malformed dataset picked by the user is refused by line and the loaded one is kept', false, async (page) => {
@@ -217,7 +243,7 @@ await test('a malformed dataset picked by the user is refused by line and the lo
   assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
 });
 
-await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adapter; pause, resume and cancel; the main thread stays responsive', true, async (page) => {
+await test('the worker trains LoRA SFT then DPO on WebGPU (5 steps each); ranking uses the adapter; pause, resume and cancel; the main thread stays responsive', true, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);
   assert.equal(await text(page, '#device'), 'WebGPU');
@@ -225,18 +251,18 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   const base = await rankingScores(page);
   // Two prompts in one batch: every SFT step sees the same batch, so its loss must fall.
   await setField(page, '#train-prompts', 2);
-  await setField(page, '#train-steps', 2);
+  await setField(page, '#train-steps', 5);
   await setField(page, '#train-batch', 2);
   await setField(page, '#train-accumulation', 1);
   await setField(page, '#train-lr', 0.02);
   await page.evaluate(() => { window.__longest = 0; });
   const sft = await trainAndWait(page, 'SFT #1');
   console.log(`      ${sft}`);
-  assert.match(sft, /finished 2 of 2 steps in/);
+  assert.match(sft, /finished 5 of 5 steps in/);
   const sftLoss = await series(page, '#train-chart-loss');
   console.log(`      SFT loss ${sftLoss.map((v) => v.toFixed(4))}`);
-  assert.equal(sftLoss.length, 2);
-  assert.ok(sftLoss.every(Number.isFinite) && sftLoss[1] < sftLoss[0], `SFT loss ${sftLoss}`);
+  assert.equal(sftLoss.length, 5);
+  assert.ok(sftLoss.every(Number.isFinite) && sftLoss[4] < sftLoss[0], `SFT loss ${sftLoss}`);
   assert.match(await text(page, '#model-in-use'), /SFT #1/);
 
   await page.selectOption('#train-stage', 'preference');
@@ -245,14 +271,30 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   await setField(page, '#train-batch', 1);
   const dpo = await trainAndWait(page, 'DPO #1');
   console.log(`      ${dpo}`);
-  assert.match(dpo, /finished 2 of 2 steps in [\d.]+ s on \d+ pairs \(from SFT #1\)/);
+  assert.match(dpo, /finished 5 of 5 steps in [\d.]+ s on \d+ pairs \(from SFT #1\)/);
   const dpoLoss = await series(page, '#train-chart-loss');
   const margin = await series(page, '#train-chart-margin');
   console.log(`      DPO loss ${dpoLoss.map((v) => v.toFixed(4))}, margin ${margin.map((v) => v.toFixed(4))}`);
   // The policy starts equal to its reference (the SFT adapter): margin 0, loss ln 2.
   assert.ok(Math.abs(dpoLoss[0] - Math.LN2) < 1e-4, `first DPO loss ${dpoLoss[0]}`);
+  assert.equal(dpoLoss.length, 5);
   assert.ok(dpoLoss.every(Number.isFinite) && margin.every(Number.isFinite));
-  assert.notEqual(dpoLoss[1], dpoLoss[0]);
+  assert.ok(dpoLoss[4] < dpoLoss[0] && margin[4] > margin[0], `DPO loss ${dpoLoss}, margin ${margin}`);
+  // The other live charts: rewards, pair accuracy, learning rate, tokens/s, one value per step.
+  for (const id of ['#train-chart-chosen', '#train-chart-rejected', '#train-chart-acc', '#train-chart-lr', '#train-chart-tps']) {
+    const v = await series(page, id);
+    assert.ok(v.length === 5 && v.every(Number.isFinite), `${id}: ${v}`);
+  }
+  const lr = await series(page, '#train-chart-lr');
+  assert.ok(lr[4] < lr[1] && lr[4] >= 0, `warm-up then cosine decay: ${lr}`);
+  const chosen = await series(page, '#train-chart-chosen');
+  const rejected = await series(page, '#train-chart-rejected');
+  assert.ok(chosen[4] - rejected[4] > chosen[0] - rejected[0], 'chosen rewards pull away from rejected');
+  // The loss lab marks the last step's margins, each example's and their mean, on DPO's curve.
+  const marks = (await page.locator('#lab-dpo circle.batch-example').evaluateAll((cs) => cs.map((c) => Number(c.dataset.margin))));
+  assert.equal(marks.length, 1, 'batch 1, no accumulation: one example per step');
+  assert.ok(Math.abs(marks[0] - margin[4]) < 1e-4, `marked ${marks} vs margin ${margin[4]}`);
+  assert.equal(await page.locator('#lab-dpo circle.batch').count(), 1);
   const longest = await page.evaluate(() => window.__longest);
   console.log(`      longest main-thread task while SFT and DPO trained: ${longest ? `${longest.toFixed(0)} ms` : 'none over 50 ms'}`);
   // Reported, not asserted: on a 2-core machine the software WebGPU adapter and the worker can
@@ -261,6 +303,18 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   const aligned = await rankingScores(page);
   const moved = Object.keys(base).filter((t) => Math.abs(base[t] - aligned[t]) > 1e-3);
   assert.ok(moved.length > 0, 'the adapter changes the scores');
+  // Side by side: DPO #1 next to the base model, whose column must be the base scores.
+  await page.selectOption('#compare-select', 'base');
+  await page.click('#rank');
+  await page.waitForSelector('#ranking td.compare-score', { timeout: 120_000 });
+  const titles = await page.locator('#ranking td.title').allInnerTexts();
+  const mine = (await page.locator('#ranking td.score').allInnerTexts()).map(Number);
+  const theirs = (await page.locator('#ranking td.compare-score').allInnerTexts()).map(Number);
+  titles.forEach((t, i) => {
+    assert.ok(Math.abs(mine[i] - aligned[t]) < 1e-3, `${t}: ${mine[i]} vs ${aligned[t]}`);
+    assert.ok(Math.abs(theirs[i] - base[t]) < 1e-3, `${t} with the base model: ${theirs[i]} vs ${base[t]}`);
+  });
+  await page.selectOption('#compare-select', 'none');
   await page.selectOption('#adapter-select', 'base');
   await page.waitForFunction(() => document.querySelector('#model-in-use').textContent.includes('base model'));
   const again = await rankingScores(page);
@@ -288,6 +342,117 @@ await test('the worker trains LoRA SFT then DPO on WebGPU; ranking uses the adap
   assert.match(cancelled, /cancelled after \d+ of 500 steps/);
   const options = await page.locator('#adapter-select option').allInnerTexts();
   assert.deepEqual(options, ['base model', 'SFT #1', 'DPO #1', 'SFT #2']);
+});
+
+await test('a reload resumes training from its last checkpoint; the model, adapters and runs survive it', true, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
+  await ready(page);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.waitForFunction(() => /1 model/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
+  await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-steps', 5);
+  await setField(page, '#train-batch', 1);
+  await setField(page, '#train-accumulation', 1);
+  await setField(page, '#train-lr', 0.02);
+  await setField(page, '#train-checkpoint', 1);
+  // An uninterrupted run: the reference for the resumed one (same seed, same data).
+  await trainAndWait(page, 'SFT #1');
+  const full = await series(page, '#train-chart-loss');
+  const withSft = await rankingScores(page);
+  // The same run again, interrupted by a reload after its second step.
+  await page.click('#train-start');
+  await page.waitForFunction(() => /step [2-4] of 5/.test(document.querySelector('#train-progress')?.textContent ?? ''), null, { timeout: 300_000 });
+  await page.reload();
+  await ready(page);
+  await page.waitForSelector('#resume-offer', { timeout: 60_000 });
+  const offer = await text(page, '#resume-offer');
+  console.log(`      after the reload: ${offer.replace(/\s+/g, ' ')}`);
+  const held = Number(/holds step (\d) of 5/.exec(offer)[1]);
+  assert.ok(held >= 1 && held < 5, offer);
+  assert.match(await text(page, '#storage-info'), /1 model, 1 adapter, 1 run/);
+  // The stored adapter joins the list once the model is loaded.
+  await page.waitForFunction(() => document.querySelectorAll('#adapter-select option').length === 2, null, { timeout: 60_000 });
+  assert.deepEqual(await page.locator('#adapter-select option').allInnerTexts(), ['base model', 'SFT #1']);
+  assert.equal(await page.locator('#runs-table tbody tr').count(), 1);
+  await page.click('#resume-run');
+  await page.waitForFunction(() => document.querySelector('#train-summary')?.textContent.startsWith('SFT #2'), null, { timeout: 600_000 });
+  const resumed = await series(page, '#train-chart-loss');
+  console.log(`      uninterrupted ${full.map((v) => v.toFixed(5))}; resumed from step ${held}: ${resumed.map((v) => v.toFixed(5))}`);
+  assert.equal(resumed.length, 5);
+  // Steps after the checkpoint continue exactly where the uninterrupted run went (AdamW's
+  // moments and the data order are restored); WebGPU's float order allows a tiny difference.
+  for (let i = 0; i < 5; i++) assert.ok(Math.abs(resumed[i] - full[i]) < 1e-4, `step ${i + 1}: ${resumed[i]} vs ${full[i]}`);
+  assert.equal(await page.locator('#resume-offer').count(), 0);
+  // The adapter stored before the reload ranks exactly as it did.
+  await page.selectOption('#adapter-select', '0');
+  await page.waitForFunction(() => document.querySelector('#model-in-use').textContent.includes('SFT #1'));
+  const restored = await rankingScores(page);
+  for (const t of Object.keys(withSft)) assert.ok(Math.abs(withSft[t] - restored[t]) < 1e-4, `${t}: ${withSft[t]} vs ${restored[t]}`);
+  // Runs export as JSON.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#runs-export')]);
+  const runs = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+  assert.equal(runs.length, 2);
+  assert.deepEqual(runs.map((r) => r.steps.length), [5, 5]);
+});
+
+await test('a full storage quota is reported with advice; the session goes on and nothing stored is lost', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.waitForFunction(() => /1 model/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
+  // The browser's own quota error (DevTools protocol), not a simulated one.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 1 });
+  await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-steps', 1);
+  await setField(page, '#train-accumulation', 1);
+  await trainAndWait(page, 'SFT #1');
+  await page.waitForSelector('#storage-warning', { timeout: 60_000 });
+  const warning = await text(page, '#storage-warning');
+  console.log(`      ${warning.replace(/\s+/g, ' ').slice(0, 200)}`);
+  assert.match(warning, /quota is full.*Nothing stored before was lost.*Clear stored data/s);
+  // The session keeps the adapter and ranks with it.
+  assert.deepEqual(await page.locator('#adapter-select option').allInnerTexts(), ['base model', 'SFT #1']);
+  await rankingScores(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+  await page.reload();
+  await ready(page);
+  await page.waitForFunction(() => /1 model, 0 adapters, 0 runs/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.match(await text(page, '#stored-models'), /tiny\.gguf/);
+  // Clearing removes it (two clicks).
+  await page.click('#storage-clear');
+  await page.click('#storage-clear-confirm');
+  await page.waitForFunction(() => /0 models, 0 adapters, 0 runs/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.match(await text(page, '#model-info'), /tiny\.gguf/, 'the loaded model stays');
+});
+
+await test('a preference JSONL trains DPO on its own pairs; a malformed one is refused by line', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.selectOption('#train-stage', 'preference');
+  await page.selectOption('#train-pairs', 'file');
+  await page.setInputFiles('#pairs-file', { name: 'bad.jsonl', mimeType: 'application/jsonl',
+    buffer: Buffer.from('{"prompt":"I watched Heat.","chosen":"Casino","rejected":"Babe"}\n{"prompt": 3}\n') });
+  await page.waitForSelector('#error', { timeout: 30_000 });
+  assert.match(await text(page, '#error'), /bad\.jsonl.*line 2/);
+  await page.click('#error button');
+  const pairs = [['Heat', 'Casino', 'Babe'], ['Toy Story', 'Aladdin', 'Fargo'], ['Star Wars', 'Star Trek', 'Clueless']]
+    .map(([seen, chosen, rejected]) => JSON.stringify({ prompt: `I watched ${seen}. Which of Casino, Babe, Aladdin, Fargo, Star Trek, Clueless next?`, chosen, rejected }));
+  await page.setInputFiles('#pairs-file', { name: 'pairs.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(pairs.join('\n') + '\n') });
+  await page.waitForSelector('#pairs-info', { timeout: 30_000 });
+  assert.match(await text(page, '#pairs-info'), /pairs\.jsonl: 3 pairs, 0 with RosePO's eps/);
+  await setField(page, '#train-steps', 2);
+  await setField(page, '#train-accumulation', 1);
+  const dpo = await trainAndWait(page, 'DPO #1');
+  console.log(`      ${dpo}`);
+  assert.match(dpo, /finished 2 of 2 steps in [\d.]+ s on 3 pairs \(from the base model\)/);
+  const loss = await series(page, '#train-chart-loss');
+  assert.ok(Math.abs(loss[0] - Math.LN2) < 1e-4, `first DPO loss ${loss[0]}`);
+  // RosePO needs each pair's eps, which these pairs lack.
+  await page.selectOption('#train-loss', 'rosepo');
+  await page.click('#train-start');
+  await page.waitForSelector('#error', { timeout: 30_000 });
+  assert.match(await text(page, '#error'), /RosePO needs each pair's smoothing factor/);
 });
 
 await test('the loss lab draws every loss and its gradient weight; sliders move optima and S-DPO weights', false, async (page) => {
@@ -414,6 +579,12 @@ await test('Evaluate puts the base model and an adapter side by side: accuracy, 
     for (const i of [3, 4, 5, 6]) assert.ok(Number(r[i]) >= 0 && Number(r[i]) <= 1, `metric ${i}: ${r[i]}`);
     assert.ok(Number(r[7]) > 0, `AvgPop@1 ${r[7]}`);
     assert.match(r[11], /^\d+(\.\d)?%$/, 'ValidRatio from generation');
+  }
+  // Popularity against rank: one line per evaluation, 20 ranks; its rank-1 point is AvgPop@1.
+  for (const [i, r] of rows.entries()) {
+    const pop = await series(page, `#eval-pop-${i}`);
+    assert.ok(pop.length === 20 && pop.every((v) => Number.isFinite(v) && v >= 0), `eval-pop-${i}: ${pop}`);
+    assert.ok(Math.abs(pop[0] - Number(r[7])) < 0.05 + 1e-9, `rank 1 ${pop[0]} vs AvgPop@1 ${r[7]}`);
   }
 });
 

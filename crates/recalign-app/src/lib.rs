@@ -8,15 +8,20 @@
 //!   adapters (SFT and every preference loss) with the core's trainers, evaluates, and exports
 //!   and imports adapters.
 //! - [`state`]: the UI's state and its reducer.
+//! - [`store`]: the browser's origin-private file system, where the worker keeps models,
+//!   adapters, runs and checkpoints across reloads.
 //! - [`components`]: the UI's function components.
 //! - [`startup`]: what both binaries run first (static constructors, once).
+//! - [`advice`]: what to do after a device runs out of memory or is lost.
 //! - [`hash`]: the playground's settings in the URL hash (reloads and shared links keep them).
 
+pub mod advice;
 pub mod components;
 pub mod hash;
 pub mod protocol;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod worker;
 
 /// Where the worker's loader script is served, next to `index.html`.

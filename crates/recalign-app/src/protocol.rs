@@ -82,6 +82,8 @@ pub enum Request {
         candidates: Vec<String>,
         /// Length-normalise scores.
         length_normalised: bool,
+        /// Also rank with this model, for a side-by-side comparison.
+        compare_with: Option<ModelChoice>,
     },
     /// Train LoRA adapters on the loaded dataset's training split (method.md §2-3).
     Train(Box<TrainRequest>),
@@ -119,6 +121,35 @@ pub enum Request {
         /// Index into the adapters trained in this session.
         index: Option<usize>,
     },
+    /// Continue the training run a reload interrupted, from its last checkpoint.
+    ResumeTraining,
+    /// Forget the interrupted run's checkpoint (its finished steps stay in the run list).
+    DiscardCheckpoint,
+    /// Load a model stored in this browser (`models/<name>`).
+    LoadStored {
+        /// File name.
+        name: String,
+    },
+    /// Read a preference JSONL (TRL's `prompt`, `chosen`, `rejected`; recalign's extra fields
+    /// optional) to train on instead of pairs sampled from the dataset.
+    LoadPairs {
+        /// File name, for display.
+        name: String,
+        /// The JSONL bytes.
+        bytes: Vec<u8>,
+    },
+    /// Report what is stored (sent at start; the worker also restores the runs).
+    StorageStatus,
+    /// Remove everything stored (models, adapters, runs, checkpoint); the session keeps what it
+    /// has in memory.
+    ClearStorage,
+    /// Add runs exported from this page (a JSON list of runs) to the stored ones.
+    ImportRuns {
+        /// File name, for messages.
+        name: String,
+        /// The JSON bytes.
+        bytes: Vec<u8>,
+    },
     /// Generate an answer to the recommendation prompt.
     Generate {
         /// History titles, oldest first.
@@ -128,6 +159,24 @@ pub enum Request {
         /// Most new tokens.
         max_new_tokens: usize,
     },
+}
+
+/// The base model or one of the session's adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelChoice {
+    /// The model without adapters.
+    Base,
+    /// Adapter `index` in the session's list.
+    Adapter(usize),
+}
+
+/// The same candidates ranked by a second model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// "base model" or the adapter's name.
+    pub model: String,
+    /// Its ranking.
+    pub ranking: Ranking,
 }
 
 /// Which stage a training run is.
@@ -144,6 +193,10 @@ pub enum TrainStage {
         strategies: Vec<RejectStrategy>,
         /// Rejected answers per pair (K; S-DPO uses more than one).
         negatives: usize,
+        /// Train on the pairs of the loaded preference JSONL instead of sampling them from the
+        /// dataset.
+        #[serde(default)]
+        imported_pairs: bool,
     },
 }
 
@@ -168,6 +221,52 @@ pub struct TrainRequest {
     pub lora: LoraSettings,
     /// Optimiser, schedule, batching and seed.
     pub settings: TrainSettings,
+    /// Store a checkpoint every this many steps (0: never), so a reload can resume the run.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+}
+
+/// A training run as this browser keeps it: what was asked, every step, how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique within this browser (milliseconds since 1970 at the start).
+    pub id: u64,
+    /// "SFT", "DPO", ...
+    pub label: String,
+    /// The model file it trained on.
+    pub model: String,
+    /// The request.
+    pub request: TrainRequest,
+    /// Every step's report, in order.
+    pub steps: Vec<StepReport>,
+    /// How it ended; `None` while running or when a reload interrupted it.
+    pub summary: Option<TrainSummary>,
+}
+
+/// A run a reload interrupted, which can continue from its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeOffer {
+    /// The run so far.
+    pub run: RunRecord,
+    /// Steps the checkpoint holds.
+    pub step: usize,
+}
+
+/// What this browser stores for the page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageInfo {
+    /// Whether storage works here at all (with why not).
+    pub unavailable: Option<String>,
+    /// Bytes this origin uses and may use, as the browser estimates them.
+    pub usage: Option<(u64, u64)>,
+    /// Stored models (file name, bytes).
+    pub models: Vec<(String, u64)>,
+    /// Stored adapters.
+    pub adapters: usize,
+    /// Stored runs.
+    pub runs: usize,
+    /// An interrupted run that can resume.
+    pub resume: Option<ResumeOffer>,
 }
 
 /// A finished (or cancelled) training run.
@@ -236,6 +335,8 @@ pub struct DatasetInfo {
     pub stats: SplitStats,
     /// Rows the parser skipped, by rule.
     pub report: LoadReport,
+    /// Every catalogue title (the Recommend card's search builds a history from them).
+    pub titles: Vec<String>,
 }
 
 /// What SASRec training produced, measured on the validation users.
@@ -373,12 +474,40 @@ pub enum Response {
         /// The error.
         message: String,
     },
+    /// RosePO's smoothing factor of every pair the run trains on (one per rejected answer).
+    PairEps(Vec<f64>),
+    /// A preference JSONL was read.
+    PairsLoaded {
+        /// File name.
+        name: String,
+        /// Pairs in it.
+        pairs: usize,
+        /// Pairs that carry RosePO's smoothing factor.
+        smoothed: usize,
+        /// Most rejected answers in one pair.
+        negatives: usize,
+    },
+    /// What is stored in this browser (after any change to it).
+    Storage(Box<StorageInfo>),
+    /// The runs stored in this browser, oldest first (sent once at start and after an import).
+    Runs(Vec<RunRecord>),
+    /// A run continues from its checkpoint (its steps so far are in the record).
+    Resuming(Box<RunRecord>),
+    /// Storing something failed; what the session has in memory is unaffected.
+    StorageFailed {
+        /// What was being stored.
+        during: String,
+        /// The error, with advice.
+        message: String,
+    },
     /// A ranking finished.
     Ranked {
         /// The ranking.
         ranking: Ranking,
         /// Wall time in ms.
         ms: f64,
+        /// The second model's ranking, when one was asked for.
+        comparison: Option<Box<Comparison>>,
     },
     /// A generation finished.
     Generated {

@@ -6,9 +6,12 @@ use recalign_core::train::StepReport;
 use recalign_core::{Generation, Ranking};
 use yew::Reducible;
 
+use crate::components::BatchMarker;
 use crate::protocol::{
-    DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, Response, TrainSummary,
+    Comparison, DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, Response, RunRecord,
+    StorageInfo, TrainStage, TrainSummary,
 };
+use recalign_core::losses::LossKind;
 
 /// A long step in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,8 @@ pub struct Progress {
 pub struct TrainingView {
     /// What is trained ("SFT", "DPO", ...).
     pub label: String,
+    /// The preference loss trained (`None` for SFT).
+    pub loss: Option<LossKind>,
     /// Steps asked for.
     pub planned: usize,
     /// Preparation in progress (tokenising, reference log-probs).
@@ -45,6 +50,38 @@ pub struct TrainingView {
 }
 
 impl TrainingView {
+    /// A run of `stage` starting now.
+    pub fn new(stage: &TrainStage, planned: usize) -> Self {
+        Self {
+            label: stage.label(),
+            loss: match stage {
+                TrainStage::Sft => None,
+                TrainStage::Preference { loss, .. } => Some(loss.kind),
+            },
+            planned,
+            preparing: Some(Progress {
+                stage: "Preparing".into(),
+                done: 0,
+                total: None,
+            }),
+            steps: Vec::new(),
+            running: true,
+            cancelling: false,
+            paused: false,
+            pausing: None,
+            summary: None,
+        }
+    }
+
+    /// A run continuing from a checkpoint, with its steps so far.
+    fn resumed(run: RunRecord) -> Self {
+        Self {
+            preparing: None,
+            steps: run.steps,
+            ..Self::new(&run.request.stage, run.request.settings.steps)
+        }
+    }
+
     /// The run ended (finished, cancelled or failed): nothing runs, holds or prepares any more.
     fn end(&mut self) {
         self.running = false;
@@ -177,6 +214,8 @@ pub struct AppState {
     pub busy: bool,
     /// The last ranking and its time in ms.
     pub ranking: Option<(Ranking, f64)>,
+    /// The same candidates ranked by a second model, when asked for.
+    pub comparison: Option<Comparison>,
     /// The last generation, the candidate it names, and its time in ms.
     pub generation: Option<(Generation, Option<String>, f64)>,
     /// The last error, shown until dismissed.
@@ -201,6 +240,16 @@ pub struct AppState {
     pub evaluations: Vec<Evaluation>,
     /// An evaluation in progress (users done, users in all).
     pub evaluating: Option<(u64, u64)>,
+    /// What this browser stores for the page.
+    pub storage: Option<StorageInfo>,
+    /// The runs stored in this browser, oldest first.
+    pub runs: Vec<RunRecord>,
+    /// The last storage failure (the session goes on without storing that).
+    pub storage_warning: Option<String>,
+    /// RosePO's smoothing factor of every pair of the current run (one per rejected answer).
+    pub pair_eps: Vec<f64>,
+    /// The preference JSONL loaded for training: name, pairs, pairs with eps, most negatives.
+    pub pairs_file: Option<(String, usize, usize, usize)>,
 }
 
 impl Default for AppState {
@@ -214,6 +263,7 @@ impl Default for AppState {
             length_normalised: false,
             busy: false,
             ranking: None,
+            comparison: None,
             generation: None,
             error: None,
             dataset: None,
@@ -226,6 +276,11 @@ impl Default for AppState {
             notice: None,
             evaluations: Vec::new(),
             evaluating: None,
+            storage: None,
+            runs: Vec::new(),
+            storage_warning: None,
+            pairs_file: None,
+            pair_eps: Vec::new(),
         }
     }
 }
@@ -264,14 +319,20 @@ impl AppState {
         self.training.as_ref().is_some_and(|t| t.running)
     }
 
-    /// The loss the running (or last) preference run trains and its latest mean margin.
-    pub fn training_marker(&self) -> Option<(recalign_core::losses::LossKind, f64)> {
+    /// The loss the running (or last) preference run trains and its latest step's margins.
+    pub fn training_marker(&self) -> Option<BatchMarker> {
         let t = self.training.as_ref()?;
         let last = t.steps.last()?;
-        let kind = recalign_core::losses::LossKind::ALL
-            .into_iter()
-            .find(|k| k.label() == t.label)?;
-        Some((kind, f64::from(last.margin)))
+        let margins = if last.margins.is_empty() {
+            vec![f64::from(last.margin)]
+        } else {
+            last.margins.iter().map(|&m| f64::from(m)).collect()
+        };
+        Some(BatchMarker {
+            kind: t.loss?,
+            margins,
+            mean: f64::from(last.margin),
+        })
     }
 
     /// Name of the model ranking uses: the base model or an adapter.
@@ -301,6 +362,8 @@ pub enum Action {
     SetCandidates(String),
     /// Toggle length normalisation.
     SetLengthNormalised(bool),
+    /// Append a title to the history.
+    AddToHistory(String),
     /// Fill in an example.
     UseExample(usize),
     /// A request was sent to the worker.
@@ -312,7 +375,7 @@ pub enum Action {
     /// A training request was sent.
     TrainStarted {
         /// What is trained.
-        label: String,
+        stage: TrainStage,
         /// Steps asked for.
         planned: usize,
     },
@@ -324,6 +387,8 @@ pub enum Action {
     EvalStarted,
     /// Dismiss the error.
     DismissError,
+    /// Dismiss the storage warning.
+    DismissStorageWarning,
     /// Show an error raised on the page itself.
     Error(String),
 }
@@ -344,8 +409,32 @@ impl Reducible for AppState {
                     s.progress = None;
                     s.busy = false;
                 }
-                Response::Ranked { ranking, ms } => {
+                Response::Storage(info) => s.storage = Some(*info),
+                Response::PairEps(eps) => s.pair_eps = eps,
+                Response::PairsLoaded {
+                    name,
+                    pairs,
+                    smoothed,
+                    negatives,
+                } => s.pairs_file = Some((name, pairs, smoothed, negatives)),
+                Response::Runs(runs) => s.runs = runs,
+                Response::Resuming(run) => {
+                    s.training = Some(TrainingView::resumed(*run));
+                    if let Some(st) = s.storage.as_mut() {
+                        st.resume = None;
+                    }
+                    s.error = None;
+                }
+                Response::StorageFailed { during, message } => {
+                    s.storage_warning = Some(format!("Not stored while {during}: {message}"));
+                }
+                Response::Ranked {
+                    ranking,
+                    ms,
+                    comparison,
+                } => {
                     s.ranking = Some((ranking, ms));
+                    s.comparison = comparison.map(|c| *c);
                     s.busy = false;
                 }
                 Response::Generated {
@@ -448,6 +537,13 @@ impl Reducible for AppState {
             Action::SetHistory(t) => s.history = t,
             Action::SetCandidates(t) => s.candidates = t,
             Action::SetLengthNormalised(b) => s.length_normalised = b,
+            Action::AddToHistory(title) => {
+                if !s.history.is_empty() && !s.history.ends_with('\n') {
+                    s.history.push('\n');
+                }
+                s.history.push_str(&title);
+                s.test_user = None;
+            }
             Action::UseExample(i) => {
                 if let Some(e) = EXAMPLES.get(i) {
                     s.history = e.history.join("\n");
@@ -477,22 +573,9 @@ impl Reducible for AppState {
                 });
                 s.error = None;
             }
-            Action::TrainStarted { label, planned } => {
-                s.training = Some(TrainingView {
-                    label,
-                    planned,
-                    preparing: Some(Progress {
-                        stage: "Preparing".into(),
-                        done: 0,
-                        total: None,
-                    }),
-                    steps: Vec::new(),
-                    running: true,
-                    cancelling: false,
-                    paused: false,
-                    pausing: None,
-                    summary: None,
-                });
+            Action::TrainStarted { stage, planned } => {
+                s.training = Some(TrainingView::new(&stage, planned));
+                s.pair_eps = Vec::new();
                 s.error = None;
             }
             Action::PauseRequested(pause) => {
@@ -510,6 +593,7 @@ impl Reducible for AppState {
                 s.error = None;
             }
             Action::DismissError => s.error = None,
+            Action::DismissStorageWarning => s.storage_warning = None,
             Action::Error(e) => {
                 s.error = Some(e);
                 s.busy = false;

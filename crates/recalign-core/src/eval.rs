@@ -184,6 +184,22 @@ pub struct BiasMetrics {
 /// Share of the catalogue RecBole-style "head" items make up; the rest is the tail.
 pub const HEAD_SHARE: f64 = 0.2;
 
+/// Mean popularity of the item at each rank position over the ranked lists `top` (a position
+/// averages the lists long enough to have it).
+pub fn popularity_by_rank(top: &[Vec<crate::data::ItemId>], popularity: &[u32]) -> Vec<f64> {
+    let depth = top.iter().map(Vec::len).max().unwrap_or(0);
+    (0..depth)
+        .map(|r| {
+            let at: Vec<f64> = top
+                .iter()
+                .filter_map(|list| list.get(r))
+                .map(|i| f64::from(popularity.get(i.index()).copied().unwrap_or(0)))
+                .collect();
+            at.iter().sum::<f64>() / at.len().max(1) as f64
+        })
+        .collect()
+}
+
 /// [`BiasMetrics`] of `top` (each example's recommended items, best first) against training
 /// `popularity` (interactions per catalogue item).
 pub fn bias_metrics(top: &[Vec<crate::data::ItemId>], popularity: &[u32], k: usize) -> BiasMetrics {
@@ -248,6 +264,10 @@ pub struct EvalReport {
     pub bias_at_5: BiasMetrics,
     /// Greedy generation, when asked for.
     pub generation: Option<GenerationMetrics>,
+    /// Mean training popularity of the item ranked at each position (1st, 2nd, ...): a curve
+    /// that falls steeply shows a model that ranks by popularity.
+    #[serde(default)]
+    pub popularity_by_rank: Vec<f64>,
 }
 
 /// Evaluates `lm` on `examples`: ranks each example's candidates (and, with
@@ -301,6 +321,7 @@ pub async fn evaluate(
         ranking: ranking.finish(),
         bias_at_1: bias_metrics(&top, popularity, 1),
         bias_at_5: bias_metrics(&top, popularity, 5),
+        popularity_by_rank: popularity_by_rank(&top, popularity),
         generation: (max_new_tokens > 0).then(|| GenerationMetrics {
             examples: examples.len(),
             valid_ratio: valid as f64 / total,
@@ -330,5 +351,13 @@ mod bias_tests {
             at1.gini_index > m.gini_index,
             "one item always picked is less equal"
         );
+    }
+
+    #[test]
+    fn popularity_by_rank_averages_each_position() {
+        let popularity = [50, 10, 5, 1, 0];
+        let top = vec![vec![ItemId(0), ItemId(1)], vec![ItemId(2), ItemId(3)]];
+        assert_eq!(popularity_by_rank(&top, &popularity), vec![27.5, 5.5]);
+        assert!(popularity_by_rank(&[], &popularity).is_empty());
     }
 }

@@ -185,6 +185,20 @@ fn every_loss_trains_and_raises_the_margin() {
             reports.push(pollster::block_on(trainer.step()).expect("step"));
         }
         let (first, last) = (&reports[0], reports.last().unwrap());
+        // Every example's margin comes back with the step; their mean is the reported margin.
+        for r in &reports {
+            let s = settings(10, 3e-2);
+            assert_eq!(
+                r.margins.len(),
+                s.batch_size.min(pairs().len()) * s.accumulation
+            );
+            let mean = r.margins.iter().sum::<f32>() / r.margins.len() as f32;
+            assert!(
+                (mean - r.margin).abs() < 1e-5,
+                "{kind}: {mean} vs {}",
+                r.margin
+            );
+        }
         println!(
             "{kind}: loss {:.4} -> {:.4}, margin {:.4} -> {:.4}, accuracy {} -> {}",
             first.loss, last.loss, first.margin, last.margin, first.accuracy, last.accuracy

@@ -7,7 +7,8 @@ use recalign_core::train::{LoraSettings, LoraTargets, StepReport, TrainSettings}
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::files;
+use super::chart::{Scale, Series, line_chart};
+use super::{RunsView, files};
 use crate::hash;
 use crate::protocol::{Request, TrainRequest, TrainStage};
 use crate::state::{Action, AppState, TrainingView};
@@ -41,6 +42,8 @@ struct AlignForm {
     rank: usize,
     targets: LoraTargets,
     seed: u64,
+    checkpoint_every: usize,
+    imported_pairs: bool,
 }
 
 impl Default for AlignForm {
@@ -59,6 +62,8 @@ impl Default for AlignForm {
             rank: 8,
             targets: LoraTargets::QueryValue,
             seed: 2024,
+            checkpoint_every: 1,
+            imported_pairs: false,
         }
     }
 }
@@ -100,6 +105,8 @@ impl AlignForm {
                 _ => d.targets,
             },
             seed: hash::parse("a.seed").unwrap_or(d.seed),
+            checkpoint_every: hash::parse("a.checkpoint").unwrap_or(d.checkpoint_every),
+            imported_pairs: hash::get("a.pairs").is_some_and(|v| v == "file"),
         }
     }
 
@@ -136,6 +143,16 @@ impl AlignForm {
                 .into(),
             ),
             ("a.seed", self.seed.to_string()),
+            ("a.checkpoint", self.checkpoint_every.to_string()),
+            (
+                "a.pairs",
+                if self.imported_pairs {
+                    "file"
+                } else {
+                    "sample"
+                }
+                .into(),
+            ),
         ]
     }
 
@@ -147,6 +164,7 @@ impl AlignForm {
                 loss,
                 strategies: self.strategies.clone(),
                 negatives: self.negatives,
+                imported_pairs: self.imported_pairs,
             }
         } else {
             TrainStage::Sft
@@ -169,6 +187,7 @@ impl AlignForm {
                 seed: self.seed,
                 ..TrainSettings::default()
             },
+            checkpoint_every: self.checkpoint_every,
         }
     }
 }
@@ -198,7 +217,13 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     use_effect_with((*form).clone(), |f| hash::set(&f.to_hash()));
     let state = &props.state;
     let running = state.training();
-    let can_start = state.ready() && state.dataset.is_some() && !running && !state.busy;
+    // Training needs the dataset, except a preference run on a loaded JSONL's pairs.
+    let inputs_ready = if form.preference && form.imported_pairs {
+        state.pairs_file.is_some()
+    } else {
+        state.dataset.is_some()
+    };
+    let can_start = state.ready() && inputs_ready && !running && !state.busy;
 
     // One editor per field: parse, and keep the previous value when the text does not parse.
     let edit = |apply: fn(&mut AlignForm, &str)| {
@@ -219,7 +244,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
         Callback::from(move |_| {
             let request = form.request();
             dispatch.emit(Action::TrainStarted {
-                label: request.stage.label(),
+                stage: request.stage.clone(),
                 planned: request.settings.steps,
             });
             send.emit(Request::Train(Box::new(request)));
@@ -287,6 +312,25 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             });
         })
     };
+    let load_pairs = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |e: Event| {
+            let Some(file) = files::picked(&e).into_iter().next() else {
+                return;
+            };
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.set_value("");
+            }
+            let (send, dispatch) = (send.clone(), dispatch.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let name = file.name();
+                match files::read(file).await {
+                    Ok(bytes) => send.emit(Request::LoadPairs { name, bytes }),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        })
+    };
     let choose_adapter = {
         let send = props.send.clone();
         Callback::from(move |e: Event| {
@@ -351,11 +395,29 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             { number("train-beta", "beta", f.beta.to_string(), |f, v| if let Ok(x) = v.parse() { f.beta = x }) }
             { number("train-negatives", "Rejected per pair (K)", f.negatives.to_string(), |f, v| if let Ok(x) = v.parse() { f.negatives = x }) }
         </div>
-        <fieldset class="strategies">
-            <legend>{ "Rejected sampling (one pair per strategy per prompt)" }</legend>
-            { for strategy_boxes }
-        </fieldset>
-        if f.loss == LossKind::Rosepo && state.oracle.is_none() {
+        <div class="fields">
+            <label class="field">{ "Pairs" }
+                <select id="train-pairs" onchange={ edit(|f, v| f.imported_pairs = v == "file") } disabled={ running }>
+                    <option value="sample" selected={ !f.imported_pairs }>{ "sampled from the dataset" }</option>
+                    <option value="file" selected={ f.imported_pairs }>{ "from a preference JSONL" }</option>
+                </select>
+            </label>
+        </div>
+        if f.imported_pairs {
+            <label class="file">
+                { "Preference JSONL (TRL's prompt, chosen, rejected per line; recalign's eps and more_rejected optional): " }
+                <input type="file" id="pairs-file" accept=".jsonl,.json,application/jsonl" onchange={ load_pairs } disabled={ running } />
+            </label>
+            if let Some((name, n, smoothed, k)) = &state.pairs_file {
+                <p class="meta" id="pairs-info">{ format!("{name}: {n} pairs, {smoothed} with RosePO's eps, up to {k} rejected per pair.") }</p>
+            }
+        } else {
+            <fieldset class="strategies">
+                <legend>{ "Rejected sampling (one pair per strategy per prompt)" }</legend>
+                { for strategy_boxes }
+            </fieldset>
+        }
+        if f.loss == LossKind::Rosepo && state.oracle.is_none() && !f.imported_pairs {
             <p class="hint">{ "RosePO smooths each pair with the SASRec oracle: train the oracle in the Data card first." }</p>
         }
         </>
@@ -396,6 +458,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                     </select>
                 </label>
                 { number("train-seed", "Seed", f.seed.to_string(), |f, v| if let Ok(x) = v.parse() { f.seed = x }) }
+                { number("train-checkpoint", "Checkpoint every (steps; 0: never)", f.checkpoint_every.to_string(), |f, v| if let Ok(x) = v.parse() { f.checkpoint_every = x }) }
             </div>
             { preference_fields.unwrap_or_default() }
             <div class="actions">
@@ -414,10 +477,11 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             if let Some(n) = &state.notice {
                 <p class="hint" id="adapter-notice">{ n }</p>
             }
-            if !state.ready() || state.dataset.is_none() {
-                <p class="hint">{ "Training needs the model and a dataset loaded." }</p>
+            if !state.ready() || !inputs_ready {
+                <p class="hint">{ if f.preference && f.imported_pairs { "Training needs the model and a preference JSONL loaded." } else { "Training needs the model and a dataset loaded." } }</p>
             }
             { state.training.as_ref().map(training_view).unwrap_or_default() }
+            <RunsView state={ state.clone() } send={ props.send.clone() } dispatch={ props.dispatch.clone() } />
         </section>
     }
 }
@@ -481,7 +545,7 @@ fn training_view(t: &TrainingView) -> Html {
             { progress }
             { summary.unwrap_or_default() }
             if !t.steps.is_empty() {
-                { chart(&t.steps, preference) }
+                { charts(&t.steps, preference) }
                 <table class="metrics steps" id="train-log">
                     <thead><tr>
                         <th>{ "step" }</th><th>{ "loss" }</th><th>{ "margin" }</th><th>{ "chosen" }</th>
@@ -502,56 +566,51 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-/// Loss (and, for preference stages, reward margin) against step, as an SVG the tests can read:
-/// each line's points are in its `points` attribute, its values in `data-values`.
-fn chart(steps: &[StepReport], preference: bool) -> Html {
-    const W: f64 = 640.0;
-    const H: f64 = 150.0;
-    const PAD: f64 = 6.0;
-    let line = |id: &'static str, class: &'static str, values: Vec<f32>| {
-        let finite: Vec<f64> = values
-            .iter()
-            .map(|&v| f64::from(v))
-            .filter(|v| v.is_finite())
-            .collect();
-        let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let span = if hi > lo { hi - lo } else { 1.0 };
-        let n = values.len().max(2) - 1;
-        let points: Vec<String> = values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, &v)| {
-                let x = PAD + (W - 2.0 * PAD) * i as f64 / n as f64;
-                let y = H - PAD - (H - 2.0 * PAD) * (f64::from(v) - lo) / span;
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let data: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
-        html! {
-            <polyline id={ id } class={ class } points={ points.join(" ") } data-values={ data.join(",") } fill="none" />
-        }
-    };
-    let losses: Vec<f32> = steps.iter().map(|r| r.loss).collect();
-    let margins: Vec<f32> = steps.iter().map(|r| r.margin).collect();
-    let range = |v: &[f32]| {
-        let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        format!("{lo:.3} – {hi:.3}")
-    };
+/// The run's charts: loss (and reward margin); chosen and rejected rewards with pair accuracy
+/// (preference stages); learning rate and tokens per second.
+fn charts(steps: &[StepReport], preference: bool) -> Html {
+    let values = |f: fn(&StepReport) -> f64| steps.iter().map(f).collect::<Vec<f64>>();
+    let mut main = vec![Series::new(
+        "train-chart-loss",
+        "series-loss",
+        "loss",
+        values(|r| f64::from(r.loss)),
+    )];
+    if preference {
+        main.push(Series::new(
+            "train-chart-margin",
+            "series-margin",
+            "reward margin",
+            values(|r| f64::from(r.margin)),
+        ));
+    }
+    let rates = [
+        Series::new(
+            "train-chart-lr",
+            "series-lr",
+            "learning rate",
+            values(|r| r.learning_rate),
+        ),
+        Series::new(
+            "train-chart-tps",
+            "series-tps",
+            "tokens/s",
+            values(|r| r.tokens_per_second),
+        ),
+    ];
     html! {
-        <figure class="chart">
-            <svg id="train-chart" viewBox={ format!("0 0 {W} {H}") } preserveAspectRatio="none" role="img"
-                aria-label="Training loss and reward margin per step">
-                { line("train-chart-loss", "series-loss", losses.clone()) }
-                if preference { { line("train-chart-margin", "series-margin", margins.clone()) } }
-            </svg>
-            <figcaption>
-                <span class="key-loss">{ format!("loss ({})", range(&losses)) }</span>
-                if preference { <span class="key-margin">{ format!(" · reward margin ({})", range(&margins)) }</span> }
-                { " · each line scaled to its own range" }
-            </figcaption>
-        </figure>
+        <div class="charts">
+            { line_chart("train-chart", "Training loss and reward margin per step", &main, Scale::PerSeries) }
+            if preference {
+                { line_chart("train-chart-rewards", "Chosen and rejected rewards per step", &[
+                    Series::new("train-chart-chosen", "series-chosen", "chosen reward", values(|r| f64::from(r.chosen_reward))),
+                    Series::new("train-chart-rejected", "series-rejected", "rejected reward", values(|r| f64::from(r.rejected_reward))),
+                ], Scale::Shared) }
+                { line_chart("train-chart-accuracy", "Pair accuracy per step", &[
+                    Series::new("train-chart-acc", "series-accuracy", "pair accuracy", values(|r| f64::from(r.accuracy))),
+                ], Scale::Shared) }
+            }
+            { line_chart("train-chart-rates", "Learning rate and tokens per second per step", &rates, Scale::PerSeries) }
+        </div>
     }
 }

@@ -3,6 +3,7 @@
 use gloo_worker::Spawnable;
 use yew::prelude::*;
 
+use super::files;
 use crate::components::{
     AlignPanel, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel, RankingTable,
     RequestForm,
@@ -20,32 +21,6 @@ fn query(name: &str) -> Option<String> {
         .get(name)
 }
 
-/// Offers `bytes` to the user as a download named `name`.
-fn save_file(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
-    use wasm_bindgen::JsCast;
-    let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type(mime);
-    let blob =
-        web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js)?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js)?;
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let link: web_sys::HtmlAnchorElement = document
-        .create_element("a")
-        .map_err(js)?
-        .dyn_into()
-        .map_err(|_| "not an anchor".to_string())?;
-    link.set_href(&url);
-    link.set_download(name);
-    link.click();
-    // The download has its own reference to the blob by now.
-    web_sys::Url::revoke_object_url(&url).map_err(js)?;
-    Ok(())
-}
-
 /// The whole page.
 #[function_component(App)]
 pub fn app() -> Html {
@@ -61,13 +36,17 @@ pub fn app() -> Html {
                         ..
                     } = &r
                     {
-                        let saved = save_file(
+                        let saved = files::save_file(
                             "adapter_model.safetensors",
                             safetensors,
                             "application/octet-stream",
                         )
                         .and_then(|()| {
-                            save_file("adapter_config.json", config.as_bytes(), "application/json")
+                            files::save_file(
+                                "adapter_config.json",
+                                config.as_bytes(),
+                                "application/json",
+                            )
                         });
                         if let Err(e) = saved {
                             dispatcher.dispatch(Action::Error(format!(
@@ -87,6 +66,7 @@ pub fn app() -> Html {
         use_effect_with((), move |_| {
             let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
             let device = DevicePreference::from_query(query("device").as_deref());
+            bridge.send(Request::StorageStatus);
             bridge.send(Request::LoadUrl { url, device });
             dispatcher_for_data.dispatch(Action::DataStarted("Loading ML-100K".into()));
             bridge.send(Request::LoadDataset(DataSource::Urls {
@@ -112,6 +92,12 @@ pub fn app() -> Html {
                     | Request::ExportAdapter { .. }
                     | Request::Evaluate { .. }
                     | Request::ImportAdapter { .. }
+                    | Request::ResumeTraining
+                    | Request::DiscardCheckpoint
+                    | Request::StorageStatus
+                    | Request::ClearStorage
+                    | Request::ImportRuns { .. }
+                    | Request::LoadPairs { .. }
             ) {
                 dispatcher.dispatch(Action::Started);
             }
@@ -155,14 +141,14 @@ pub fn app() -> Html {
             <DataPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             if let Some((ranking, ms)) = state.ranking.clone() {
-                <RankingTable { ranking } { ms } />
+                <RankingTable { ranking } { ms } comparison={ state.comparison.clone() } />
             }
             if let Some((generation, named, ms)) = state.generation.clone() {
                 <GenerationView { generation } { named } { ms } />
             }
             <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <EvaluatePanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <LossLab marker={ state.training_marker() } />
+            <LossLab batch={ state.training_marker() } eps={ state.pair_eps.clone() } />
         </main>
         <footer>
             { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }

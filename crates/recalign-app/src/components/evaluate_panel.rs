@@ -6,6 +6,7 @@ use recalign_core::data::split::SplitName;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use super::chart::{Scale, Series, line_chart};
 use crate::protocol::{Evaluation, Request};
 use crate::state::{Action, AppState};
 
@@ -143,7 +144,36 @@ pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
                         <tbody>{ for state.evaluations.iter().map(row) }</tbody>
                     </table>
                 </div>
+                { popularity_chart(&state.evaluations) }
             }
         </section>
+    }
+}
+
+/// Mean training popularity of the item at each rank, one line per evaluation on one scale: a
+/// popularity-biased model's line falls steeply from rank 1.
+fn popularity_chart(evaluations: &[Evaluation]) -> Html {
+    let series: Vec<Series> = evaluations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.report.popularity_by_rank.is_empty())
+        .map(|(i, e)| {
+            Series::new(
+                &format!("eval-pop-{i}"),
+                &format!("series-{}", i % 6),
+                &format!("{} ({})", e.model, e.split.name()),
+                e.report.popularity_by_rank.clone(),
+            )
+        })
+        .collect();
+    if series.is_empty() {
+        return Html::default();
+    }
+    html! {
+        <div id="eval-popularity">
+            <h3>{ "Popularity against rank" }</h3>
+            <p class="meta">{ "Mean training popularity (interactions) of the candidate each model puts at rank 1, 2, … 20. Candidates are drawn at random, so an unbiased ranking gives a flat line; one that falls steeply from rank 1 ranks by popularity." }</p>
+            { line_chart("eval-popularity-chart", "Mean popularity of the candidate at each rank, per model", &series, Scale::Shared) }
+        </div>
     }
 }

@@ -1,5 +1,6 @@
 //! Files the user picks: listing an `<input type="file">`'s selection and reading a main file
-//! with an optional companion, shared by the data card and the adapter import.
+//! with an optional companion, shared by the data card and the adapter import; and offering
+//! bytes back as a download.
 
 use yew::{Event, TargetCast};
 
@@ -7,6 +8,14 @@ use yew::{Event, TargetCast};
 pub fn picked(e: &Event) -> Vec<web_sys::File> {
     e.target_dyn_into::<web_sys::HtmlInputElement>()
         .and_then(|input| input.files())
+        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+        .unwrap_or_default()
+}
+
+/// The files dropped by the drag event `e` (empty when there is none).
+pub fn dropped(e: &web_sys::DragEvent) -> Vec<web_sys::File> {
+    e.data_transfer()
+        .and_then(|d| d.files())
         .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
         .unwrap_or_default()
 }
@@ -30,4 +39,30 @@ pub async fn read_pair(
         None => None,
     };
     Ok((main, companion))
+}
+
+/// Offers `bytes` to the user as a download named `name`.
+pub fn save_file(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob =
+        web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let link: web_sys::HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(js)?
+        .dyn_into()
+        .map_err(|_| "not an anchor".to_string())?;
+    link.set_href(&url);
+    link.set_download(name);
+    link.click();
+    // The download has its own reference to the blob by now.
+    web_sys::Url::revoke_object_url(&url).map_err(js)?;
+    Ok(())
 }

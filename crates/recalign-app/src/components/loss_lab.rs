@@ -1,7 +1,8 @@
 //! The loss lab: every preference loss and its gradient weight against the margin, side by side,
 //! from the core's f64 formulas (`losses::scalar`), with one slider per hyper-parameter, the
-//! optimum marked where one exists, S-DPO's per-negative weights, and the running training
-//! batch's mean margin on its loss.
+//! optimum marked where one exists, S-DPO's per-negative weights, the running training step's
+//! margins (each example's, and their mean) on its loss, and the distribution of RosePO's
+//! per-pair smoothing factors from the oracle.
 
 use recalign_core::losses::scalar::{curve_point, optimum, sdpo_negative_weights};
 use recalign_core::losses::{LossConfig, LossKind};
@@ -10,12 +11,26 @@ use yew::prelude::*;
 
 use crate::hash;
 
+/// The loss a preference run trains and its latest step's margins, marked on that curve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchMarker {
+    /// The loss.
+    pub kind: LossKind,
+    /// Every example's margin in the step.
+    pub margins: Vec<f64>,
+    /// Their mean.
+    pub mean: f64,
+}
+
 /// Props of [`LossLab`].
 #[derive(Properties, PartialEq)]
 pub struct LossLabProps {
-    /// The loss a preference run is training and its latest mean margin, to mark on that curve
-    /// (kept this small so the lab re-renders only when the mark moves).
-    pub marker: Option<(LossKind, f64)>,
+    /// The running (or last) preference step's margins (kept this small so the lab re-renders
+    /// only when they move).
+    pub batch: Option<BatchMarker>,
+    /// RosePO's smoothing factor of every pair of the run (empty: none).
+    #[prop_or_default]
+    pub eps: Vec<f64>,
 }
 
 /// The lab's shared hyper-parameters: each slider moves every loss that reads it.
@@ -140,9 +155,8 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
             </label>
         }
     };
-    let trained = props.marker;
     let panels = LossKind::ALL.map(|kind| {
-        let marker = trained.filter(|(k, _)| *k == kind).map(|(_, m)| m);
+        let marker = props.batch.as_ref().filter(|b| b.kind == kind);
         panel(kind, &p, marker)
     });
     let margins: Vec<f64> = (0..p.negatives)
@@ -180,13 +194,41 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
                     }) }
                 </div>
             </figure>
+            { eps_histogram(&props.eps) }
         </section>
+    }
+}
+
+/// RosePO's smoothing factors of the run's pairs in ten bins over [0, 0.5).
+fn eps_histogram(eps: &[f64]) -> Html {
+    if eps.is_empty() {
+        return Html::default();
+    }
+    const BINS: usize = 10;
+    let mut counts = [0usize; BINS];
+    for &e in eps {
+        counts[((e / 0.05) as usize).min(BINS - 1)] += 1;
+    }
+    let most = counts.iter().copied().max().unwrap_or(1).max(1);
+    let mean = eps.iter().sum::<f64>() / eps.len() as f64;
+    html! {
+        <figure class="sdpo-weights" id="rosepo-eps" data-values={ eps.iter().map(|e| format!("{e:.6}")).collect::<Vec<_>>().join(",") }>
+            <figcaption>{ format!("RosePO: the oracle's smoothing factor eps of the run's {} pairs (mean {mean:.3}). Pairs the oracle doubts get a larger eps, so their optimum margin ln((1 − eps)/eps)/beta is smaller.", eps.len()) }</figcaption>
+            <div class="bars">
+                { for counts.iter().enumerate().map(|(i, &c)| html! {
+                    <div class="bar" data-count={ c.to_string() }>
+                        <span style={ format!("height:{:.1}%", 100.0 * c as f64 / most as f64) } />
+                        <em>{ format!("{:.2}–{:.2}: {c}", 0.05 * i as f64, 0.05 * (i + 1) as f64) }</em>
+                    </div>
+                }) }
+            </div>
+        </figure>
     }
 }
 
 /// One loss: curve, gradient weight, optimum and the training marker, as an SVG whose lines carry
 /// their values (`data-values`) so tests can read what is drawn.
-fn panel(kind: LossKind, p: &LabParams, marker: Option<f64>) -> Html {
+fn panel(kind: LossKind, p: &LabParams, batch: Option<&BatchMarker>) -> Html {
     const W: f64 = 240.0;
     const H: f64 = 130.0;
     const PAD: f64 = 4.0;
@@ -232,8 +274,14 @@ fn panel(kind: LossKind, p: &LabParams, marker: Option<f64>) -> Html {
                 if let Some(x) = best {
                     <line class="optimum" x1={ format!("{:.1}", sx(x)) } x2={ format!("{:.1}", sx(x)) } y1="0" y2={ H.to_string() } />
                 }
-                if let Some(m) = marker.filter(|m| m.is_finite() && m.abs() <= X_RANGE) {
-                    <circle class="batch" cx={ format!("{:.1}", sx(m)) } cy={ format!("{:.1}", sl(curve_point(&config, m, p.eps, p.negatives).loss)) } r="4" />
+                if let Some(b) = batch {
+                    { for b.margins.iter().copied().filter(|m| m.is_finite()).map(|m| {
+                        let m = m.clamp(-X_RANGE, X_RANGE);
+                        html! { <circle class="batch-example" data-margin={ format!("{m}") } cx={ format!("{:.1}", sx(m)) } cy={ format!("{:.1}", sl(curve_point(&config, m, p.eps, p.negatives).loss)) } r="2.5" /> }
+                    }) }
+                    if b.mean.is_finite() && b.mean.abs() <= X_RANGE {
+                        <circle class="batch" cx={ format!("{:.1}", sx(b.mean)) } cy={ format!("{:.1}", sl(curve_point(&config, b.mean, p.eps, p.negatives).loss)) } r="4" />
+                    }
                 }
             </svg>
             <figcaption>
@@ -242,8 +290,8 @@ fn panel(kind: LossKind, p: &LabParams, marker: Option<f64>) -> Html {
                 if let Some(x) = best {
                     <span class="muted">{ format!(" · optimum h* = {x:.2}") }</span>
                 }
-                if let Some(m) = marker {
-                    <span class="muted">{ format!(" · training batch mean margin {m:.3}") }</span>
+                if let Some(b) = batch {
+                    <span class="muted">{ format!(" · training step: {} examples, mean margin {:.3}", b.margins.len(), b.mean) }</span>
                 }
             </figcaption>
         </figure>

@@ -2,6 +2,7 @@
 
 mod align_panel;
 mod app;
+mod chart;
 mod data_panel;
 mod evaluate_panel;
 mod files;
@@ -9,12 +10,14 @@ mod loss_lab;
 mod model_panel;
 mod ranking;
 mod request_form;
+mod runs;
 
 pub use align_panel::AlignPanel;
 pub use app::App;
 pub use data_panel::DataPanel;
 pub use evaluate_panel::EvaluatePanel;
-pub use loss_lab::LossLab;
+pub use loss_lab::{BatchMarker, LossLab};
 pub use model_panel::ModelPanel;
 pub use ranking::{GenerationView, RankingTable};
 pub use request_form::RequestForm;
+pub use runs::RunsView;

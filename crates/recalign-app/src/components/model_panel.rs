@@ -1,8 +1,10 @@
-//! The model card: loading progress, what is loaded, and picking a GGUF from disk.
+//! The model card: loading progress, what is loaded, picking or dropping a GGUF, and what this
+//! browser stores (models, adapters, runs) with a button to clear it.
 
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::files;
 use crate::protocol::Request;
 use crate::state::{Action, AppState};
 
@@ -24,25 +26,53 @@ fn mib(bytes: u64) -> String {
 /// Shows loading progress or the loaded model, and lets the user load their own GGUF.
 #[function_component(ModelPanel)]
 pub fn model_panel(props: &ModelPanelProps) -> Html {
-    let on_file = {
+    // A picked or dropped file goes the same way.
+    let load_file = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
-        Callback::from(move |e: Event| {
-            let Some(input) = e.target_dyn_into::<HtmlInputElement>() else {
-                return;
-            };
-            let Some(file) = input.files().and_then(|f| f.get(0)) else {
-                return;
-            };
+        Callback::from(move |file: web_sys::File| {
             let name = file.name();
             dispatch.emit(Action::LoadingFile(name.clone()));
             let (send, dispatch) = (send.clone(), dispatch.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match gloo_file::futures::read_as_bytes(&gloo_file::File::from(file)).await {
+                match files::read(file).await {
                     Ok(bytes) => send.emit(Request::LoadBytes { name, bytes }),
-                    Err(e) => dispatch.emit(Action::Error(format!("Cannot read {name}: {e}"))),
+                    Err(e) => dispatch.emit(Action::Error(e)),
                 }
             });
         })
+    };
+    let on_file = {
+        let load_file = load_file.clone();
+        Callback::from(move |e: Event| {
+            if let Some(file) = files::picked(&e).into_iter().next() {
+                load_file.emit(file);
+            }
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.set_value("");
+            }
+        })
+    };
+    let dragging = use_state(|| false);
+    let on_drop = {
+        let (load_file, dragging) = (load_file.clone(), dragging.clone());
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(false);
+            if let Some(file) = files::dropped(&e).into_iter().next() {
+                load_file.emit(file);
+            }
+        })
+    };
+    let on_drag_over = {
+        let dragging = dragging.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            dragging.set(true);
+        })
+    };
+    let on_drag_leave = {
+        let dragging = dragging.clone();
+        Callback::from(move |_: DragEvent| dragging.set(false))
     };
     let status = match (&props.state.progress, &props.state.model) {
         (Some(p), _) => {
@@ -74,14 +104,98 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         },
         (None, None) => html! { <p id="model-info">{ "No model loaded." }</p> },
     };
+    let busy = props.state.busy || props.state.progress.is_some() || props.state.training();
     html! {
-        <section class="card">
+        <section class={ classes!("card", "drop-target", dragging.then_some("dragging")) } id="model-card"
+            ondrop={ on_drop } ondragover={ on_drag_over } ondragleave={ on_drag_leave }>
             <h2>{ "Model" }</h2>
             { status }
             <label class="file">
-                { "Load another GGUF from this device: " }
-                <input type="file" id="model-file" accept=".gguf" onchange={ on_file } />
+                { "Load another GGUF from this device (or drop it on this card): " }
+                <input type="file" id="model-file" accept=".gguf" onchange={ on_file } disabled={ busy } />
             </label>
+            <StorageView state={ props.state.clone() } send={ props.send.clone() } dispatch={ props.dispatch.clone() } />
         </section>
+    }
+}
+
+/// What this browser keeps for the page, the storage estimate, and clearing it (two clicks).
+#[function_component(StorageView)]
+fn storage_view(props: &ModelPanelProps) -> Html {
+    let confirming = use_state(|| false);
+    let state = &props.state;
+    let warning = state.storage_warning.clone().map(|w| html! {
+        <div class="error" id="storage-warning" role="alert">
+            <span>{ w }</span>
+            <button onclick={ props.dispatch.reform(|_| Action::DismissStorageWarning) }>{ "Dismiss" }</button>
+        </div>
+    });
+    let Some(info) = &state.storage else {
+        return warning.unwrap_or_default();
+    };
+    if let Some(why) = &info.unavailable {
+        return html! {
+            <div id="storage">
+                <p class="hint" id="storage-info">{ format!("Nothing can be kept in this browser: {why}. Models download again on each visit; export adapters to keep them.") }</p>
+                { warning.unwrap_or_default() }
+            </div>
+        };
+    }
+    let busy = state.busy || state.progress.is_some() || state.training();
+    let usage = info.usage.map_or(String::new(), |(used, quota)| {
+        format!(
+            " · {} used of about {} this site may use",
+            mib(used),
+            mib(quota)
+        )
+    });
+    let models = info.models.iter().map(|(name, bytes)| {
+        let send = props.send.clone();
+        let load_name = name.clone();
+        let loaded = state.model.as_ref().is_some_and(|m| &m.name == name);
+        html! {
+            <li>
+                { format!("{name} ({}) ", mib(*bytes)) }
+                <button class="small" onclick={ Callback::from(move |_| send.emit(Request::LoadStored { name: load_name.clone() })) }
+                    disabled={ busy || loaded }>{ if loaded { "loaded" } else { "Load" } }</button>
+            </li>
+        }
+    });
+    let ask = {
+        let confirming = confirming.clone();
+        Callback::from(move |_| confirming.set(true))
+    };
+    let keep = {
+        let confirming = confirming.clone();
+        Callback::from(move |_| confirming.set(false))
+    };
+    let clear = {
+        let (confirming, send) = (confirming.clone(), props.send.clone());
+        Callback::from(move |_| {
+            confirming.set(false);
+            send.emit(Request::ClearStorage);
+        })
+    };
+    html! {
+        <div id="storage">
+            <p class="meta" id="storage-info">{ format!(
+                "Kept in this browser (never uploaded): {} model{}, {} adapter{}, {} run{}{usage}.",
+                info.models.len(), if info.models.len() == 1 { "" } else { "s" },
+                info.adapters, if info.adapters == 1 { "" } else { "s" },
+                info.runs, if info.runs == 1 { "" } else { "s" }) }</p>
+            if !info.models.is_empty() {
+                <ul class="stored-models" id="stored-models">{ for models }</ul>
+            }
+            if *confirming {
+                <p class="actions">
+                    { "Remove every stored model, adapter, run and checkpoint? What is loaded now stays until you leave. " }
+                    <button id="storage-clear-confirm" class="danger" onclick={ clear }>{ "Yes, clear" }</button>
+                    <button onclick={ keep }>{ "Keep" }</button>
+                </p>
+            } else {
+                <button id="storage-clear" onclick={ ask } disabled={ busy }>{ "Clear stored data" }</button>
+            }
+            { warning.unwrap_or_default() }
+        </div>
     }
 }

@@ -1,6 +1,8 @@
 //! Results: the ranked candidates with scores and choice probabilities, and a generated answer.
 
 use recalign_core::{Generation, Ranking};
+
+use crate::protocol::Comparison;
 use yew::prelude::*;
 
 /// Props of [`RankingTable`].
@@ -10,21 +12,46 @@ pub struct RankingProps {
     pub ranking: Ranking,
     /// How long it took, in ms.
     pub ms: f64,
+    /// A second model's ranking of the same candidates.
+    #[prop_or_default]
+    pub comparison: Option<Comparison>,
 }
 
 /// The candidates best first, with a bar for each one's probability among the candidates.
 #[function_component(RankingTable)]
 pub fn ranking_table(props: &RankingProps) -> Html {
     let r = &props.ranking;
+    let other = props.comparison.as_ref();
+    // Title -> (rank, score) under the second model.
+    let lookup = |title: &str| {
+        other.and_then(|o| {
+            o.ranking
+                .ranked
+                .iter()
+                .find(|c| c.candidate.title == title)
+                .map(|c| (c.rank, c.candidate.score))
+        })
+    };
     html! {
         <section class="card" id="ranking">
             <h2>{ "Ranking" }</h2>
             <p class="meta">{ format!("{} candidates scored in one pass over a {}-token prompt in {:.2} s",
-                r.ranked.len(), r.prompt_tokens, props.ms / 1e3) }</p>
+                r.ranked.len(), r.prompt_tokens, props.ms / 1e3) }
+                if let Some(o) = other {
+                    { format!("; next to {}, which ranked the same prompt", o.model) }
+                }
+            </p>
+            <div class="scroll">
             <table>
-                <thead><tr><th>{ "#" }</th><th>{ "Title" }</th><th>{ "log p" }</th><th>{ "tokens" }</th><th>{ "choice probability" }</th></tr></thead>
+                <thead><tr><th>{ "#" }</th><th>{ "Title" }</th><th>{ "log p" }</th><th>{ "tokens" }</th><th>{ "choice probability" }</th>
+                    if let Some(o) = other {
+                        <th class="compare">{ format!("# with {}", o.model) }</th><th class="compare">{ "log p" }</th>
+                    }
+                </tr></thead>
                 <tbody>
-                { for r.ranked.iter().map(|c| html! {
+                { for r.ranked.iter().map(|c| {
+                    let theirs = lookup(&c.candidate.title);
+                    html! {
                     <tr class="candidate">
                         <td>{ c.rank }</td>
                         <td class="title">{ &c.candidate.title }</td>
@@ -32,10 +59,15 @@ pub fn ranking_table(props: &RankingProps) -> Html {
                         <td class="num">{ c.candidate.n_tokens }</td>
                         <td class="bar"><span style={ format!("width:{:.1}%", 100.0 * c.probability) } />
                             <em>{ format!("{:.1}%", 100.0 * c.probability) }</em></td>
+                        if let Some((rank, score)) = theirs {
+                            <td class="num compare-rank">{ format!("{rank} ({:+})", rank as i64 - c.rank as i64) }</td>
+                            <td class="num compare-score">{ format!("{score:.3}") }</td>
+                        }
                     </tr>
-                }) }
+                }}) }
                 </tbody>
             </table>
+            </div>
         </section>
     }
 }

@@ -1,9 +1,10 @@
-//! The history and candidates the user ranks, with examples and options.
+//! The history and candidates the user ranks, with examples, a catalogue search that builds a
+//! history, and a second model to compare rankings side by side.
 
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::protocol::Request;
+use crate::protocol::{ModelChoice, Request};
 use crate::state::{Action, AppState, EXAMPLES};
 
 /// Props of [`RequestForm`].
@@ -35,6 +36,12 @@ pub fn request_form(props: &RequestFormProps) -> Html {
         None
     };
     let disabled = !s.ready() || s.busy || s.training() || problem.is_some();
+    let compare = use_state(|| None::<ModelChoice>);
+    // A compared adapter that no longer exists (a new session) falls back to none.
+    let compare_with = (*compare).filter(|c| match c {
+        ModelChoice::Base => s.adapter_in_use.is_some(),
+        ModelChoice::Adapter(i) => *i < s.adapters.len() && s.adapter_in_use != Some(*i),
+    });
     let rank = {
         let (send, h, c, ln) = (
             props.send.clone(),
@@ -47,8 +54,39 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                 history: h.clone(),
                 candidates: c.clone(),
                 length_normalised: ln,
+                compare_with,
             })
         })
+    };
+    let on_compare = {
+        let compare = compare.clone();
+        Callback::from(move |e: Event| {
+            let v = e
+                .target_unchecked_into::<web_sys::HtmlSelectElement>()
+                .value();
+            compare.set(match v.as_str() {
+                "base" => Some(ModelChoice::Base),
+                _ => v.parse().ok().map(ModelChoice::Adapter),
+            });
+        })
+    };
+    let search = use_state(String::new);
+    let on_search = {
+        let search = search.clone();
+        Callback::from(move |e: InputEvent| {
+            search.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let query = search.trim().to_lowercase();
+    let hits: Vec<String> = match &s.dataset {
+        Some(d) if query.chars().count() >= 2 => d
+            .titles
+            .iter()
+            .filter(|t| t.to_lowercase().contains(&query))
+            .take(8)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
     };
     let generate = {
         let (send, h, c) = (props.send.clone(), history, candidates.clone());
@@ -77,7 +115,36 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                     <textarea id="candidates" rows="10" value={ s.candidates.clone() } oninput={ text(Action::SetCandidates) } />
                 </label>
             </div>
+            <div class="catalogue-search">
+                <label class="field">{ "Build a history from the catalogue" }
+                    <input type="search" id="catalogue-search" placeholder={ if s.dataset.is_some() { "type a title, e.g. star wars" } else { "the catalogue loads with the dataset" } }
+                        value={ (*search).clone() } oninput={ on_search } disabled={ s.dataset.is_none() } />
+                </label>
+                if !hits.is_empty() {
+                    <ul class="hits" id="catalogue-hits">
+                        { for hits.into_iter().map(|t| {
+                            let label = format!("+ {t}");
+                            html! {
+                                <li><button class="link catalogue-hit" onclick={ props.dispatch.reform(move |_| Action::AddToHistory(t.clone())) }>{ label }</button></li>
+                            }
+                        }) }
+                    </ul>
+                } else if query.chars().count() >= 2 && s.dataset.is_some() {
+                    <p class="hint">{ "No title in the catalogue contains that." }</p>
+                }
+            </div>
             <div class="actions">
+                <label class="field" id="compare-choice">{ "Compare with" }
+                    <select id="compare-select" onchange={ on_compare }>
+                        <option value="none" selected={ compare_with.is_none() }>{ "nothing" }</option>
+                        if s.adapter_in_use.is_some() {
+                            <option value="base" selected={ compare_with == Some(ModelChoice::Base) }>{ "base model" }</option>
+                        }
+                        { for s.adapters.iter().enumerate().filter(|(i, _)| s.adapter_in_use != Some(*i)).map(|(i, name)| html! {
+                            <option value={ i.to_string() } selected={ compare_with == Some(ModelChoice::Adapter(i)) }>{ name.clone() }</option>
+                        }) }
+                    </select>
+                </label>
                 <label class="check">
                     <input type="checkbox" id="length-normalised" checked={ s.length_normalised }
                         onchange={ props.dispatch.reform(|e: Event| Action::SetLengthNormalised(

@@ -21,14 +21,11 @@ const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
 const EPSILON: f32 = 1e-5;
 
-/// One parameter's moments, on its device or (after a restore) waiting for its first step.
-enum Moments {
-    Live {
-        time: usize,
-        first: Tensor<1>,
-        second: Tensor<1>,
-    },
-    Stored(ParamMoments),
+/// One parameter's moments on its device.
+struct Moments {
+    time: usize,
+    first: Tensor<1>,
+    second: Tensor<1>,
 }
 
 /// One parameter's moments as a checkpoint stores them.
@@ -53,6 +50,8 @@ pub struct OptimizerState {
 pub(crate) struct AdamW {
     weight_decay: f32,
     moments: HashMap<ParamId, Moments>,
+    /// Moments restored from a checkpoint, placed on each parameter's device at its next step.
+    stored: HashMap<ParamId, ParamMoments>,
 }
 
 impl AdamW {
@@ -60,6 +59,7 @@ impl AdamW {
         Self {
             weight_decay,
             moments: HashMap::new(),
+            stored: HashMap::new(),
         }
     }
 
@@ -74,21 +74,20 @@ impl AdamW {
 
     /// Reads every moment back (one read per tensor; no synchronous read anywhere).
     pub(crate) async fn state(&self) -> Result<OptimizerState> {
-        let mut params = BTreeMap::new();
+        let mut params: BTreeMap<u64, ParamMoments> = self
+            .stored
+            .iter()
+            .map(|(id, p)| (id.val(), p.clone()))
+            .collect();
         for (id, m) in &self.moments {
-            let moments = match m {
-                Moments::Live {
-                    time,
-                    first,
-                    second,
-                } => ParamMoments {
-                    time: *time,
-                    first: read_f32(first.clone()).await?,
-                    second: read_f32(second.clone()).await?,
+            params.insert(
+                id.val(),
+                ParamMoments {
+                    time: m.time,
+                    first: read_f32(m.first.clone()).await?,
+                    second: read_f32(m.second.clone()).await?,
                 },
-                Moments::Stored(p) => p.clone(),
-            };
-            params.insert(id.val(), moments);
+            );
         }
         Ok(OptimizerState { params })
     }
@@ -96,10 +95,11 @@ impl AdamW {
     /// Takes `state` as the moments to continue from (placed on each parameter's device at its
     /// next step).
     pub(crate) fn restore(&mut self, state: &OptimizerState) {
-        self.moments = state
+        self.moments.clear();
+        self.stored = state
             .params
             .iter()
-            .map(|(id, p)| (ParamId::from(*id), Moments::Stored(p.clone())))
+            .map(|(id, p)| (ParamId::from(*id), p.clone()))
             .collect();
     }
 }
@@ -123,19 +123,19 @@ impl ModuleMapper for StepMapper<'_> {
         let tensor: Tensor<1> = tensor.inner().reshape([n]);
         let grad: Tensor<1> = grad.reshape([n]);
         let (factor_1, factor_2) = (1.0 - BETA_1, 1.0 - BETA_2);
-        let (time, first, second) = match self.optim.moments.remove(&id) {
-            Some(Moments::Live {
-                time,
-                first,
-                second,
-            }) => (
-                time + 1,
-                first.mul_scalar(BETA_1).add(grad.clone().mul_scalar(factor_1)),
-                second
+        let live = self.optim.moments.remove(&id);
+        let stored = self.optim.stored.remove(&id);
+        let (time, first, second) = match (live, stored) {
+            (Some(m), _) => (
+                m.time + 1,
+                m.first
+                    .mul_scalar(BETA_1)
+                    .add(grad.clone().mul_scalar(factor_1)),
+                m.second
                     .mul_scalar(BETA_2)
                     .add(grad.square().mul_scalar(factor_2)),
             ),
-            Some(Moments::Stored(p)) if p.first.len() == n && p.second.len() == n => {
+            (None, Some(p)) if p.first.len() == n && p.second.len() == n => {
                 let load = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
                 (
                     p.time + 1,
@@ -147,8 +147,8 @@ impl ModuleMapper for StepMapper<'_> {
                         .add(grad.square().mul_scalar(factor_2)),
                 )
             }
-            // No state yet (or a stored one of another shape, which `Checkpoint` refuses before
-            // it gets here): start as burn-optim does.
+            // No state yet (or a stored one of another size, which `check_state` refuses before
+            // a run gets here): start as burn-optim does.
             _ => (
                 1,
                 grad.clone().mul_scalar(factor_1),
@@ -168,7 +168,7 @@ impl ModuleMapper for StepMapper<'_> {
         let updated = decayed - delta.mul_scalar(self.lr);
         self.optim.moments.insert(
             id,
-            Moments::Live {
+            Moments {
                 time,
                 first,
                 second,
@@ -278,10 +278,7 @@ mod tests {
             burns = reference.step(*lr, burns, g);
             assert_eq!(values(&ours), values(&burns), "step {step}");
             if step == 1 {
-                saved = Some((
-                    pollster::block_on(adamw.state()).unwrap(),
-                    values(&ours),
-                ));
+                saved = Some((pollster::block_on(adamw.state()).unwrap(), values(&ours)));
             }
         }
         // Continue from the state after step 2 with a fresh optimiser and fresh parameters.

@@ -122,6 +122,11 @@ pub struct StepReport {
     pub tokens_per_second: f64,
     /// beta used (beta-DPO adapts it).
     pub beta: f32,
+    /// Every example's reward margin in this step (preference steps; the loss lab plots them
+    /// on the loss curve). Always serialised: the page's worker messages use bincode, which
+    /// cannot skip fields.
+    #[serde(default)]
+    pub margins: Vec<f32>,
 }
 
 /// The decoder with adapters, on an autodiff device.
@@ -525,7 +530,11 @@ impl Checkpoint {
             times.insert(*id, p.time);
             for (leaf, values) in [("first", &p.first), ("second", &p.second)] {
                 let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                moments.push((format!("{OPTIMIZER_PREFIX}{id}.{leaf}"), values.len(), bytes));
+                moments.push((
+                    format!("{OPTIMIZER_PREFIX}{id}.{leaf}"),
+                    values.len(),
+                    bytes,
+                ));
             }
         }
         for (name, n, bytes) in &moments {
@@ -802,6 +811,7 @@ impl PreferenceTrainer {
         let accumulation = self.run.settings.accumulation;
         let mut acc = GradientsAccumulator::<LlamaWeights>::new();
         let mut report = Vec::new();
+        let mut margins = Vec::new();
         let mut tokens = 0;
         let mut n_examples = 0;
         for micro in 0..accumulation {
@@ -850,6 +860,7 @@ impl PreferenceTrainer {
             let grads = GradientsParams::from_grads(scaled.backward(), &self.policy.weights);
             acc.accumulate(&self.policy.weights, grads);
             let accuracy = out.margins.clone().greater_elem(0.0).float().sum();
+            margins.push(out.margins.clone().detach());
             report.push(Tensor::cat(
                 vec![
                     out.loss.detach(),
@@ -881,6 +892,8 @@ impl PreferenceTrainer {
                 sums.narrow(0, 1, 4),
                 last.narrow(0, 5, 5),
                 norm,
+                // Read in the same transfer: every example's margin.
+                Tensor::cat(margins, 0),
             ],
             self.run.step + 1,
         )
@@ -905,6 +918,7 @@ impl PreferenceTrainer {
             tokens,
             tokens_per_second: tokens as f64 / secs.max(1e-9),
             beta: v[9],
+            margins: v[11..].to_vec(),
         })
     }
 

@@ -2,6 +2,12 @@
 //! answers ranking, generation, training, evaluation and adapter requests. It runs in a
 //! dedicated Web Worker, so its long synchronous steps (dequantising weights, training steps)
 //! never freeze the page.
+//!
+//! - [`training`]: training runs (prepare, step, checkpoint, resume).
+//! - [`persist`]: what is kept in the browser's storage, and how.
+
+mod persist;
+mod training;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,22 +23,19 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::protocol::{
     DataSource, DatasetInfo, DeviceKind, DevicePreference, ModelInfo, OracleSummary, Request,
-    Response, TrainRequest, TrainStage, TrainSummary,
+    Response, TrainStage,
 };
+use crate::store::MODELS;
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
-use recalign_core::data::pairs::{Mixture, PairConfig, RejectStrategy};
 use recalign_core::data::split::{self, SplitConfig, Splits};
 use recalign_core::data::stats::split_stats;
 use recalign_core::data::{Domain, InteractionLog};
-use recalign_core::losses::LossKind;
 use recalign_core::oracle::sasrec::{
     SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
 };
 use recalign_core::oracle::{candidate_metrics, constant_scores, popularity_scores};
-use recalign_core::train::data::{self as train_data, PairScores};
-use recalign_core::train::{
-    Adapter, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
-};
+use recalign_core::train::data as train_data;
+use recalign_core::train::{Adapter, with_adapter};
 
 /// The worker's state, shared with the futures it spawns.
 #[derive(Default)]
@@ -53,6 +56,16 @@ struct Shared {
     cancel: bool,
     /// The user holds the running training between steps.
     paused: bool,
+    /// Pairs from a preference JSONL the user loaded (file name, pairs).
+    imported_pairs: Option<(String, Vec<recalign_core::data::pairs::PreferencePair>)>,
+    /// The device chosen, for error advice.
+    device_kind: Option<DeviceKind>,
+    /// The loaded model's file name (a checkpoint resumes only on the same model).
+    model_name: Option<String>,
+    /// The browser's storage, once opened (or why it cannot be).
+    store: Option<Result<Rc<crate::store::Store>, String>>,
+    /// The stored adapters were added to the list (once per worker, after the first model).
+    adapters_restored: bool,
 }
 
 /// An adapter trained (or imported) in this session.
@@ -90,8 +103,16 @@ impl Worker for ModelWorker {
                 request,
                 Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
             );
-            let train_request = matches!(request, Request::Train(_) | Request::Evaluate { .. });
+            let train_request = matches!(
+                request,
+                Request::Train(_)
+                    | Request::ResumeTraining
+                    | Request::Evaluate { .. }
+                    | Request::LoadPairs { .. }
+            );
             if let Err((during, message)) = handle(request, &shared, &reply).await {
+                let device = shared.borrow().device_kind;
+                let message = crate::advice::with_advice(message, device);
                 reply(if data_request {
                     Response::DataFailed { during, message }
                 } else if train_request {
@@ -158,7 +179,86 @@ async fn handle(
             });
             Ok(())
         }
-        Request::Train(request) => train(shared, *request, reply).await,
+        Request::Train(request) => training::train(shared, *request, reply).await,
+        Request::ResumeTraining => training::resume(shared, reply).await,
+        Request::DiscardCheckpoint => {
+            let ended = persist::end_checkpoints(shared).await;
+            persist::report(reply, "discarding the checkpoint", ended);
+            persist::send_info(shared, reply).await;
+            Ok(())
+        }
+        Request::LoadPairs { name, bytes } => {
+            let pairs = recalign_core::data::pairs::read_jsonl(&bytes)
+                .map_err(|e| (format!("reading {name}"), e.to_string()))?;
+            reply(Response::PairsLoaded {
+                name: name.clone(),
+                pairs: pairs.len(),
+                smoothed: pairs.iter().filter(|p| p.eps.is_some()).count(),
+                negatives: pairs
+                    .iter()
+                    .map(|p| 1 + p.more_rejected.len())
+                    .max()
+                    .unwrap_or(1),
+            });
+            shared.borrow_mut().imported_pairs = Some((name, pairs));
+            Ok(())
+        }
+        Request::StorageStatus => {
+            persist::send_info(shared, reply).await;
+            match persist::runs(shared).await {
+                Ok(runs) => reply(Response::Runs(runs)),
+                Err(message) => reply(Response::StorageFailed {
+                    during: "reading the stored runs".into(),
+                    message,
+                }),
+            }
+            Ok(())
+        }
+        Request::ClearStorage => {
+            let cleared = match persist::store(shared).await {
+                Ok(store) => store.clear().await,
+                Err(e) => Err(e),
+            };
+            persist::report(reply, "clearing the stored data", cleared);
+            reply(Response::Runs(
+                persist::runs(shared).await.unwrap_or_default(),
+            ));
+            persist::send_info(shared, reply).await;
+            Ok(())
+        }
+        Request::ImportRuns { name, bytes } => {
+            let fail = |m: String| (format!("importing runs from {name}"), m);
+            let runs: Vec<crate::protocol::RunRecord> =
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    fail(format!(
+                        "not a runs file exported from this page (a JSON list of runs): {e}"
+                    ))
+                })?;
+            for run in &runs {
+                persist::save_run(shared, run).await.map_err(fail)?;
+            }
+            reply(Response::Runs(persist::runs(shared).await.map_err(fail)?));
+            persist::send_info(shared, reply).await;
+            Ok(())
+        }
+        Request::LoadStored { name } => {
+            let fail = |m: String| (format!("loading {name} from this browser's storage"), m);
+            ensure_device(shared, DevicePreference::Auto, reply).await;
+            reply(Response::Progress {
+                stage: "Reading the model from this browser's storage".into(),
+                done: 0,
+                total: None,
+            });
+            let store = persist::store(shared).await.map_err(fail)?;
+            let bytes = store
+                .read(MODELS, &name)
+                .await
+                .map_err(fail)?
+                .ok_or_else(|| fail("it is no longer stored".into()))?;
+            load(shared, name.clone(), &bytes, reply).map_err(fail)?;
+            restore_adapters(shared, reply).await;
+            Ok(())
+        }
         Request::CancelTraining => {
             let mut s = shared.borrow_mut();
             s.cancel = s.training;
@@ -218,9 +318,21 @@ async fn handle(
                 s.with_adapter = Some((index, lm));
                 index
             };
-            let name = shared.borrow().adapters[index].name.clone();
-            reply(Response::AdapterAdded { index, name });
+            let (name, adapter) = {
+                let s = shared.borrow();
+                (
+                    s.adapters[index].name.clone(),
+                    s.adapters[index].adapter.clone(),
+                )
+            };
+            reply(Response::AdapterAdded {
+                index,
+                name: name.clone(),
+            });
             reply(Response::AdapterInUse { index: Some(index) });
+            let saved = persist::save_adapter(shared, &name, None, &adapter).await;
+            persist::report(reply, &format!("storing adapter {name}"), saved);
+            persist::send_info(shared, reply).await;
             Ok(())
         }
         Request::Evaluate {
@@ -238,6 +350,12 @@ async fn handle(
         Request::LoadUrl { url, device } => {
             let fail = |m: String| ("loading the model".to_string(), m);
             ensure_device(shared, device, reply).await;
+            let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+            let store = persist::store(shared).await.ok();
+            let cached = match &store {
+                Some(s) => s.size(MODELS, &name).await.ok().flatten(),
+                None => None,
+            };
             let progress = |done, total| {
                 reply(Response::Progress {
                     stage: "Downloading the model".into(),
@@ -245,28 +363,74 @@ async fn handle(
                     total,
                 })
             };
-            let bytes = download(&url, &progress).await.map_err(fail)?;
-            let name = url.rsplit('/').next().unwrap_or(&url).to_string();
-            load(shared, name, bytes, reply).map_err(fail)
+            // The stored copy is used when the server's file has its size, or when the server
+            // cannot be reached.
+            let fetched = download(&url, &progress, cached).await;
+            let (bytes, from_store) = match (fetched, &store) {
+                (Ok(Some(bytes)), _) => (bytes, false),
+                (Ok(None), Some(store)) | (Err(_), Some(store)) if cached.is_some() => {
+                    reply(Response::Progress {
+                        stage: "Reading the model from this browser's storage".into(),
+                        done: 0,
+                        total: None,
+                    });
+                    let bytes = store.read(MODELS, &name).await.map_err(fail)?;
+                    (
+                        bytes.ok_or_else(|| fail(format!("{name} vanished from storage")))?,
+                        true,
+                    )
+                }
+                (Err(e), _) => return Err(fail(e)),
+                (Ok(None), _) => return Err(fail("the stored copy cannot be read".into())),
+            };
+            load(shared, name.clone(), &bytes, reply).map_err(fail)?;
+            if !from_store {
+                cache_model(shared, &name, &bytes, reply).await;
+            }
+            restore_adapters(shared, reply).await;
+            Ok(())
         }
         Request::LoadBytes { name, bytes } => {
             ensure_device(shared, DevicePreference::Auto, reply).await;
-            load(shared, name, bytes, reply).map_err(|m| ("loading your model file".into(), m))
+            load(shared, name.clone(), &bytes, reply)
+                .map_err(|m| ("loading your model file".into(), m))?;
+            cache_model(shared, &name, &bytes, reply).await;
+            restore_adapters(shared, reply).await;
+            Ok(())
         }
         Request::Rank {
             history,
             candidates,
             length_normalised,
+            compare_with,
         } => {
-            let lm = model(shared).map_err(|m| ("ranking".to_string(), m))?;
+            let fail = |m: String| ("ranking".to_string(), m);
+            let lm = model(shared).map_err(fail)?;
+            let options = ScoreOptions { length_normalised };
             let t = now_ms();
             let ranking = lm
-                .rank(&history, &candidates, ScoreOptions { length_normalised })
+                .rank(&history, &candidates, options)
                 .await
-                .map_err(|e| ("ranking".to_string(), e.to_string()))?;
+                .map_err(|e| fail(e.to_string()))?;
+            let ms = now_ms() - t;
+            let comparison = match compare_with {
+                None => None,
+                Some(choice) => {
+                    let (name, other) = chosen_model(shared, choice).map_err(fail)?;
+                    let ranking = other
+                        .rank(&history, &candidates, options)
+                        .await
+                        .map_err(|e| fail(format!("with {name}: {e}")))?;
+                    Some(Box::new(crate::protocol::Comparison {
+                        model: name,
+                        ranking,
+                    }))
+                }
+            };
             reply(Response::Ranked {
                 ranking,
-                ms: now_ms() - t,
+                ms,
+                comparison,
             });
             Ok(())
         }
@@ -305,6 +469,26 @@ fn model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
         .map(|(_, lm)| lm.clone())
         .or_else(|| s.model.clone())
         .ok_or_else(|| "no model is loaded yet".to_string())
+}
+
+/// The model `choice` names, with its display name.
+fn chosen_model(
+    shared: &Rc<RefCell<Shared>>,
+    choice: crate::protocol::ModelChoice,
+) -> Result<(String, LanguageModel), String> {
+    let base = base_model(shared)?;
+    match choice {
+        crate::protocol::ModelChoice::Base => Ok(("base model".into(), base)),
+        crate::protocol::ModelChoice::Adapter(i) => {
+            let s = shared.borrow();
+            let a = s
+                .adapters
+                .get(i)
+                .ok_or_else(|| format!("there is no adapter #{}", i + 1))?;
+            let lm = with_adapter(&base, &a.adapter).map_err(|e| format!("{}: {e}", a.name))?;
+            Ok((a.name.clone(), lm))
+        }
+    }
 }
 
 /// The base model, without adapters.
@@ -362,7 +546,11 @@ async fn ensure_device(
             }
         }
     };
-    shared.borrow_mut().device = Some(device);
+    {
+        let mut s = shared.borrow_mut();
+        s.device = Some(device);
+        s.device_kind = Some(kind);
+    }
     reply(Response::Device { kind, note });
 }
 
@@ -425,8 +613,10 @@ async fn load_dataset(
         } => {
             stage("Downloading the dataset");
             let quiet = |_, _| {};
-            let main = download(&interactions, &quiet).await?;
-            let side = download(&items, &quiet).await?;
+            let main = download(&interactions, &quiet, None)
+                .await?
+                .unwrap_or_default();
+            let side = download(&items, &quiet, None).await?.unwrap_or_default();
             let name = interactions
                 .rsplit('/')
                 .next()
@@ -458,6 +648,13 @@ async fn load_dataset(
         name,
         stats: split_stats(&log, &splits),
         report: log.report.clone(),
+        titles: (0..log.catalogue.len())
+            .map(|i| {
+                log.catalogue
+                    .title(recalign_core::data::ItemId(i as u32))
+                    .to_string()
+            })
+            .collect(),
     };
     {
         let mut s = shared.borrow_mut();
@@ -530,8 +727,13 @@ async fn train_oracle(
     Ok(())
 }
 
-/// Fetches `url` (same origin) as bytes, reporting progress as the body streams in.
-async fn download(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, String> {
+/// Fetches `url` (same origin) as bytes, reporting progress as the body streams in; `None`
+/// without reading the body when the server's file has the size `unless_size` (a stored copy).
+async fn download(
+    url: &str,
+    progress: &dyn Fn(u64, Option<u64>),
+    unless_size: Option<u64>,
+) -> Result<Option<Vec<u8>>, String> {
     let global: web_sys::WorkerGlobalScope = js_sys::global()
         .dyn_into()
         .map_err(|_| "the model worker is not running in a worker".to_string())?;
@@ -554,6 +756,10 @@ async fn download(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<
         .flatten()
         .and_then(|v| v.parse::<u64>().ok());
     let body = response.body().ok_or("the response has no body")?;
+    if unless_size.is_some() && total == unless_size {
+        let _ = JsFuture::from(body.cancel()).await;
+        return Ok(None);
+    }
     let reader: web_sys::ReadableStreamDefaultReader = body
         .get_reader()
         .dyn_into()
@@ -578,13 +784,13 @@ async fn download(url: &str, progress: &dyn Fn(u64, Option<u64>)) -> Result<Vec<
             progress(done, total);
         }
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 fn load(
     shared: &Rc<RefCell<Shared>>,
     name: String,
-    bytes: Vec<u8>,
+    bytes: &[u8],
     reply: &dyn Fn(Response),
 ) -> Result<(), String> {
     reply(Response::Progress {
@@ -594,10 +800,10 @@ fn load(
     });
     let device = shared.borrow().device.clone().unwrap_or_else(Device::flex);
     let t = now_ms();
-    let lm = LanguageModel::from_gguf_bytes(&bytes, &device).map_err(|e| format!("{name}: {e}"))?;
+    let lm = LanguageModel::from_gguf_bytes(bytes, &device).map_err(|e| format!("{name}: {e}"))?;
     let c = &lm.model.config;
     let info = ModelInfo {
-        name,
+        name: name.clone(),
         bytes: bytes.len() as u64,
         layers: c.n_layers,
         hidden: c.hidden_size,
@@ -610,6 +816,7 @@ fn load(
     {
         let mut s = shared.borrow_mut();
         s.model = Some(lm);
+        s.model_name = Some(name);
         s.with_adapter = None;
     }
     reply(Response::AdapterInUse { index: None });
@@ -628,225 +835,6 @@ async fn sleep_ms(ms: i32) {
         }
     });
     let _ = JsFuture::from(promise).await;
-}
-
-/// Clears the worker's training flags however a run ends.
-struct TrainingGuard(Rc<RefCell<Shared>>);
-
-impl Drop for TrainingGuard {
-    fn drop(&mut self) {
-        let mut s = self.0.borrow_mut();
-        s.training = false;
-        s.cancel = false;
-        s.paused = false;
-    }
-}
-
-/// Runs a training request with the core trainers, reporting each step; the adapter it trains
-/// joins the session's list and becomes the one ranking uses.
-async fn train(
-    shared: &Rc<RefCell<Shared>>,
-    request: TrainRequest,
-    reply: &dyn Fn(Response),
-) -> Result<(), Failure> {
-    let fail = |during: &str| {
-        let during = during.to_string();
-        move |m: String| (during.clone(), m)
-    };
-    if shared.borrow().training {
-        return Err((
-            "starting training".into(),
-            "a training run is already going; wait for it or cancel it".into(),
-        ));
-    }
-    let base = base_model(shared).map_err(fail("starting training"))?;
-    let data = dataset(shared).map_err(fail("starting training"))?;
-    shared.borrow_mut().training = true;
-    let _guard = TrainingGuard(shared.clone());
-    let (log, splits) = &*data;
-    let progress = |stage: &str, done: usize, total: usize| {
-        reply(Response::TrainProgress {
-            stage: stage.into(),
-            done: done as u64,
-            total: Some(total as u64),
-        })
-    };
-    let settings = request.settings.clone();
-    let examples = train_data::draw(&splits.train, request.prompts, settings.seed);
-    progress("Tokenising the training prompts", 0, examples.len());
-    let (trainer, inputs, too_long, start) = match &request.stage {
-        TrainStage::Sft => {
-            let sft = train_data::sft_examples(&base, log, &examples, None)
-                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
-            let (n, skipped) = (sft.items.len(), sft.too_long);
-            let trainer = SftTrainer::new(&base, request.lora.clone(), settings, sft.items)
-                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
-            (
-                Trainer::Sft(Box::new(trainer)),
-                n,
-                skipped,
-                "the base model".to_string(),
-            )
-        }
-        TrainStage::Preference {
-            loss,
-            strategies,
-            negatives,
-        } => {
-            let during = format!("preparing {}", loss.kind.label());
-            let err = |e: recalign_core::Error| (during.clone(), e.to_string());
-            // Preference training starts from the latest SFT adapter, which is also the frozen
-            // reference (method.md §3); without one, from the base model.
-            let sft = shared
-                .borrow()
-                .adapters
-                .iter()
-                .rev()
-                .find(|a| a.stage == Some(TrainStage::Sft))
-                .map(|a| (a.name.clone(), a.adapter.clone()));
-            let (reference, start, lora) = match &sft {
-                Some((name, a)) => (
-                    with_adapter(&base, a).map_err(err)?,
-                    name.clone(),
-                    a.settings.clone(),
-                ),
-                None => (
-                    base.clone(),
-                    "the base model".to_string(),
-                    request.lora.clone(),
-                ),
-            };
-            let oracle = shared.borrow().oracle.clone();
-            let oracle_scores = match (loss.kind, oracle) {
-                (_, Some(o)) => Some(o.candidate_scores(&examples).await.map_err(err)?),
-                (LossKind::Rosepo, None) => {
-                    return Err((
-                        during,
-                        "RosePO smooths each pair with the SASRec oracle's scores: train the                          oracle first (the Data card's button)"
-                            .into(),
-                    ));
-                }
-                (_, None) => None,
-            };
-            let model_scores = if strategies.contains(&RejectStrategy::SelfHard) {
-                Some(
-                    train_data::model_scores(&reference, log, &examples, None, |d, t| {
-                        progress("Scoring candidates for self-hard negatives", d, t)
-                    })
-                    .await
-                    .map_err(err)?,
-                )
-            } else {
-                None
-            };
-            let config = PairConfig {
-                mixture: Mixture::OnePerStrategy(strategies.clone()),
-                negatives: *negatives,
-                seed: settings.seed,
-                ..PairConfig::default()
-            };
-            let pairs = train_data::preference_pairs(
-                log,
-                &splits.popularity,
-                &examples,
-                None,
-                PairScores {
-                    model: model_scores.as_deref(),
-                    oracle: oracle_scores.as_deref(),
-                },
-                &config,
-            )
-            .map_err(err)?;
-            let tokenised = train_data::tokenise_pairs(&base, &pairs, *negatives).map_err(err)?;
-            let (n, skipped) = (tokenised.items.len(), tokenised.too_long);
-            let cached = if loss.kind.uses_reference() {
-                reference_log_probs(&reference, &tokenised.items, |d, t| {
-                    progress("Reference log-probs (computed once)", d, t)
-                })
-                .await
-                .map_err(err)?
-            } else {
-                tokenised
-                    .items
-                    .iter()
-                    .map(|p| vec![0.0; p.answers.len()])
-                    .collect()
-            };
-            let trainer = PreferenceTrainer::new(
-                &base,
-                lora,
-                sft.as_ref().map(|(_, a)| a),
-                settings,
-                loss.clone(),
-                tokenised.items,
-                cached,
-            )
-            .map_err(err)?;
-            (Trainer::Preference(Box::new(trainer)), n, skipped, start)
-        }
-    };
-    let mut trainer = trainer;
-    let label = request.stage.label();
-    let during = format!("training {label}");
-    let started = now_ms();
-    let mut steps = 0;
-    let mut cancelled = false;
-    while !trainer.is_done() {
-        // A pause holds here, between steps, until resumed or cancelled.
-        if shared.borrow().paused && !shared.borrow().cancel {
-            reply(Response::TrainPaused(true));
-            while shared.borrow().paused && !shared.borrow().cancel {
-                sleep_ms(100).await;
-            }
-            reply(Response::TrainPaused(false));
-        }
-        if shared.borrow().cancel {
-            cancelled = true;
-            break;
-        }
-        let report = trainer
-            .step()
-            .await
-            .map_err(|e| (during.clone(), e.to_string()))?;
-        steps = report.step;
-        reply(Response::TrainStep(report));
-        sleep_ms(0).await;
-    }
-    let seconds = (now_ms() - started) / 1e3;
-    let adapter = trainer
-        .adapter()
-        .await
-        .map_err(|e| (during.clone(), e.to_string()))?;
-    let index = {
-        let mut s = shared.borrow_mut();
-        let n = s
-            .adapters
-            .iter()
-            .filter(|a| a.stage.as_ref().is_some_and(|st| st.label() == label))
-            .count();
-        let name = format!("{label} #{}", n + 1);
-        s.adapters.push(TrainedAdapter {
-            name,
-            stage: Some(request.stage.clone()),
-            adapter,
-        });
-        s.adapters.len() - 1
-    };
-    let name = shared.borrow().adapters[index].name.clone();
-    use_adapter(shared, Some(index)).map_err(|m| (during.clone(), m))?;
-    reply(Response::Trained(TrainSummary {
-        index,
-        name,
-        steps,
-        planned: request.settings.steps,
-        seconds,
-        inputs,
-        too_long,
-        start,
-        cancelled,
-    }));
-    reply(Response::AdapterInUse { index: Some(index) });
-    Ok(())
 }
 
 /// Evaluates the model in use on `users` (seeded draw) of `split`, reporting each user.
@@ -896,4 +884,66 @@ async fn evaluate_model(
         seconds: (now_ms() - started) / 1e3,
     })));
     Ok(())
+}
+
+/// Keeps a loaded model in the browser's storage, so the next visit reads it from there.
+async fn cache_model(
+    shared: &Rc<RefCell<Shared>>,
+    name: &str,
+    bytes: &[u8],
+    reply: &dyn Fn(Response),
+) {
+    let stored = match persist::store(shared).await {
+        Ok(store) => store.write(MODELS, name, bytes).await,
+        Err(e) => Err(e),
+    };
+    persist::report(
+        reply,
+        &format!("keeping {name} in this browser's storage"),
+        stored,
+    );
+    persist::send_info(shared, reply).await;
+}
+
+/// Adds the adapters stored in this browser to the list (once, after the first model loads);
+/// the ones that do not fit the model stay stored and are named in a message.
+async fn restore_adapters(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) {
+    if std::mem::replace(&mut shared.borrow_mut().adapters_restored, true) {
+        return;
+    }
+    let Ok(base) = base_model(shared) else {
+        return;
+    };
+    let (stored, mut errors) = match persist::stored_adapters(shared).await {
+        Ok(found) => found,
+        Err(message) => {
+            reply(Response::StorageFailed {
+                during: "reading the stored adapters".into(),
+                message,
+            });
+            return;
+        }
+    };
+    for (name, stage, adapter) in stored {
+        if let Err(e) = with_adapter(&base, &adapter) {
+            errors.push(format!("{name} does not fit this model: {e}"));
+            continue;
+        }
+        let index = {
+            let mut s = shared.borrow_mut();
+            s.adapters.push(TrainedAdapter {
+                name: name.clone(),
+                stage,
+                adapter,
+            });
+            s.adapters.len() - 1
+        };
+        reply(Response::AdapterAdded { index, name });
+    }
+    if !errors.is_empty() {
+        reply(Response::StorageFailed {
+            during: "restoring the stored adapters".into(),
+            message: errors.join("; "),
+        });
+    }
 }

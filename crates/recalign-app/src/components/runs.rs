@@ -1,0 +1,122 @@
+//! Training runs kept in this browser: the run a reload interrupted (resume or discard), every
+//! finished run with its last figures, and exporting or importing them as JSON.
+
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use super::files;
+use crate::protocol::{Request, RunRecord};
+use crate::state::{Action, AppState};
+
+/// Props of [`RunsView`].
+#[derive(Properties, PartialEq)]
+pub struct RunsViewProps {
+    /// Page state.
+    pub state: AppState,
+    /// Sends a request to the worker.
+    pub send: Callback<Request>,
+    /// Changes the page state.
+    pub dispatch: Callback<Action>,
+}
+
+fn last_figures(run: &RunRecord) -> String {
+    match run.steps.last() {
+        Some(r) if run.label == "SFT" => format!("loss {:.4}", r.loss),
+        Some(r) => format!("loss {:.4} · margin {:.3}", r.loss, r.margin),
+        None => "no steps".into(),
+    }
+}
+
+/// The interrupted run's offer and the stored runs.
+#[function_component(RunsView)]
+pub fn runs_view(props: &RunsViewProps) -> Html {
+    let state = &props.state;
+    let running = state.training();
+    let resume = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |_| {
+            dispatch.emit(Action::DismissError);
+            send.emit(Request::ResumeTraining);
+        })
+    };
+    let discard = props.send.reform(|_| Request::DiscardCheckpoint);
+    let export = {
+        let (runs, dispatch) = (state.runs.clone(), props.dispatch.clone());
+        Callback::from(move |_| {
+            let saved = serde_json::to_vec_pretty(&runs)
+                .map_err(|e| e.to_string())
+                .and_then(|json| files::save_file("recalign-runs.json", &json, "application/json"));
+            if let Err(e) = saved {
+                dispatch.emit(Action::Error(format!("Could not save the runs: {e}")));
+            }
+        })
+    };
+    let import = {
+        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        Callback::from(move |e: Event| {
+            let Some(file) = files::picked(&e).into_iter().next() else {
+                return;
+            };
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.set_value("");
+            }
+            let (send, dispatch) = (send.clone(), dispatch.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let name = file.name();
+                match files::read(file).await {
+                    Ok(bytes) => send.emit(Request::ImportRuns { name, bytes }),
+                    Err(e) => dispatch.emit(Action::Error(e)),
+                }
+            });
+        })
+    };
+    let offer = state.storage.as_ref().and_then(|s| s.resume.as_ref());
+    let loaded = state.model.as_ref().map(|m| m.name.as_str());
+    let rows = state.runs.iter().rev().map(|run| {
+        let end = match &run.summary {
+            Some(s) if s.cancelled => format!("cancelled at {} of {}", s.steps, s.planned),
+            Some(s) => format!("{} steps in {:.0} s", s.steps, s.seconds),
+            None => "interrupted".into(),
+        };
+        html! {
+            <tr>
+                <td>{ run.summary.as_ref().map_or_else(|| run.label.clone(), |s| s.name.clone()) }</td>
+                <td>{ &run.model }</td>
+                <td>{ end }</td>
+                <td>{ last_figures(run) }</td>
+            </tr>
+        }
+    });
+    html! {
+        <div id="runs">
+            if let Some(o) = offer {
+                <div class="notice" id="resume-offer">
+                    <span>{ format!(
+                        "A {} run on {} was interrupted; its checkpoint holds step {} of {}.",
+                        o.run.label, o.run.model, o.step, o.run.request.settings.steps) }</span>
+                    if loaded != Some(o.run.model.as_str()) {
+                        <span>{ format!(" Load {} to resume it.", o.run.model) }</span>
+                    }
+                    <button id="resume-run" class="primary" onclick={ resume }
+                        disabled={ running || !state.ready() || loaded != Some(o.run.model.as_str()) }>
+                        { format!("Resume from step {}", o.step) }
+                    </button>
+                    <button id="discard-run" onclick={ discard } disabled={ running }>{ "Discard" }</button>
+                </div>
+            }
+            <h3>{ format!("Runs kept in this browser ({})", state.runs.len()) }</h3>
+            if !state.runs.is_empty() {
+                <table class="metrics" id="runs-table">
+                    <thead><tr><th>{ "run" }</th><th>{ "model" }</th><th>{ "how it ended" }</th><th>{ "last step" }</th></tr></thead>
+                    <tbody>{ for rows }</tbody>
+                </table>
+            }
+            <div class="actions">
+                <button id="runs-export" onclick={ export } disabled={ state.runs.is_empty() }>{ "Export runs (JSON)" }</button>
+                <label class="file">{ "Import runs: " }
+                    <input type="file" id="runs-import" accept=".json,application/json" onchange={ import } />
+                </label>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,411 @@
+//! Training in the worker: prepares a run's inputs with the core's `train::data`, drives the
+//! core's trainers step by step (pause, cancel and checkpoints between steps), and continues a
+//! run a reload interrupted from its stored checkpoint.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use recalign_core::data::pairs::{Mixture, PairConfig, RejectStrategy};
+use recalign_core::losses::LossKind;
+use recalign_core::train::data::{self as train_data, PairScores};
+use recalign_core::train::{
+    Adapter, Checkpoint, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
+};
+
+use super::persist::{self, Pending, Prepared};
+use super::{Failure, Shared, TrainedAdapter, base_model, dataset, now_ms, sleep_ms, use_adapter};
+use crate::protocol::{Response, RunRecord, TrainRequest, TrainStage, TrainSummary};
+
+/// Clears the worker's training flags however a run ends.
+struct TrainingGuard(Rc<RefCell<Shared>>);
+
+impl Drop for TrainingGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.borrow_mut();
+        s.training = false;
+        s.cancel = false;
+        s.paused = false;
+    }
+}
+
+fn claim(shared: &Rc<RefCell<Shared>>) -> Result<TrainingGuard, Failure> {
+    if shared.borrow().training {
+        return Err((
+            "starting training".into(),
+            "a training run is already going; wait for it or cancel it".into(),
+        ));
+    }
+    shared.borrow_mut().training = true;
+    Ok(TrainingGuard(shared.clone()))
+}
+
+/// Runs a training request with the core trainers, reporting each step; the adapter it trains
+/// joins the session's list (and the browser's storage) and becomes the one ranking uses.
+pub async fn train(
+    shared: &Rc<RefCell<Shared>>,
+    request: TrainRequest,
+    reply: &dyn Fn(Response),
+) -> Result<(), Failure> {
+    let start_fail = |m: String| ("starting training".to_string(), m);
+    let base = base_model(shared).map_err(start_fail)?;
+    let _guard = claim(shared)?;
+    let (prepared, start, inputs, too_long, initial) =
+        prepare(shared, &base, &request, reply).await?;
+    let label = request.stage.label();
+    let during = format!("training {label}");
+    let settings = request.settings.clone();
+    let trainer = match (&request.stage, prepared.clone()) {
+        (TrainStage::Sft, Prepared::Sft(examples)) => {
+            SftTrainer::new(&base, request.lora.clone(), settings, examples)
+                .map(|t| Trainer::Sft(Box::new(t)))
+        }
+        (TrainStage::Preference { loss, .. }, Prepared::Preference { pairs, reference }) => {
+            let (lora, adapter) = match &initial {
+                Some(a) => (a.settings.clone(), Some(a)),
+                None => (request.lora.clone(), None),
+            };
+            PreferenceTrainer::new(
+                &base,
+                lora,
+                adapter,
+                settings,
+                loss.clone(),
+                pairs,
+                reference,
+            )
+            .map(|t| Trainer::Preference(Box::new(t)))
+        }
+        _ => unreachable!("prepare matches the stage"),
+    }
+    .map_err(|e| (format!("preparing {label}"), e.to_string()))?;
+    let model = shared.borrow().model_name.clone().unwrap_or_default();
+    let pending = Pending {
+        run: RunRecord {
+            id: js_sys::Date::now() as u64,
+            label,
+            model,
+            request,
+            steps: Vec::new(),
+            summary: None,
+        },
+        start,
+        inputs,
+        too_long,
+        checkpoint_step: 0,
+    };
+    send_pair_eps(&prepared, reply);
+    if pending.run.request.checkpoint_every > 0 {
+        let stored = persist::begin_checkpoints(shared, &prepared, &pending).await;
+        persist::report(reply, "storing the run for resuming after a reload", stored);
+    }
+    drop(prepared);
+    run(shared, trainer, pending, &during, reply).await
+}
+
+/// Continues the run a reload interrupted from its last checkpoint.
+pub async fn resume(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) -> Result<(), Failure> {
+    let fail = |m: String| ("resuming training".to_string(), m);
+    let base = base_model(shared).map_err(fail)?;
+    let _guard = claim(shared)?;
+    let (mut pending, bytes, prepared) = persist::interrupted(shared)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| fail("there is no interrupted run to resume".into()))?;
+    let loaded = shared.borrow().model_name.clone().unwrap_or_default();
+    if pending.run.model != loaded {
+        return Err(fail(format!(
+            "the run trained {}, but {loaded} is loaded; load {} first",
+            pending.run.model, pending.run.model
+        )));
+    }
+    let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
+    send_pair_eps(&prepared, reply);
+    let trainer = match prepared {
+        Prepared::Sft(examples) => {
+            SftTrainer::resume(&base, &checkpoint, examples).map(|t| Trainer::Sft(Box::new(t)))
+        }
+        Prepared::Preference { pairs, reference } => {
+            PreferenceTrainer::resume(&base, &checkpoint, pairs, reference)
+                .map(|t| Trainer::Preference(Box::new(t)))
+        }
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    // Steps after the checkpoint were lost with the reload; they run again.
+    pending.run.steps.truncate(checkpoint.state.step);
+    pending.checkpoint_step = checkpoint.state.step;
+    reply(Response::Resuming(Box::new(pending.run.clone())));
+    let during = format!("training {}", pending.run.label);
+    run(shared, trainer, pending, &during, reply).await
+}
+
+/// Sends the pairs' smoothing factors for the loss lab's RosePO histogram (RosePO runs only:
+/// the other losses do not read them).
+fn send_pair_eps(prepared: &Prepared, reply: &dyn Fn(Response)) {
+    if let Prepared::Preference { pairs, .. } = prepared {
+        let eps: Vec<f64> = pairs.iter().flat_map(|p| p.eps.iter().copied()).collect();
+        if eps.iter().any(|&e| e > 0.0) {
+            reply(Response::PairEps(eps));
+        }
+    }
+}
+
+/// Prepares a run's inputs: the prepared examples or pairs, what the run starts from, the
+/// inputs used and dropped, and the adapter it starts from (preference runs: the latest SFT).
+async fn prepare(
+    shared: &Rc<RefCell<Shared>>,
+    base: &recalign_core::LanguageModel,
+    request: &TrainRequest,
+    reply: &dyn Fn(Response),
+) -> Result<(Prepared, String, usize, usize, Option<Adapter>), Failure> {
+    let progress = |stage: &str, done: usize, total: usize| {
+        reply(Response::TrainProgress {
+            stage: stage.into(),
+            done: done as u64,
+            total: Some(total as u64),
+        })
+    };
+    let settings = &request.settings;
+    let imported = matches!(
+        request.stage,
+        TrainStage::Preference {
+            imported_pairs: true,
+            ..
+        }
+    );
+    // Imported pairs need no dataset.
+    let data = if imported {
+        None
+    } else {
+        Some(dataset(shared).map_err(|m| ("starting training".to_string(), m))?)
+    };
+    let examples = data.as_ref().map_or_else(Vec::new, |d| {
+        train_data::draw(&d.1.train, request.prompts, settings.seed)
+    });
+    progress("Tokenising the training prompts", 0, examples.len());
+    match &request.stage {
+        TrainStage::Sft => {
+            let Some(data) = &data else {
+                unreachable!("SFT always loads the dataset")
+            };
+            let sft = train_data::sft_examples(base, &data.0, &examples, None)
+                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
+            let (n, skipped) = (sft.items.len(), sft.too_long);
+            Ok((
+                Prepared::Sft(sft.items),
+                "the base model".into(),
+                n,
+                skipped,
+                None,
+            ))
+        }
+        TrainStage::Preference {
+            loss,
+            strategies,
+            negatives,
+            ..
+        } => {
+            let during = format!("preparing {}", loss.kind.label());
+            let err = |e: recalign_core::Error| (during.clone(), e.to_string());
+            // Preference training starts from the latest SFT adapter, which is also the frozen
+            // reference (method.md §3); without one, from the base model.
+            let sft = shared
+                .borrow()
+                .adapters
+                .iter()
+                .rev()
+                .find(|a| a.stage == Some(TrainStage::Sft))
+                .map(|a| (a.name.clone(), a.adapter.clone()));
+            let (reference, start) = match &sft {
+                Some((name, a)) => (with_adapter(base, a).map_err(err)?, name.clone()),
+                None => (base.clone(), "the base model".to_string()),
+            };
+            let pairs = match &data {
+                None => {
+                    let (name, pairs) =
+                        shared.borrow().imported_pairs.clone().ok_or_else(|| {
+                            (during.clone(), "load a preference JSONL first".to_string())
+                        })?;
+                    if loss.kind == LossKind::Rosepo && pairs.iter().any(|p| p.eps.is_none()) {
+                        return Err((
+                            during,
+                            format!(
+                                "RosePO needs each pair's smoothing factor, and {name} has pairs \
+                                 without \"eps\" (recalign pairs build --oracle writes it)"
+                            ),
+                        ));
+                    }
+                    pairs
+                }
+                Some(data) => {
+                    let (log, splits) = &**data;
+                    // Only RosePO reads the oracle's smoothing.
+                    let oracle = shared.borrow().oracle.clone();
+                    let oracle_scores = match (loss.kind, oracle) {
+                        (LossKind::Rosepo, Some(o)) => {
+                            Some(o.candidate_scores(&examples).await.map_err(err)?)
+                        }
+                        (LossKind::Rosepo, None) => {
+                            return Err((
+                                during,
+                                "RosePO smooths each pair with the SASRec oracle's scores: train the \
+                                 oracle first (the Data card's button)"
+                                    .into(),
+                            ));
+                        }
+                        _ => None,
+                    };
+                    let model_scores = if strategies.contains(&RejectStrategy::SelfHard) {
+                        Some(
+                            train_data::model_scores(&reference, log, &examples, None, |d, t| {
+                                progress("Scoring candidates for self-hard negatives", d, t)
+                            })
+                            .await
+                            .map_err(err)?,
+                        )
+                    } else {
+                        None
+                    };
+                    let config = PairConfig {
+                        mixture: Mixture::OnePerStrategy(strategies.clone()),
+                        negatives: *negatives,
+                        seed: settings.seed,
+                        ..PairConfig::default()
+                    };
+                    train_data::preference_pairs(
+                        log,
+                        &splits.popularity,
+                        &examples,
+                        None,
+                        PairScores {
+                            model: model_scores.as_deref(),
+                            oracle: oracle_scores.as_deref(),
+                        },
+                        &config,
+                    )
+                    .map_err(err)?
+                }
+            };
+            let tokenised = train_data::tokenise_pairs(base, &pairs, *negatives).map_err(err)?;
+            let (n, skipped) = (tokenised.items.len(), tokenised.too_long);
+            let cached = if loss.kind.uses_reference() {
+                reference_log_probs(&reference, &tokenised.items, |d, t| {
+                    progress("Reference log-probs (computed once)", d, t)
+                })
+                .await
+                .map_err(err)?
+            } else {
+                tokenised
+                    .items
+                    .iter()
+                    .map(|p| vec![0.0; p.answers.len()])
+                    .collect()
+            };
+            Ok((
+                Prepared::Preference {
+                    pairs: tokenised.items,
+                    reference: cached,
+                },
+                start,
+                n,
+                skipped,
+                sft.map(|(_, a)| a),
+            ))
+        }
+    }
+}
+
+/// Steps `trainer` to its end (or a cancel), holding on pause and storing a checkpoint every
+/// `checkpoint_every` steps; the adapter joins the session and the browser's storage.
+async fn run(
+    shared: &Rc<RefCell<Shared>>,
+    mut trainer: Trainer,
+    mut pending: Pending,
+    during: &str,
+    reply: &dyn Fn(Response),
+) -> Result<(), Failure> {
+    let fail = |e: recalign_core::Error| (during.to_string(), e.to_string());
+    let every = pending.run.request.checkpoint_every;
+    let started = now_ms();
+    let mut cancelled = false;
+    while !trainer.is_done() {
+        // A pause holds here, between steps, until resumed or cancelled.
+        if shared.borrow().paused && !shared.borrow().cancel {
+            reply(Response::TrainPaused(true));
+            while shared.borrow().paused && !shared.borrow().cancel {
+                sleep_ms(100).await;
+            }
+            reply(Response::TrainPaused(false));
+        }
+        if shared.borrow().cancel {
+            cancelled = true;
+            break;
+        }
+        let report = trainer.step().await.map_err(fail)?;
+        let step = report.step;
+        pending.run.steps.push(report.clone());
+        reply(Response::TrainStep(report));
+        if every > 0 && step % every == 0 && !trainer.is_done() {
+            let bytes = trainer
+                .checkpoint()
+                .await
+                .and_then(|c| c.to_bytes())
+                .map_err(fail)?;
+            pending.checkpoint_step = step;
+            let stored = persist::save_checkpoint(shared, &bytes, &pending).await;
+            persist::report(
+                reply,
+                &format!("storing the checkpoint of step {step}"),
+                stored,
+            );
+        }
+        sleep_ms(0).await;
+    }
+    let seconds = (now_ms() - started) / 1e3;
+    let adapter = trainer.adapter().await.map_err(fail)?;
+    let stage = pending.run.request.stage.clone();
+    let label = pending.run.label.clone();
+    let index = {
+        let mut s = shared.borrow_mut();
+        let n = s
+            .adapters
+            .iter()
+            .filter(|a| a.stage.as_ref().is_some_and(|st| st.label() == label))
+            .count();
+        s.adapters.push(TrainedAdapter {
+            name: format!("{label} #{}", n + 1),
+            stage: Some(stage.clone()),
+            adapter: adapter.clone(),
+        });
+        s.adapters.len() - 1
+    };
+    let name = shared.borrow().adapters[index].name.clone();
+    use_adapter(shared, Some(index)).map_err(|m| (during.to_string(), m))?;
+    let summary = TrainSummary {
+        index,
+        name: name.clone(),
+        steps: pending.run.steps.len(),
+        planned: pending.run.request.settings.steps,
+        seconds,
+        inputs: pending.inputs,
+        too_long: pending.too_long,
+        start: pending.start.clone(),
+        cancelled,
+    };
+    reply(Response::Trained(summary.clone()));
+    reply(Response::AdapterInUse { index: Some(index) });
+    // Store the adapter and the run, then forget the checkpoint.
+    let saved = persist::save_adapter(shared, &name, Some(&stage), &adapter).await;
+    persist::report(reply, &format!("storing adapter {name}"), saved);
+    pending.run.summary = Some(summary);
+    let saved = persist::save_run(shared, &pending.run).await;
+    persist::report(reply, "storing the run", saved);
+    if every > 0 {
+        let ended = persist::end_checkpoints(shared).await;
+        persist::report(reply, "removing the finished run's checkpoint", ended);
+    }
+    if let Ok(runs) = persist::runs(shared).await {
+        reply(Response::Runs(runs));
+    }
+    persist::send_info(shared, reply).await;
+    Ok(())
+}
