@@ -183,6 +183,7 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   assert.match(info, /943 users \(train 754, validation 94, test 95\)/);
   await ready(page);
   await setField(page, '#train-prompts', 4);
+  await setField(page, '#train-validate', 0);
   await setField(page, '#train-steps', 2);
   await setField(page, '#train-accumulation', 1);
   await page.selectOption('#train-stage', 'preference');
@@ -231,7 +232,7 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   console.log(`      RosePO eps of ${eps.length} pairs: mean ${(eps.reduce((a, b) => a + b, 0) / eps.length).toFixed(3)}`);
 });
 
-await test('a malformed dataset picked by the user is refused by line and the loaded one is kept', false, async (page) => {
+await test('a malformed dataset picked or dropped by the user is refused by line and the loaded one is kept', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
   await page.setInputFiles('#data-files', [
@@ -240,6 +241,18 @@ await test('a malformed dataset picked by the user is refused by line and the lo
   ]);
   await page.waitForSelector('#error', { timeout: 30_000 });
   assert.match(await text(page, '#error'), /interactions, line 3: field "timestamp" is not a number: "yesterday"/);
+  assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
+  // A CSV without the needed columns, dropped on the card.
+  await page.click('#error button');
+  const drop = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(['user,item\nu,1\n'], 'ratings.csv', { type: 'text/csv' }));
+    dt.items.add(new File(['id,title\n1,Heat\n'], 'items.csv', { type: 'text/csv' }));
+    return dt;
+  });
+  await page.dispatchEvent('#data-card', 'drop', { dataTransfer: drop });
+  await page.waitForSelector('#error', { timeout: 30_000 });
+  assert.match(await text(page, '#error'), /interactions, line 1: missing column "timestamp"/);
   assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
 });
 
@@ -255,6 +268,8 @@ await test('the worker trains LoRA SFT then DPO on WebGPU (5 steps each); rankin
   await setField(page, '#train-batch', 2);
   await setField(page, '#train-accumulation', 1);
   await setField(page, '#train-lr', 0.02);
+  await setField(page, '#train-validate', 5);
+  await setField(page, '#train-validate-users', 3);
   await page.evaluate(() => { window.__longest = 0; });
   const sft = await trainAndWait(page, 'SFT #1');
   console.log(`      ${sft}`);
@@ -264,6 +279,14 @@ await test('the worker trains LoRA SFT then DPO on WebGPU (5 steps each); rankin
   assert.equal(sftLoss.length, 5);
   assert.ok(sftLoss.every(Number.isFinite) && sftLoss[4] < sftLoss[0], `SFT loss ${sftLoss}`);
   assert.match(await text(page, '#model-in-use'), /SFT #1/);
+  // Validation HR@1 and AveragePopularity@1 before the first step and after the last.
+  const hr1 = await series(page, '#train-chart-hr1');
+  const avgPop = await series(page, '#train-chart-avgpop');
+  console.log(`      validation at steps 0 and 5: HR@1 ${hr1}, AvgPop@1 ${avgPop.map((v) => v.toFixed(1))}`);
+  assert.equal(hr1.length, 2);
+  assert.ok(hr1.every((v) => v >= 0 && v <= 1) && avgPop.every((v) => v > 0), `${hr1} ${avgPop}`);
+  assert.match(await text(page, '#train-validation'), /Checked at steps 0, 5/);
+  await setField(page, '#train-validate', 0);
 
   await page.selectOption('#train-stage', 'preference');
   await page.selectOption('#train-loss', 'dpo');
@@ -350,6 +373,7 @@ await test('a reload resumes training from its last checkpoint; the model, adapt
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
   await page.waitForFunction(() => /1 model/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
   await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-validate', 0);
   await setField(page, '#train-steps', 5);
   await setField(page, '#train-batch', 1);
   await setField(page, '#train-accumulation', 1);
@@ -393,6 +417,14 @@ await test('a reload resumes training from its last checkpoint; the model, adapt
   const runs = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
   assert.equal(runs.length, 2);
   assert.deepEqual(runs.map((r) => r.steps.length), [5, 5]);
+  // Cleared, then imported back from the export.
+  await page.click('#storage-clear');
+  await page.click('#storage-clear-confirm');
+  await page.waitForFunction(() => /0 models, 0 adapters, 0 runs/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.equal(await page.locator('#runs-table tbody tr').count(), 0);
+  await page.setInputFiles('#runs-import', await download.path());
+  await page.waitForFunction(() => document.querySelectorAll('#runs-table tbody tr').length === 2, null, { timeout: 60_000 });
+  assert.match(await text(page, '#storage-info'), /0 models, 0 adapters, 2 runs/);
 });
 
 await test('a full storage quota is reported with advice; the session goes on and nothing stored is lost', false, async (page) => {
@@ -404,6 +436,7 @@ await test('a full storage quota is reported with advice; the session goes on an
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 1 });
   await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-validate', 0);
   await setField(page, '#train-steps', 1);
   await setField(page, '#train-accumulation', 1);
   await trainAndWait(page, 'SFT #1');
@@ -443,6 +476,7 @@ await test('a preference JSONL trains DPO on its own pairs; a malformed one is r
   assert.match(await text(page, '#pairs-info'), /pairs\.jsonl: 3 pairs, 0 with RosePO's eps/);
   await setField(page, '#train-steps', 2);
   await setField(page, '#train-accumulation', 1);
+  await setField(page, '#train-validate', 0);
   const dpo = await trainAndWait(page, 'DPO #1');
   console.log(`      ${dpo}`);
   assert.match(dpo, /finished 2 of 2 steps in [\d.]+ s on 3 pairs \(from the base model\)/);
@@ -499,6 +533,7 @@ await test('an adapter exported in PEFT layout imports back with identical score
   await ready(page);
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
   await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-validate', 0);
   await setField(page, '#train-steps', 3);
   await setField(page, '#train-lr', 0.02);
   await trainAndWait(page, 'SFT #1');
@@ -564,6 +599,7 @@ await test('Evaluate puts the base model and an adapter side by side: accuracy, 
   };
   await evaluate(1);
   await setField(page, '#train-prompts', 2);
+  await setField(page, '#train-validate', 0);
   await setField(page, '#train-steps', 12);
   await page.evaluate(() => { window.__longest = 0; });
   await trainAndWait(page, 'SFT #1');

@@ -1,7 +1,9 @@
 // Takes docs/views/*.png: each view of the page at 1280x800 with the real model on the CPU
-// device (ranking, the data card with a trained oracle, the Align card after SFT and RosePO,
-// Evaluate with the base model and the RosePO adapter, the loss lab with the training marker),
-// and checks that nothing overflows a 390x844 phone screen.
+// device (ranking, the data card with a trained oracle, the Align card after SFT and RosePO and
+// its charts, the RosePO adapter ranking next to the base model, the model card with what the
+// browser stores, Evaluate with the base model and the RosePO adapter, the loss lab with the
+// training step's margins and the pairs' eps), and checks that nothing overflows a 390x844
+// phone screen.
 // Usage: node web/e2e/screenshots.mjs <recalign binary> <dist dir> <out dir>
 import { chromium } from 'playwright-core';
 import { startServer, chromiumArgs } from './serve.mjs';
@@ -48,6 +50,13 @@ try {
   await page.click('#train-start');
   await page.waitForFunction(() => document.querySelector('#train-summary')?.textContent.startsWith('RosePO #1'), null, long);
   await shoot(page, '#align-card', 'align');
+  await shoot(page, '#training', 'align-charts');
+  // The RosePO adapter's ranking next to the base model's.
+  await page.selectOption('#compare-select', 'base');
+  await page.click('#rank');
+  await page.waitForSelector('#ranking td.compare-score', long);
+  await shoot(page, '#ranking', 'compare');
+  await shoot(page, '#model-card', 'storage');
   // Evaluate: the base model and the RosePO adapter on the same 10 validation users.
   await set(page, '#eval-users', 10);
   for (const [choice, rows] of [['base', 1], ['1', 2]]) {

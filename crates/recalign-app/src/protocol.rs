@@ -224,6 +224,24 @@ pub struct TrainRequest {
     /// Store a checkpoint every this many steps (0: never), so a reload can resume the run.
     #[serde(default)]
     pub checkpoint_every: usize,
+    /// Rank the candidates of `validate_users` validation users (seeded) before the first step
+    /// and every this many steps (0: never), for the live HR@1 and AveragePopularity@1 chart.
+    #[serde(default)]
+    pub validate_every: usize,
+    /// Validation users per check.
+    #[serde(default)]
+    pub validate_users: usize,
+}
+
+/// The adapter being trained, ranked on validation users at one step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    /// Optimiser steps done (0: before training).
+    pub step: usize,
+    /// HR@1 on the 20 candidates.
+    pub hr_at_1: f64,
+    /// AveragePopularity@1: mean training popularity of the top pick.
+    pub average_popularity: f64,
 }
 
 /// A training run as this browser keeps it: what was asked, every step, how it ended.
@@ -239,6 +257,9 @@ pub struct RunRecord {
     pub request: TrainRequest,
     /// Every step's report, in order.
     pub steps: Vec<StepReport>,
+    /// Validation checks, in order.
+    #[serde(default)]
+    pub validation: Vec<ValidationPoint>,
     /// How it ended; `None` while running or when a reload interrupted it.
     pub summary: Option<TrainSummary>,
 }
@@ -433,6 +454,10 @@ pub enum Response {
     },
     /// One optimiser step finished.
     TrainStep(StepReport),
+    /// A validation check of the running training.
+    TrainValidation(ValidationPoint),
+    /// Something went wrong beside the running training, which goes on.
+    TrainWarning(String),
     /// The running training is held (true) or going again (false).
     TrainPaused(bool),
     /// A training run ended; its adapter is now the one ranking uses.

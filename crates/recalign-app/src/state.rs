@@ -9,7 +9,7 @@ use yew::Reducible;
 use crate::components::BatchMarker;
 use crate::protocol::{
     Comparison, DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, Response, RunRecord,
-    StorageInfo, TrainStage, TrainSummary,
+    StorageInfo, TrainStage, TrainSummary, ValidationPoint,
 };
 use recalign_core::losses::LossKind;
 
@@ -37,6 +37,8 @@ pub struct TrainingView {
     pub preparing: Option<Progress>,
     /// Every step's report so far.
     pub steps: Vec<StepReport>,
+    /// Validation checks so far.
+    pub validation: Vec<ValidationPoint>,
     /// Still running.
     pub running: bool,
     /// The user asked it to stop.
@@ -65,6 +67,7 @@ impl TrainingView {
                 total: None,
             }),
             steps: Vec::new(),
+            validation: Vec::new(),
             running: true,
             cancelling: false,
             paused: false,
@@ -78,6 +81,7 @@ impl TrainingView {
         Self {
             preparing: None,
             steps: run.steps,
+            validation: run.validation,
             ..Self::new(&run.request.stage, run.request.settings.steps)
         }
     }
@@ -488,6 +492,12 @@ impl Reducible for AppState {
                         t.steps.push(report);
                     }
                 }
+                Response::TrainValidation(point) => {
+                    if let Some(t) = s.training.as_mut() {
+                        t.validation.push(point);
+                    }
+                }
+                Response::TrainWarning(message) => s.notice = Some(message),
                 Response::TrainPaused(paused) => {
                     if let Some(t) = s.training.as_mut() {
                         t.paused = paused;

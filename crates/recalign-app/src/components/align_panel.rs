@@ -10,7 +10,7 @@ use yew::prelude::*;
 use super::chart::{Scale, Series, line_chart};
 use super::{RunsView, files};
 use crate::hash;
-use crate::protocol::{Request, TrainRequest, TrainStage};
+use crate::protocol::{Request, TrainRequest, TrainStage, ValidationPoint};
 use crate::state::{Action, AppState, TrainingView};
 
 /// Props of [`AlignPanel`].
@@ -44,6 +44,8 @@ struct AlignForm {
     seed: u64,
     checkpoint_every: usize,
     imported_pairs: bool,
+    validate_every: usize,
+    validate_users: usize,
 }
 
 impl Default for AlignForm {
@@ -64,6 +66,8 @@ impl Default for AlignForm {
             seed: 2024,
             checkpoint_every: 1,
             imported_pairs: false,
+            validate_every: 4,
+            validate_users: 4,
         }
     }
 }
@@ -107,6 +111,8 @@ impl AlignForm {
             seed: hash::parse("a.seed").unwrap_or(d.seed),
             checkpoint_every: hash::parse("a.checkpoint").unwrap_or(d.checkpoint_every),
             imported_pairs: hash::get("a.pairs").is_some_and(|v| v == "file"),
+            validate_every: hash::parse("a.validate").unwrap_or(d.validate_every),
+            validate_users: hash::parse("a.vusers").unwrap_or(d.validate_users),
         }
     }
 
@@ -188,6 +194,8 @@ impl AlignForm {
                 ..TrainSettings::default()
             },
             checkpoint_every: self.checkpoint_every,
+            validate_every: self.validate_every,
+            validate_users: self.validate_users,
         }
     }
 }
@@ -459,6 +467,8 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                 </label>
                 { number("train-seed", "Seed", f.seed.to_string(), |f, v| if let Ok(x) = v.parse() { f.seed = x }) }
                 { number("train-checkpoint", "Checkpoint every (steps; 0: never)", f.checkpoint_every.to_string(), |f, v| if let Ok(x) = v.parse() { f.checkpoint_every = x }) }
+                { number("train-validate", "Validate every (steps; 0: never)", f.validate_every.to_string(), |f, v| if let Ok(x) = v.parse() { f.validate_every = x }) }
+                { number("train-validate-users", "Validation users", f.validate_users.to_string(), |f, v| if let Ok(x) = v.parse() { f.validate_users = x }) }
             </div>
             { preference_fields.unwrap_or_default() }
             <div class="actions">
@@ -546,6 +556,7 @@ fn training_view(t: &TrainingView) -> Html {
             { summary.unwrap_or_default() }
             if !t.steps.is_empty() {
                 { charts(&t.steps, preference) }
+                { validation_chart(&t.validation) }
                 <table class="metrics steps" id="train-log">
                     <thead><tr>
                         <th>{ "step" }</th><th>{ "loss" }</th><th>{ "margin" }</th><th>{ "chosen" }</th>
@@ -563,6 +574,23 @@ fn duration(seconds: f64) -> String {
         format!("{seconds:.0} s")
     } else {
         format!("{:.0} min", seconds / 60.0)
+    }
+}
+
+/// HR@1 and AveragePopularity@1 of the adapter being trained on validation users, at each check.
+fn validation_chart(points: &[ValidationPoint]) -> Html {
+    if points.is_empty() {
+        return Html::default();
+    }
+    let steps: Vec<String> = points.iter().map(|p| p.step.to_string()).collect();
+    html! {
+        <div id="train-validation">
+            { line_chart("train-chart-validation", "Validation HR@1 and AveragePopularity@1 during training", &[
+                Series::new("train-chart-hr1", "series-hr1", "validation HR@1", points.iter().map(|p| p.hr_at_1).collect()),
+                Series::new("train-chart-avgpop", "series-avgpop", "AvgPop@1", points.iter().map(|p| p.average_popularity).collect()),
+            ], Scale::PerSeries) }
+            <p class="meta">{ format!("Checked at steps {} (step 0: before training).", steps.join(", ")) }</p>
+        </div>
     }
 }
 

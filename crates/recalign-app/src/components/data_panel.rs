@@ -39,10 +39,10 @@ fn is_items_file(name: &str) -> bool {
 pub fn data_panel(props: &DataPanelProps) -> Html {
     let state = &props.state;
     let busy = state.data_busy();
-    let on_files = {
+    // Picked or dropped files go the same way.
+    let load_files = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
-        Callback::from(move |e: Event| {
-            let files = files::picked(&e);
+        Callback::from(move |files: Vec<web_sys::File>| {
             if files.is_empty() || files.len() > 2 {
                 dispatch.emit(Action::Error(
                     "Pick the interactions file and its items file (two files), or one S-DPO/LLaRA file.".into(),
@@ -83,6 +83,17 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             });
         })
     };
+    let on_files = load_files.reform(|e: Event| files::picked(&e));
+    let on_drop = {
+        let load_files = load_files.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            if !busy {
+                load_files.emit(files::dropped(&e));
+            }
+        })
+    };
+    let on_drag_over = Callback::from(|e: DragEvent| e.prevent_default());
     let train = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
         Callback::from(move |_| {
@@ -161,12 +172,12 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
         <p id="test-user">{ format!("Test user #{}: the form holds their history and 20 candidates; they actually chose “{t}”.", i + 1) }</p>
     });
     html! {
-        <section class="card" id="data-card">
+        <section class="card drop-target" id="data-card" ondrop={ on_drop } ondragover={ on_drag_over }>
             <h2>{ "Data and preference oracle" }</h2>
             { progress.unwrap_or_default() }
             { stats.unwrap_or_else(|| html! { <p id="dataset-info">{ "No dataset loaded." }</p> }) }
             <label class="file">
-                { "Use your own interactions + items files (CSV/TSV with user, item, timestamp[, rating] and id, title): " }
+                { "Use your own interactions + items files (CSV/TSV with user, item, timestamp[, rating] and id, title; or drop them on this card): " }
                 <input type="file" id="data-files" multiple=true onchange={ on_files } disabled={ busy } />
             </label>
             <div class="actions">

@@ -14,7 +14,9 @@ use recalign_core::train::{
 
 use super::persist::{self, Pending, Prepared};
 use super::{Failure, Shared, TrainedAdapter, base_model, dataset, now_ms, sleep_ms, use_adapter};
-use crate::protocol::{Response, RunRecord, TrainRequest, TrainStage, TrainSummary};
+use crate::protocol::{
+    Response, RunRecord, TrainRequest, TrainStage, TrainSummary, ValidationPoint,
+};
 
 /// Clears the worker's training flags however a run ends.
 struct TrainingGuard(Rc<RefCell<Shared>>);
@@ -48,7 +50,7 @@ pub async fn train(
 ) -> Result<(), Failure> {
     let start_fail = |m: String| ("starting training".to_string(), m);
     let base = base_model(shared).map_err(start_fail)?;
-    let _guard = claim(shared)?;
+    let guard = claim(shared)?;
     let (prepared, start, inputs, too_long, initial) =
         prepare(shared, &base, &request, reply).await?;
     let label = request.stage.label();
@@ -86,6 +88,7 @@ pub async fn train(
             model,
             request,
             steps: Vec::new(),
+            validation: Vec::new(),
             summary: None,
         },
         start,
@@ -99,14 +102,14 @@ pub async fn train(
         persist::report(reply, "storing the run for resuming after a reload", stored);
     }
     drop(prepared);
-    run(shared, trainer, pending, &during, reply).await
+    run(shared, trainer, pending, &during, reply, guard).await
 }
 
 /// Continues the run a reload interrupted from its last checkpoint.
 pub async fn resume(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) -> Result<(), Failure> {
     let fail = |m: String| ("resuming training".to_string(), m);
     let base = base_model(shared).map_err(fail)?;
-    let _guard = claim(shared)?;
+    let guard = claim(shared)?;
     let (mut pending, bytes, prepared) = persist::interrupted(shared)
         .await
         .map_err(fail)?
@@ -132,10 +135,59 @@ pub async fn resume(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) -> R
     .map_err(|e| fail(e.to_string()))?;
     // Steps after the checkpoint were lost with the reload; they run again.
     pending.run.steps.truncate(checkpoint.state.step);
+    let held = checkpoint.state.step;
+    pending.run.validation.retain(|v| v.step <= held);
     pending.checkpoint_step = checkpoint.state.step;
     reply(Response::Resuming(Box::new(pending.run.clone())));
     let during = format!("training {}", pending.run.label);
-    run(shared, trainer, pending, &during, reply).await
+    run(shared, trainer, pending, &during, reply, guard).await
+}
+
+/// Ranks the candidates of the run's validation users with the adapter as trained so far and
+/// reports HR@1 and AveragePopularity@1 (skipped without a dataset, e.g. on imported pairs).
+async fn validation(
+    shared: &Rc<RefCell<Shared>>,
+    trainer: &Trainer,
+    pending: &mut Pending,
+    step: usize,
+    reply: &dyn Fn(Response),
+) {
+    let (Ok(base), Ok(data)) = (base_model(shared), dataset(shared)) else {
+        return;
+    };
+    let (log, splits) = &*data;
+    let users = pending.run.request.validate_users.max(1);
+    let examples = train_data::draw(&splits.validation, users, 2024);
+    let request = |e: &recalign_core::data::split::Example| train_data::request_text(log, None, e);
+    let checked = async {
+        let adapter = trainer.adapter().await?;
+        let lm = with_adapter(&base, &adapter)?;
+        recalign_core::eval::evaluate(
+            &lm,
+            &examples,
+            &log.catalogue,
+            &splits.popularity,
+            &request,
+            0,
+            |_, _| {},
+        )
+        .await
+    }
+    .await;
+    match checked {
+        Ok(report) => {
+            let point = ValidationPoint {
+                step,
+                hr_at_1: report.ranking.hr[0],
+                average_popularity: report.bias_at_1.average_popularity,
+            };
+            pending.run.validation.push(point);
+            reply(Response::TrainValidation(point));
+        }
+        Err(e) => reply(Response::TrainWarning(format!(
+            "The validation check at step {step} failed ({e}); training goes on."
+        ))),
+    }
 }
 
 /// Sends the pairs' smoothing factors for the loss lab's RosePO histogram (RosePO runs only:
@@ -322,11 +374,17 @@ async fn run(
     mut pending: Pending,
     during: &str,
     reply: &dyn Fn(Response),
+    guard: TrainingGuard,
 ) -> Result<(), Failure> {
     let fail = |e: recalign_core::Error| (during.to_string(), e.to_string());
     let every = pending.run.request.checkpoint_every;
+    let validate_every = pending.run.request.validate_every;
+    let validate = |step: usize| validate_every > 0 && step.is_multiple_of(validate_every);
     let started = now_ms();
     let mut cancelled = false;
+    if validate(0) && pending.run.steps.is_empty() {
+        validation(shared, &trainer, &mut pending, 0, reply).await;
+    }
     while !trainer.is_done() {
         // A pause holds here, between steps, until resumed or cancelled.
         if shared.borrow().paused && !shared.borrow().cancel {
@@ -344,7 +402,10 @@ async fn run(
         let step = report.step;
         pending.run.steps.push(report.clone());
         reply(Response::TrainStep(report));
-        if every > 0 && step % every == 0 && !trainer.is_done() {
+        if validate(step) || (validate_every > 0 && trainer.is_done()) {
+            validation(shared, &trainer, &mut pending, step, reply).await;
+        }
+        if every > 0 && step.is_multiple_of(every) && !trainer.is_done() {
             let bytes = trainer
                 .checkpoint()
                 .await
@@ -391,18 +452,21 @@ async fn run(
         start: pending.start.clone(),
         cancelled,
     };
-    reply(Response::Trained(summary.clone()));
-    reply(Response::AdapterInUse { index: Some(index) });
-    // Store the adapter and the run, then forget the checkpoint.
+    // Store the adapter and the run and forget the checkpoint before saying the run ended: the
+    // page may then start another request at once, which must find the training finished.
     let saved = persist::save_adapter(shared, &name, Some(&stage), &adapter).await;
     persist::report(reply, &format!("storing adapter {name}"), saved);
-    pending.run.summary = Some(summary);
+    pending.run.summary = Some(summary.clone());
     let saved = persist::save_run(shared, &pending.run).await;
     persist::report(reply, "storing the run", saved);
     if every > 0 {
         let ended = persist::end_checkpoints(shared).await;
         persist::report(reply, "removing the finished run's checkpoint", ended);
     }
+    // The run is over: another may start as soon as the page hears so.
+    drop(guard);
+    reply(Response::Trained(summary));
+    reply(Response::AdapterInUse { index: Some(index) });
     if let Ok(runs) = persist::runs(shared).await {
         reply(Response::Runs(runs));
     }
