@@ -459,7 +459,7 @@ await test('a full storage quota is reported with advice; the session goes on an
   assert.match(await text(page, '#model-info'), /tiny\.gguf/, 'the loaded model stays');
 });
 
-await test('a preference JSONL trains DPO on its own pairs; a malformed one is refused by line', false, async (page) => {
+await test('a preference JSONL (picked or dropped) trains DPO on its own pairs; a malformed one is refused by line', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await ready(page);
   await page.selectOption('#train-stage', 'preference');
@@ -471,7 +471,13 @@ await test('a preference JSONL trains DPO on its own pairs; a malformed one is r
   await page.click('#error button');
   const pairs = [['Heat', 'Casino', 'Babe'], ['Toy Story', 'Aladdin', 'Fargo'], ['Star Wars', 'Star Trek', 'Clueless']]
     .map(([seen, chosen, rejected]) => JSON.stringify({ prompt: `I watched ${seen}. Which of Casino, Babe, Aladdin, Fargo, Star Trek, Clueless next?`, chosen, rejected }));
-  await page.setInputFiles('#pairs-file', { name: 'pairs.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(pairs.join('\n') + '\n') });
+  // Dropped on the Align card.
+  const drop = await page.evaluateHandle((text) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([text], 'pairs.jsonl', { type: 'application/jsonl' }));
+    return dt;
+  }, pairs.join('\n') + '\n');
+  await page.dispatchEvent('#align-card', 'drop', { dataTransfer: drop });
   await page.waitForSelector('#pairs-info', { timeout: 30_000 });
   assert.match(await text(page, '#pairs-info'), /pairs\.jsonl: 3 pairs, 0 with RosePO's eps/);
   await setField(page, '#train-steps', 2);

@@ -320,15 +320,10 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             });
         })
     };
-    let load_pairs = {
+    // A preference JSONL picked, or dropped on the card.
+    let read_pairs = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
-        Callback::from(move |e: Event| {
-            let Some(file) = files::picked(&e).into_iter().next() else {
-                return;
-            };
-            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
-                input.set_value("");
-            }
+        Callback::from(move |file: web_sys::File| {
             let (send, dispatch) = (send.clone(), dispatch.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let name = file.name();
@@ -339,6 +334,44 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             });
         })
     };
+    let load_pairs = {
+        let read_pairs = read_pairs.clone();
+        Callback::from(move |e: Event| {
+            if let Some(file) = files::picked(&e).into_iter().next() {
+                read_pairs.emit(file);
+            }
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.set_value("");
+            }
+        })
+    };
+    let on_drop = {
+        let (form, read_pairs, dispatch) =
+            (form.clone(), read_pairs.clone(), props.dispatch.clone());
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            let Some(file) = files::dropped(&e).into_iter().next() else {
+                return;
+            };
+            let name = file.name().to_lowercase();
+            if !(name.ends_with(".jsonl") || name.ends_with(".json")) {
+                dispatch.emit(Action::Error(format!(
+                    "{}: the Align card takes a preference JSONL; drop a model on the Model card and a dataset on the Data card",
+                    file.name()
+                )));
+                return;
+            }
+            if !running {
+                // Dropped pairs are the ones to train on.
+                let mut f = (*form).clone();
+                f.preference = true;
+                f.imported_pairs = true;
+                form.set(f);
+                read_pairs.emit(file);
+            }
+        })
+    };
+    let on_drag_over = Callback::from(|e: DragEvent| e.prevent_default());
     let choose_adapter = {
         let send = props.send.clone();
         Callback::from(move |e: Event| {
@@ -413,7 +446,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
         </div>
         if f.imported_pairs {
             <label class="file">
-                { "Preference JSONL (TRL's prompt, chosen, rejected per line; recalign's eps and more_rejected optional): " }
+                { "Preference JSONL (TRL's prompt, chosen, rejected per line; recalign's eps and more_rejected optional; or drop it on this card): " }
                 <input type="file" id="pairs-file" accept=".jsonl,.json,application/jsonl" onchange={ load_pairs } disabled={ running } />
             </label>
             if let Some((name, n, smoothed, k)) = &state.pairs_file {
@@ -443,7 +476,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     };
 
     html! {
-        <section class="card" id="align-card">
+        <section class="card drop-target" id="align-card" ondrop={ on_drop } ondragover={ on_drag_over }>
             <h2>{ "Align" }</h2>
             <p class="meta">{ "LoRA adapters trained here, on this device, with the same code as the command line. SFT teaches the answer format; a preference stage then starts from the latest SFT adapter, which is also its frozen reference." }</p>
             <div class="fields">
