@@ -12,10 +12,8 @@
 //!   adapters, runs and checkpoints across reloads.
 //! - [`components`]: the UI's function components.
 //! - [`startup`]: what both binaries run first (static constructors, once).
-//! - [`advice`]: what to do after a device runs out of memory or is lost.
 //! - [`hash`]: the playground's settings in the URL hash (reloads and shared links keep them).
 
-pub mod advice;
 pub mod components;
 pub mod hash;
 pub mod protocol;

@@ -117,26 +117,3 @@ async fn bad_input_is_an_error_in_wasm_too() {
         .unwrap_err();
     assert!(matches!(err, Error::EmptyCandidates));
 }
-
-#[wasm_bindgen_test]
-fn device_errors_get_advice_and_others_do_not() {
-    use recalign_app::advice::with_advice;
-    use recalign_app::protocol::DeviceKind;
-    let oom = with_advice("wgpu: Out of Memory".into(), Some(DeviceKind::WebGpu));
-    assert!(
-        oom.contains("smaller batch") && oom.contains("?device=cpu"),
-        "{oom}"
-    );
-    let wasm = with_advice(
-        "RuntimeError: memory access out of bounds".into(),
-        Some(DeviceKind::Cpu),
-    );
-    assert!(wasm.contains("4 GiB"), "{wasm}");
-    let lost = with_advice(
-        "Device lost: reason unknown".into(),
-        Some(DeviceKind::WebGpu),
-    );
-    assert!(lost.contains("reload the page"), "{lost}");
-    let other = "the test split is empty".to_string();
-    assert_eq!(with_advice(other.clone(), None), other);
-}

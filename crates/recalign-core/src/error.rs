@@ -70,3 +70,63 @@ impl Error {
 
 /// `Result` with the core's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const OUT_OF_MEMORY: [&str; 5] = [
+    "out of memory",
+    "outofmemory",
+    "allocation failed",
+    "memory access out of bounds",
+    "could not allocate",
+];
+const DEVICE_LOST: [&str; 4] = [
+    "device lost",
+    "devicelost",
+    "device was lost",
+    "device is lost",
+];
+
+/// What to do after an error message that says the device ran out of memory or was lost
+/// (`on_gpu`: the device is WebGPU; `None` when unknown); `None` for any other message.
+pub fn device_advice(message: &str, on_gpu: Option<bool>) -> Option<&'static str> {
+    let lower = message.to_lowercase();
+    let out_of_memory = OUT_OF_MEMORY.iter().any(|m| lower.contains(m));
+    let lost = DEVICE_LOST.iter().any(|m| lower.contains(m));
+    match (out_of_memory, lost, on_gpu) {
+        (true, _, Some(true)) => Some(
+            "The GPU ran out of memory: try a smaller batch (1, with more accumulation), fewer \
+             training prompts, LoRA on q, v only, or the CPU (?device=cpu). Your adapters and \
+             runs are kept.",
+        ),
+        (true, _, _) => Some(
+            "The page ran out of memory (a wasm page has at most 4 GiB): try batch 1 with more \
+             accumulation, fewer training prompts, or LoRA on q, v only. Your adapters and runs \
+             are kept.",
+        ),
+        (false, true, _) => Some(
+            "The browser reset the GPU (device lost), often after a long step or a driver \
+             problem: reload the page (the model, adapters and the run's last checkpoint are \
+             kept in this browser) or use the CPU (?device=cpu).",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_advice;
+
+    #[test]
+    fn device_errors_get_advice_and_others_do_not() {
+        let oom = device_advice("wgpu: Out of Memory", Some(true)).unwrap();
+        assert!(
+            oom.contains("smaller batch") && oom.contains("?device=cpu"),
+            "{oom}"
+        );
+        let wasm = device_advice("RuntimeError: memory access out of bounds", Some(false));
+        assert!(wasm.unwrap().contains("4 GiB"));
+        let lost = device_advice("Device lost: reason unknown", Some(true)).unwrap();
+        assert!(lost.contains("reload the page"), "{lost}");
+        assert_eq!(device_advice("the test split is empty", None), None);
+        assert_eq!(device_advice("a room with a zoom", Some(true)), None);
+    }
+}

@@ -111,8 +111,12 @@ impl Worker for ModelWorker {
                     | Request::LoadPairs { .. }
             );
             if let Err((during, message)) = handle(request, &shared, &reply).await {
-                let device = shared.borrow().device_kind;
-                let message = crate::advice::with_advice(message, device);
+                // Out of memory or a lost device: say what to do (the worker keeps going).
+                let on_gpu = shared.borrow().device_kind.map(|k| k == DeviceKind::WebGpu);
+                let message = match recalign_core::error::device_advice(&message, on_gpu) {
+                    Some(advice) => format!("{message}. {advice}"),
+                    None => message,
+                };
                 reply(if data_request {
                     Response::DataFailed { during, message }
                 } else if train_request {
