@@ -424,7 +424,8 @@ await test('a reload resumes training from its last checkpoint; the model, adapt
   assert.equal(await page.locator('#runs-table tbody tr').count(), 0);
   await page.setInputFiles('#runs-import', await download.path());
   await page.waitForFunction(() => document.querySelectorAll('#runs-table tbody tr').length === 2, null, { timeout: 60_000 });
-  assert.match(await text(page, '#storage-info'), /0 models, 0 adapters, 2 runs/);
+  // The storage summary follows the run list in a separate message.
+  await page.waitForFunction(() => /0 models, 0 adapters, 2 runs/.test(document.querySelector('#storage-info')?.textContent ?? ''), null, { timeout: 60_000 });
 });
 
 await test('a full storage quota is reported with advice; the session goes on and nothing stored is lost', false, async (page) => {
