@@ -324,27 +324,12 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     let read_pairs = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
         Callback::from(move |file: web_sys::File| {
-            let (send, dispatch) = (send.clone(), dispatch.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let name = file.name();
-                match files::read(file).await {
-                    Ok(bytes) => send.emit(Request::LoadPairs { name, bytes }),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
+            files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
+                Request::LoadPairs { name, bytes }
             });
         })
     };
-    let load_pairs = {
-        let read_pairs = read_pairs.clone();
-        Callback::from(move |e: Event| {
-            if let Some(file) = files::picked(&e).into_iter().next() {
-                read_pairs.emit(file);
-            }
-            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
-                input.set_value("");
-            }
-        })
-    };
+    let load_pairs = files::on_pick(read_pairs.clone());
     let on_drop = {
         let (form, read_pairs, dispatch) =
             (form.clone(), read_pairs.clone(), props.dispatch.clone());

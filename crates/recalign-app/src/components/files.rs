@@ -4,12 +4,51 @@
 
 use yew::{Event, TargetCast};
 
+use crate::protocol::Request;
+use crate::state::Action;
+
 /// The files picked in the input that fired `e` (empty when there is none).
 pub fn picked(e: &Event) -> Vec<web_sys::File> {
     e.target_dyn_into::<web_sys::HtmlInputElement>()
         .and_then(|input| input.files())
         .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
         .unwrap_or_default()
+}
+
+/// The first file picked in the input that fired `e`; the input is cleared so that picking the
+/// same file again fires `change` again.
+pub fn take_picked(e: &Event) -> Option<web_sys::File> {
+    let file = picked(e).into_iter().next();
+    if let Some(input) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+        input.set_value("");
+    }
+    file
+}
+
+/// An `onchange` handler for a file input that hands its first picked file to `take`.
+pub fn on_pick(take: yew::Callback<web_sys::File>) -> yew::Callback<Event> {
+    yew::Callback::from(move |e: Event| {
+        if let Some(file) = take_picked(&e) {
+            take.emit(file);
+        }
+    })
+}
+
+/// Reads `file` in the background and sends the request `to_request(name, bytes)` builds, or
+/// shows the read error: how every single-file picker and drop target hands a file to the worker.
+pub fn read_and_send(
+    file: web_sys::File,
+    send: yew::Callback<Request>,
+    dispatch: yew::Callback<Action>,
+    to_request: fn(String, Vec<u8>) -> Request,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        let name = file.name();
+        match read(file).await {
+            Ok(bytes) => send.emit(to_request(name, bytes)),
+            Err(e) => dispatch.emit(Action::Error(e)),
+        }
+    });
 }
 
 /// The files dropped by the drag event `e` (empty when there is none).

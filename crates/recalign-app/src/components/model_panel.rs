@@ -1,7 +1,6 @@
 //! The model card: loading progress, what is loaded, picking or dropping a GGUF, and what this
 //! browser stores (models, adapters, runs) with a button to clear it.
 
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::files;
@@ -30,28 +29,13 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
     let load_file = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
         Callback::from(move |file: web_sys::File| {
-            let name = file.name();
-            dispatch.emit(Action::LoadingFile(name.clone()));
-            let (send, dispatch) = (send.clone(), dispatch.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                match files::read(file).await {
-                    Ok(bytes) => send.emit(Request::LoadBytes { name, bytes }),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
+            dispatch.emit(Action::LoadingFile(file.name()));
+            files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
+                Request::LoadBytes { name, bytes }
             });
         })
     };
-    let on_file = {
-        let load_file = load_file.clone();
-        Callback::from(move |e: Event| {
-            if let Some(file) = files::picked(&e).into_iter().next() {
-                load_file.emit(file);
-            }
-            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
-                input.set_value("");
-            }
-        })
-    };
+    let on_file = files::on_pick(load_file.clone());
     let dragging = use_state(|| false);
     let on_drop = {
         let (load_file, dragging) = (load_file.clone(), dragging.clone());

@@ -1,7 +1,6 @@
 //! Training runs kept in this browser: the run a reload interrupted (resume or discard), every
 //! finished run with its last figures, and exporting or importing them as JSON.
 
-use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::files;
@@ -53,22 +52,11 @@ pub fn runs_view(props: &RunsViewProps) -> Html {
     };
     let import = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
-        Callback::from(move |e: Event| {
-            let Some(file) = files::picked(&e).into_iter().next() else {
-                return;
-            };
-            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
-                input.set_value("");
-            }
-            let (send, dispatch) = (send.clone(), dispatch.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let name = file.name();
-                match files::read(file).await {
-                    Ok(bytes) => send.emit(Request::ImportRuns { name, bytes }),
-                    Err(e) => dispatch.emit(Action::Error(e)),
-                }
+        files::on_pick(Callback::from(move |file| {
+            files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
+                Request::ImportRuns { name, bytes }
             });
-        })
+        }))
     };
     let offer = state.storage.as_ref().and_then(|s| s.resume.as_ref());
     let loaded = state.model.as_ref().map(|m| m.name.as_str());

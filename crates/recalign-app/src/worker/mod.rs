@@ -480,19 +480,25 @@ fn chosen_model(
     shared: &Rc<RefCell<Shared>>,
     choice: crate::protocol::ModelChoice,
 ) -> Result<(String, LanguageModel), String> {
-    let base = base_model(shared)?;
     match choice {
-        crate::protocol::ModelChoice::Base => Ok(("base model".into(), base)),
-        crate::protocol::ModelChoice::Adapter(i) => {
-            let s = shared.borrow();
-            let a = s
-                .adapters
-                .get(i)
-                .ok_or_else(|| format!("there is no adapter #{}", i + 1))?;
-            let lm = with_adapter(&base, &a.adapter).map_err(|e| format!("{}: {e}", a.name))?;
-            Ok((a.name.clone(), lm))
-        }
+        crate::protocol::ModelChoice::Base => Ok(("base model".into(), base_model(shared)?)),
+        crate::protocol::ModelChoice::Adapter(i) => adapter_model(shared, i),
     }
+}
+
+/// The base model with adapter `index` of the session's list, with the adapter's name.
+fn adapter_model(
+    shared: &Rc<RefCell<Shared>>,
+    index: usize,
+) -> Result<(String, LanguageModel), String> {
+    let base = base_model(shared)?;
+    let s = shared.borrow();
+    let a = s
+        .adapters
+        .get(index)
+        .ok_or_else(|| format!("there is no adapter #{}", index + 1))?;
+    let lm = with_adapter(&base, &a.adapter).map_err(|e| format!("{}: {e}", a.name))?;
+    Ok((a.name.clone(), lm))
 }
 
 /// The base model, without adapters.
@@ -506,19 +512,9 @@ fn base_model(shared: &Rc<RefCell<Shared>>) -> Result<LanguageModel, String> {
 
 /// Makes ranking and generation use trained adapter `index` (`None`: the base model).
 fn use_adapter(shared: &Rc<RefCell<Shared>>, index: Option<usize>) -> Result<(), String> {
-    let base = base_model(shared)?;
     let adapted = match index {
         None => None,
-        Some(i) => {
-            let s = shared.borrow();
-            let trained = s
-                .adapters
-                .get(i)
-                .ok_or_else(|| format!("there is no adapter #{}", i + 1))?;
-            let lm = with_adapter(&base, &trained.adapter)
-                .map_err(|e| format!("{}: {e}", trained.name))?;
-            Some((i, lm))
-        }
+        Some(i) => Some((i, adapter_model(shared, i)?.1)),
     };
     shared.borrow_mut().with_adapter = adapted;
     Ok(())
