@@ -8,6 +8,7 @@
 use burn::tensor::Device;
 use recalign_core::data::split::{SplitConfig, split};
 use recalign_core::data::{Catalogue, Domain, Interaction, InteractionLog, ItemId, LoadReport};
+use recalign_core::fixtures::scores;
 use recalign_core::oracle::sasrec::{SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -110,15 +111,19 @@ async fn an_oracle_trained_on_flex_scores_the_same_on_webgpu() {
     let on_gpu = SasRecOracle::from_safetensors(&bytes, &webgpu().await, None).unwrap();
     let a = on_flex.candidate_scores(&examples).await.unwrap();
     let b = on_gpu.candidate_scores(&examples).await.unwrap();
-    let worst = a
-        .iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    // Flex (within `scores::F32_CPU` of exact) against WebGPU (within `scores::WEBGPU`): the
+    // oracle is, like the tiny Llama, two transformer blocks of short reductions, so the same
+    // bounds in units of f32 roundoff relative to each score's size hold for it.
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.iter().flatten().copied().collect(),
+        b.iter().flatten().copied().collect(),
+    );
+    let d = scores::deviation(&b, &a).unwrap();
+    wasm_bindgen_test::console_log!("SASRec Flex vs WebGPU: {d:.1} u");
+    let bound = scores::F32_CPU + scores::WEBGPU;
     assert!(
-        worst < 1e-3,
-        "largest score difference Flex vs WebGPU: {worst}"
+        d <= bound,
+        "Flex vs WebGPU scores differ by {d} u (bound {bound})"
     );
 }
 

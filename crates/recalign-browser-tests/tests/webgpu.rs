@@ -1,83 +1,42 @@
 //! The tiny fixture model gives the same candidate scores on WebGPU in the browser as on Flex
-//! natively (the committed golden `tests/fixtures/tiny_scores.json`, written by the native test
-//! `recalign-core/tests/tiny_model.rs`), and bad input is an error in wasm too, never a panic.
+//! natively: both within their derived bounds of the float64 reference
+//! `tests/fixtures/tiny_scores.json` (written by `recalign-core/tests/f64_reference.rs`), and bad
+//! input is an error in wasm too, never a panic.
 
 #![cfg(target_arch = "wasm32")]
 // wasm-bindgen tests are not `#[test]` functions, so clippy's test exemption does not reach them.
 #![allow(clippy::unwrap_used)]
 
 use burn::tensor::Device;
-use recalign_core::fixtures::tiny_model_gguf;
+use recalign_core::fixtures::{scores, tiny_model_gguf};
 use recalign_core::{Error, LanguageModel, ScoreOptions};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// WebGPU (SwiftShader in CI) sums in a different order than Flex: allow 1e-3 nats per candidate.
-const WEBGPU_TOLERANCE: f32 = 1e-3;
-/// Flex in wasm runs the same kernels as natively, without threads: allow float reassociation only.
-const FLEX_TOLERANCE: f32 = 1e-4;
-
-struct Golden {
-    seed: u64,
-    message: String,
-    prompt: Vec<u32>,
-    candidates: Vec<String>,
-    log_probs: Vec<f32>,
-}
-
-fn golden() -> Golden {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../tests/fixtures/tiny_scores.json")).unwrap();
-    Golden {
-        seed: v["seed"].as_u64().unwrap(),
-        message: v["message"].as_str().unwrap().to_string(),
-        prompt: v["prompt_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect(),
-        candidates: v["candidates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect(),
-        log_probs: v["log_probs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect(),
-    }
+fn reference() -> scores::Reference {
+    serde_json::from_str(include_str!("../../../tests/fixtures/tiny_scores.json")).unwrap()
 }
 
 async fn scores_on(device: &Device) -> Vec<f32> {
-    let g = golden();
-    let lm = LanguageModel::from_gguf_bytes(&tiny_model_gguf(g.seed), device).unwrap();
-    assert_eq!(
-        lm.tokenizer
-            .encode(&recalign_core::tokenizer::chatml_user(&g.message))
-            .unwrap(),
-        g.prompt
-    );
-    lm.score_candidates(&g.prompt, &g.candidates, ScoreOptions::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.log_prob)
-        .collect()
+    let want = reference();
+    let lm = LanguageModel::from_gguf_bytes(&tiny_model_gguf(want.seed), device).unwrap();
+    let got = scores::compute(&lm).await.unwrap();
+    assert_eq!(got.prompt_ids, want.prompt_ids);
+    assert_eq!(got.candidates, want.candidates);
+    got.log_probs
 }
 
-fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len());
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol,
-            "{what}: candidate {i}: {g} vs native {w} (tolerance {tol})"
-        );
-    }
+/// Holds `got` to the float64 reference within `bound` units of f32 roundoff (the bounds and
+/// their derivation: `recalign_core::fixtures::scores`).
+fn assert_close(got: &[f32], bound: f32, what: &str) {
+    let want = reference().log_probs;
+    let d = scores::deviation(got, &want).unwrap();
+    wasm_bindgen_test::console_log!("{what}: scores {d:.1} u from the f64 reference");
+    assert!(
+        d <= bound,
+        "{what}: {got:?} is {d} u from the f64 reference {want:?} (bound {bound})"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -87,10 +46,10 @@ async fn tiny_model_scores_on_webgpu_match_native_flex() {
         .await
         .expect("no WebGPU adapter: run Chromium with --enable-unsafe-webgpu");
     let got = scores_on(&device).await;
-    assert_close(&got, &golden().log_probs, WEBGPU_TOLERANCE, "WebGPU");
-    let generated = LanguageModel::from_gguf_bytes(&tiny_model_gguf(golden().seed), &device)
+    assert_close(&got, scores::WEBGPU, "WebGPU");
+    let generated = LanguageModel::from_gguf_bytes(&tiny_model_gguf(scores::SEED), &device)
         .unwrap()
-        .generate(&golden().prompt, 4)
+        .generate(&reference().prompt_ids, 4)
         .await
         .unwrap();
     assert!(!generated.ids.is_empty());
@@ -99,7 +58,7 @@ async fn tiny_model_scores_on_webgpu_match_native_flex() {
 #[wasm_bindgen_test]
 async fn tiny_model_scores_on_flex_in_wasm_match_native_flex() {
     let got = scores_on(&Device::flex()).await;
-    assert_close(&got, &golden().log_probs, FLEX_TOLERANCE, "Flex in wasm");
+    assert_close(&got, scores::F32_CPU, "Flex in wasm");
 }
 
 #[wasm_bindgen_test]

@@ -350,6 +350,9 @@ fn a_killed_training_run_resumes_to_the_same_adapter() {
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max);
+    // Same process kind, same kernels, same values restored from the checkpoint: the resumed
+    // run is exact (0 measured); a lost optimiser state would move factors by about the
+    // learning rate.
     assert!(d <= 1e-6, "resumed adapter differs by {d}");
 }
 

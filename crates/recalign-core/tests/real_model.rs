@@ -80,6 +80,15 @@ fn shared_prefix_scores_equal_separate_full_sequences() {
     for (a, b) in shared.iter().zip(&separate) {
         assert_eq!(a.n_tokens, b.n_tokens);
         assert!(a.log_prob.is_finite() && a.log_prob < 0.0, "{a:?}");
-        assert!((a.log_prob - b.log_prob).abs() < 1e-4, "{a:?} vs {b:?}");
     }
+    // Two f32 evaluations of one value, as on the tiny model (`fixtures::scores`), through 30
+    // layers instead of 2: rounding error grows with the depth of the chain of reductions, so
+    // the bound is the tiny model's scaled by 30/2 layers (and doubled for two evaluations).
+    // A wrong KV offset, RoPE position or mask moves a log-probability by nats.
+    let a: Vec<f32> = shared.iter().map(|s| s.log_prob).collect();
+    let b: Vec<f32> = separate.iter().map(|s| s.log_prob).collect();
+    let d = recalign_core::fixtures::scores::deviation(&a, &b).unwrap();
+    eprintln!("real model, shared prefix vs separate: {d:.1} u");
+    let bound = 2.0 * 15.0 * recalign_core::fixtures::scores::F32_CPU;
+    assert!(d <= bound, "{a:?} vs {b:?}: {d} u (bound {bound})");
 }

@@ -5,18 +5,12 @@ mod common;
 
 use common::tiny_model;
 use recalign_core::ScoreOptions;
+use recalign_core::fixtures::training::{Outcome, Scenario, Tolerance};
+use recalign_core::fixtures::{scores, training};
 use recalign_core::tokenizer::chatml_user;
 
-/// The message and candidates of the cross-device golden (also recorded in its JSON).
-const GOLDEN_MESSAGE: &str = "history: the thin, the in-between. pick one";
-const GOLDEN_TITLES: [&str; 6] = [
-    "the",
-    "Amélie",
-    "a much longer title than the others",
-    "x",
-    "2001",
-    "Léon: The Professional",
-];
+const GOLDEN_MESSAGE: &str = scores::MESSAGE;
+const GOLDEN_TITLES: [&str; 6] = scores::TITLES;
 
 fn titles(t: &[&str]) -> Vec<String> {
     t.iter().map(|s| s.to_string()).collect()
@@ -32,9 +26,14 @@ fn shared_prefix_equals_separate_sequences_on_the_tiny_model() {
         let shared = pollster::block_on(lm.score_candidates(&prompt, &cands, opts)).unwrap();
         let separate =
             pollster::block_on(lm.score_candidates_separately(&prompt, &cands, opts)).unwrap();
-        for (a, b) in shared.iter().zip(&separate) {
-            assert!((a.score - b.score).abs() < 1e-4, "{a:?} vs {b:?}");
-        }
+        // Two f32 evaluations of one value, each within `F32_CPU` of the exact one (see
+        // `fixtures::scores`): their distance is within twice that. A wrong KV offset or mask
+        // moves a score by nats, not by thousandths.
+        let a: Vec<f32> = shared.iter().map(|s| s.score).collect();
+        let b: Vec<f32> = separate.iter().map(|s| s.score).collect();
+        let d = scores::deviation(&a, &b).unwrap();
+        eprintln!("shared prefix vs separate (normalised {length_normalised}): {d:.1} u");
+        assert!(d <= 2.0 * scores::F32_CPU, "{a:?} vs {b:?}: {d} u");
     }
 }
 
@@ -50,7 +49,11 @@ fn a_candidate_scores_the_same_alone_and_in_a_padded_batch() {
         opts,
     ))
     .unwrap();
-    assert!((alone[0].log_prob - batch[1].log_prob).abs() < 1e-5);
+    // As above: two f32 evaluations of one value. A pad that leaked into attention would move
+    // the log-probability by far more than 2 x 2^8 u of its size.
+    let d = scores::deviation(&[alone[0].log_prob], &[batch[1].log_prob]).unwrap();
+    eprintln!("alone vs padded batch: {d:.1} u");
+    assert!(d <= 2.0 * scores::F32_CPU, "{alone:?} vs {batch:?}: {d} u");
 }
 
 #[test]
@@ -80,66 +83,77 @@ fn the_tiny_model_generates_deterministically() {
     assert!(!a.ids.is_empty() && a.ids.len() <= 6);
 }
 
-/// Native Flex scores of the tiny model, committed as the reference the browser test compares
-/// WebGPU against. `RECALIGN_BLESS=1 cargo test -p recalign-core --test tiny_model` rewrites it.
+fn reference_path(name: &str) -> String {
+    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// f32 Flex scores against the float64 reference (`tests/fixtures/tiny_scores.json`, written by
+/// `tests/f64_reference.rs`), within the bound derived in `fixtures::scores::F32_CPU`.
 #[test]
-fn tiny_scores_match_the_committed_golden() {
-    let lm = tiny_model();
-    let prompt = lm.tokenizer.encode(&chatml_user(GOLDEN_MESSAGE)).unwrap();
-    let cands = titles(&GOLDEN_TITLES);
-    let scores =
-        pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
-    let log_probs: Vec<f32> = scores.iter().map(|s| s.log_prob).collect();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/tiny_scores.json"
+fn tiny_scores_match_the_f64_reference() {
+    let got = pollster::block_on(scores::compute(&tiny_model())).unwrap();
+    let want: scores::Reference =
+        serde_json::from_str(&std::fs::read_to_string(reference_path("tiny_scores.json")).unwrap())
+            .unwrap();
+    assert_eq!(got.seed, want.seed);
+    assert_eq!(got.message, want.message);
+    assert_eq!(got.prompt_ids, want.prompt_ids);
+    assert_eq!(got.candidates, want.candidates);
+    let d = scores::deviation(&got.log_probs, &want.log_probs).unwrap();
+    eprintln!("f32 Flex scores: {d:.1} u from the f64 reference");
+    assert!(
+        d <= scores::F32_CPU,
+        "scores {:?} are {d} u from the f64 reference {:?} (bound {})",
+        got.log_probs,
+        want.log_probs,
+        scores::F32_CPU
     );
-    if std::env::var_os("RECALIGN_BLESS").is_some() {
-        let v = serde_json::json!({"seed": 7, "message": GOLDEN_MESSAGE, "prompt_ids": prompt, "candidates": cands, "log_probs": log_probs});
-        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    }
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(golden["seed"], 7);
-    assert_eq!(golden["message"], GOLDEN_MESSAGE);
-    assert_eq!(golden["prompt_ids"], serde_json::json!(prompt));
-    assert_eq!(golden["candidates"], serde_json::json!(cands));
-    for (g, w) in log_probs
-        .iter()
-        .zip(golden["log_probs"].as_array().unwrap())
-    {
-        // Same device, same code: only summation order may differ (Burn's feature set changes
-        // kernel fusion), so allow a few f32 ulps relative to the magnitude.
-        let w = w.as_f64().unwrap() as f32;
-        assert!((g - w).abs() <= 1e-5 + 4e-7 * w.abs(), "{g} vs {w}");
+}
+
+fn training_reference() -> Outcome {
+    let text = std::fs::read_to_string(reference_path("tiny_train.json")).expect("reference file");
+    serde_json::from_str(&text).expect("reference JSON")
+}
+
+/// The shared training scenario (3 SFT + 3 DPO steps) on f32 Flex against the float64
+/// reference, within the bound derived in `fixtures::training::Tolerance::F32_CPU`.
+#[test]
+fn tiny_training_matches_the_f64_reference() {
+    let got = pollster::block_on(training::run(&tiny_model())).unwrap();
+    let d = got.deviation_from(&training_reference());
+    eprintln!("f32 Flex training: {d:?}");
+    if let Err(e) = d.check(Tolerance::F32_CPU) {
+        panic!("{e}: losses {:?}", got.losses);
     }
 }
 
-/// The shared training scenario (3 SFT + 3 DPO steps) on native Flex, committed as the reference
-/// the browser test holds WebGPU to. `RECALIGN_BLESS=1` rewrites it.
+/// The bound is not so loose that it would pass a run that missed an optimiser step: one SFT
+/// step fewer, or one DPO step fewer, lands far outside it (a run with an extra step, or
+/// stopping one short, is the same distance the other way).
 #[test]
-fn tiny_training_matches_the_committed_golden() {
+fn a_skipped_step_is_far_outside_the_tolerance() {
     let lm = tiny_model();
-    let got = pollster::block_on(recalign_core::fixtures::training::run(&lm)).unwrap();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/tiny_train.json"
-    );
-    if std::env::var_os("RECALIGN_BLESS").is_some() {
-        std::fs::write(path, serde_json::to_string(&got).unwrap()).unwrap();
+    let reference = training_reference();
+    for scenario in [
+        Scenario {
+            sft_steps: 2,
+            dpo_steps: 3,
+        },
+        Scenario {
+            sft_steps: 3,
+            dpo_steps: 2,
+        },
+    ] {
+        let got = pollster::block_on(training::run_scenario(&lm, scenario)).unwrap();
+        let d = got.deviation_from(&reference);
+        eprintln!("{scenario:?}: {d:?}");
+        assert!(d.check(Tolerance::F32_CPU).is_err());
+        // Judged on the adapter alone (a bug could skip the update yet still record the loss):
+        // at least 10 times the bound.
+        assert!(
+            d.adapter_steps >= 10.0 * Tolerance::F32_CPU.adapter_steps,
+            "{scenario:?} is only {} steps from the reference",
+            d.adapter_steps
+        );
     }
-    let want: recalign_core::fixtures::training::Outcome =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(got.losses.len(), 6);
-    assert_eq!(got.adapter.len(), want.adapter.len());
-    for (g, w) in got.losses.iter().zip(&want.losses) {
-        assert!((g - w).abs() <= 1e-5 + 1e-6 * w.abs(), "loss {g} vs {w}");
-    }
-    let worst = got
-        .adapter
-        .iter()
-        .zip(&want.adapter)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-6, "adapter differs from the golden by {worst}");
 }

@@ -1,11 +1,12 @@
-//! Helpers the training tests share: the native golden and the comparison against it.
+//! Helpers the training tests share: the float64 reference and the comparison against it (the
+//! bounds and their derivation live in `recalign_core::fixtures::training::Tolerance`).
 
 use burn::tensor::Device;
 use recalign_core::LanguageModel;
 use recalign_core::fixtures::tiny_model_gguf;
-use recalign_core::fixtures::training::{Outcome, run};
+use recalign_core::fixtures::training::{Outcome, Tolerance, run};
 
-pub fn golden() -> Outcome {
+pub fn reference() -> Outcome {
     serde_json::from_str(include_str!("../../../../tests/fixtures/tiny_train.json")).unwrap()
 }
 
@@ -14,31 +15,12 @@ pub async fn outcome_on(device: &Device) -> Outcome {
     run(&lm).await.unwrap()
 }
 
-pub fn compare(got: &Outcome, loss_tol: f32, adapter_tol: f32, what: &str) {
-    let want = golden();
-    assert_eq!(got.losses.len(), want.losses.len());
-    for (g, w) in got.losses.iter().zip(&want.losses) {
-        assert!(
-            (g - w).abs() <= loss_tol * (1.0 + w.abs()),
-            "{what}: loss {g} vs native {w} ({:?} vs {:?})",
-            got.losses,
-            want.losses
-        );
+pub fn compare(got: &Outcome, tolerance: Tolerance, what: &str) {
+    let d = got.deviation_from(&reference());
+    web_sys_log(&format!("{what}: losses {:?}; {d:?}", got.losses));
+    if let Err(e) = d.check(tolerance) {
+        panic!("{what} against the f64 reference: {e}");
     }
-    let worst = got
-        .adapter
-        .iter()
-        .zip(&want.adapter)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0f32, f32::max);
-    web_sys_log(&format!(
-        "{what}: losses {:?}; largest adapter difference from native Flex {worst:e}",
-        got.losses
-    ));
-    assert!(
-        worst <= adapter_tol,
-        "{what}: adapter differs from native by {worst}"
-    );
 }
 
 pub fn web_sys_log(s: &str) {
