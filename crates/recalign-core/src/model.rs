@@ -8,7 +8,7 @@
 //! weights then match the Hugging Face checkpoint row for row.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, Linear};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -190,6 +190,26 @@ fn linear(w: Tensor<2>) -> Linear {
     Linear {
         weight: Param::from_tensor(w.transpose()),
         bias: None,
+    }
+}
+
+/// RMS normalisation in the input's own float type. Burn's `RmsNorm` takes the mean square in
+/// f32 whatever the input (right for f16), which turned the float64 reference runs
+/// (`tests/f64_reference.rs`) into f32 at every norm, so their values moved with the CPU's f32
+/// kernels; on f32 tensors this is the same arithmetic as Burn's.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Per-channel gain.
+    pub gamma: Param<Tensor<1>>,
+    /// Added to the mean square.
+    pub epsilon: f64,
+}
+
+impl RmsNorm {
+    /// Normalises the last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let rms = (x.clone().square().mean_dim(D - 1) + self.epsilon).sqrt();
+        (x / rms) * self.gamma.val().unsqueeze()
     }
 }
 
