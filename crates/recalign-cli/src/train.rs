@@ -79,6 +79,9 @@ pub struct LoraArgs {
     /// Adapted layers.
     #[arg(long = "lora-targets", id = "lora_targets", value_enum, default_value_t = TargetsArg::Qv)]
     targets: TargetsArg,
+    /// Adapt only the top N decoder blocks (0: all): backward stops below them.
+    #[arg(long = "lora-layers", id = "lora_layers", default_value_t = 0)]
+    top_layers: usize,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -99,6 +102,7 @@ impl LoraArgs {
                 TargetsArg::Qv => LoraTargets::QueryValue,
                 TargetsArg::All => LoraTargets::AllLinear,
             },
+            top_layers: self.top_layers,
         }
     }
 }

@@ -185,6 +185,21 @@ pub struct Llama {
     device: Device,
 }
 
+/// `x W`, plus `s (x A) B` where a LoRA adapter is attached, computed factored. Burn's
+/// `Linear::forward` reads the weight through its reparameterisation, which materialises
+/// `W + s A B` (a `d_in x d_out` matrix per adapted layer and step) and gives autodiff a dense
+/// gradient of that size to build before reducing it to the factors; factored, the extra work is
+/// two thin matmuls and the factors' gradients come straight out of them.
+pub fn project<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let Some(adapter) = layer.weight.adapter() else {
+        return layer.forward(x);
+    };
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let base = burn::tensor::module::linear(x.clone(), layer.weight.base(), bias);
+    let low = burn::tensor::module::linear(x, adapter.a.val(), None);
+    base + burn::tensor::module::linear(low, adapter.b.val(), None) * adapter.scale
+}
+
 fn linear(w: Tensor<2>) -> Linear {
     // GGUF and Hugging Face store [out, in]; Burn's Linear multiplies by [in, out].
     Linear {
@@ -387,9 +402,9 @@ impl Llama {
             let a = &layer.self_attn;
             let normed = layer.input_layernorm.forward(x.clone());
             let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
-            let q = self.rope(heads(a.q_proj.forward(normed.clone()), h), start);
-            let k = self.rope(heads(a.k_proj.forward(normed.clone()), kvh), start);
-            let v = heads(a.v_proj.forward(normed), kvh);
+            let q = self.rope(heads(project(&a.q_proj, normed.clone()), h), start);
+            let k = self.rope(heads(project(&a.k_proj, normed.clone()), kvh), start);
+            let v = heads(project(&a.v_proj, normed), kvh);
             let (k, v) = match cache.layers.get(i) {
                 Some((pk, pv)) => {
                     let pb = pk.dims()[0];
@@ -416,12 +431,12 @@ impl Llama {
             let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
             let attn = softmax(scores, 3).matmul(v);
             let attn = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
-            x = x + a.o_proj.forward(attn);
+            x = x + project(&a.o_proj, attn);
 
             let normed = layer.post_attention_layernorm.forward(x.clone());
             let m = &layer.mlp;
-            let gated = silu(m.gate_proj.forward(normed.clone())) * m.up_proj.forward(normed);
-            x = x + m.down_proj.forward(gated);
+            let gated = silu(project(&m.gate_proj, normed.clone())) * project(&m.up_proj, normed);
+            x = x + project(&m.down_proj, gated);
         }
         cache.layers = new_layers;
         cache.len = total;

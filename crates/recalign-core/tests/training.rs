@@ -402,3 +402,140 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert!(SftTrainer::resume(&lm, &checkpoint, sft_examples(&lm)).is_err());
     assert!(recalign_core::train::Checkpoint::from_bytes(b"not a checkpoint").is_err());
 }
+
+/// An adapter with every factor non-zero (B too), so both factors get a gradient.
+fn busy_adapter(lm: &recalign_core::LanguageModel, lora: &LoraSettings) -> Adapter {
+    let mut adapter = Adapter::fresh(lora, &lm.model.config, 3).expect("fresh adapter");
+    for (i, l) in adapter.layers.iter_mut().enumerate() {
+        for (j, b) in l.b.iter_mut().enumerate() {
+            *b = (((i * 31 + j * 17) % 13) as f32 - 6.0) * 0.01;
+        }
+    }
+    adapter
+}
+
+/// `project` (x W + s (x A) B, factored) against Burn's `Linear::forward` (which merges
+/// W + s A B first), on every adapted layer of the tiny model: same value and same gradients of
+/// both factors, to f32 rounding of these short (32- and 64-term) reductions.
+#[test]
+fn factored_lora_equals_the_merged_weight_in_value_and_gradient() {
+    use burn::module::Module;
+    use burn::tensor::{Distribution, Tensor};
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    // As the trainers do: the weights on the autodiff view of the device.
+    let device = &lm.model.device().clone().autodiff();
+    let weights = lm.model.weights.clone().fork(device).train();
+    let weights = recalign_core::train::lora::attach(weights, &lora).unwrap();
+    let weights = busy_adapter(&lm, &lora).apply(weights, device).unwrap();
+    let layer = &weights.layers[1];
+    let linears = [
+        &layer.self_attn.q_proj,
+        &layer.self_attn.k_proj,
+        &layer.mlp.gate_proj,
+        &layer.mlp.down_proj,
+    ];
+    for (n, linear) in linears.into_iter().enumerate() {
+        let [d_in, d_out] = linear.weight.base().dims();
+        let x = Tensor::<3>::random([2, 3, d_in], Distribution::Normal(0.0, 1.0), device);
+        let w = Tensor::<3>::random([2, 3, d_out], Distribution::Normal(0.0, 1.0), device);
+        let factored = recalign_core::model::project(linear, x.clone());
+        let merged = linear.forward(x);
+        let (f, m) = (
+            factored.clone().into_data().try_to_vec::<f32>().unwrap(),
+            merged.clone().into_data().try_to_vec::<f32>().unwrap(),
+        );
+        let scale = m.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+        let worst = f
+            .iter()
+            .zip(&m)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= 1e-5 * scale,
+            "linear {n}: value differs by {worst}"
+        );
+        let adapter = linear.weight.adapter().unwrap();
+        let grads_f = (factored * w.clone()).sum().backward();
+        let grads_m = (merged * w).sum().backward();
+        for (which, p) in [("A", &adapter.a), ("B", &adapter.b)] {
+            let gf = p
+                .val()
+                .grad(&grads_f)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let gm = p
+                .val()
+                .grad(&grads_m)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let scale = gm.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+            let worst = gf
+                .iter()
+                .zip(&gm)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= 1e-5 * scale,
+                "linear {n} {which}: gradient differs by {worst}"
+            );
+            assert!(
+                gm.iter().any(|g| *g != 0.0),
+                "linear {n} {which}: no gradient"
+            );
+        }
+    }
+}
+
+#[test]
+fn lora_on_the_top_layers_adapts_only_those_and_says_so_to_peft() {
+    let lm = common::tiny_model();
+    let n = lm.model.config.n_layers;
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        ..LoraSettings::default()
+    };
+    let mut trainer =
+        SftTrainer::new(&lm, lora.clone(), settings(2, 1e-2), sft_examples(&lm)).unwrap();
+    while !trainer.is_done() {
+        pollster::block_on(trainer.step()).unwrap();
+    }
+    let adapter = pollster::block_on(trainer.adapter()).unwrap();
+    let top = format!("model.layers.{}.", n - 1);
+    assert_eq!(adapter.layers.len(), 2, "q and v of one layer");
+    assert!(adapter.layers.iter().all(|l| l.module.starts_with(&top)));
+    assert!(
+        adapter.layers.iter().all(|l| l.b.iter().any(|b| *b != 0.0)),
+        "trained"
+    );
+    let config = adapter.peft_config();
+    assert_eq!(config["layers_to_transform"], serde_json::json!([n - 1]));
+    // Back through PEFT's files: the same adapter, the same scores.
+    let bytes = adapter.to_safetensors().unwrap();
+    let back = Adapter::from_safetensors(&bytes, Some(&config)).unwrap();
+    assert_eq!(back, adapter);
+    // Asking for more layers than the model has is refused before any work.
+    let too_many = LoraSettings {
+        top_layers: n + 1,
+        ..lora
+    };
+    let err = SftTrainer::new(&lm, too_many, settings(1, 1e-2), sft_examples(&lm))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&format!("top {} layers", n + 1)) && err.contains(&format!("has {n}")),
+        "{err}"
+    );
+}

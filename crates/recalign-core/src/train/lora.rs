@@ -57,8 +57,13 @@ pub struct LoraSettings {
     /// matmul, so there is no separate adapter input to drop: only 0 is accepted (PEFT's value
     /// for inference, and what the exported config says).
     pub dropout: f64,
-    /// Which layers.
+    /// Which linear layers of each adapted block.
     pub targets: LoraTargets,
+    /// Adapt only the top this many decoder blocks (0: every block). Below them nothing
+    /// trains, so autodiff records nothing there and backward stops at the first adapted block:
+    /// the lower blocks cost one forward pass. PEFT's `layers_to_transform`.
+    #[serde(default)]
+    pub top_layers: usize,
 }
 
 impl Default for LoraSettings {
@@ -68,6 +73,7 @@ impl Default for LoraSettings {
             alpha: 16.0,
             dropout: 0.0,
             targets: LoraTargets::QueryValue,
+            top_layers: 0,
         }
     }
 }
@@ -95,24 +101,38 @@ impl LoraSettings {
     pub fn scale(&self) -> f64 {
         self.alpha / self.rank as f64
     }
+
+    /// The adapted blocks of a model with `n_layers` blocks, or an error naming the mismatch
+    /// when `top_layers` asks for more blocks than it has.
+    pub fn layer_range(&self, n_layers: usize) -> Result<std::ops::Range<usize>> {
+        match self.top_layers {
+            0 => Ok(0..n_layers),
+            n if n <= n_layers => Ok(n_layers - n..n_layers),
+            n => Err(Error::Adapter(format!(
+                "LoRA on the top {n} layers, but the model has {n_layers}"
+            ))),
+        }
+    }
 }
 
 /// Attaches fresh adapters (A random, B zero: the model's output is unchanged) to the target
 /// layers and freezes everything else.
 pub fn attach(weights: LlamaWeights, settings: &LoraSettings) -> Result<LlamaWeights> {
     settings.validate()?;
-    let group = ParamGroup::from_any_predicates(
-        settings
-            .targets
-            .modules()
-            .iter()
-            .map(|m| format!(".{m}.weight"))
-            .collect(),
-    );
-    let mut lora = Lora::new(settings.rank, settings.alpha).set_param_group(group);
-    // PEFT initialises A with Kaiming-uniform; Burn's N(0, 1/r) is as good a start (B = 0 makes
-    // the first step's update depend on A only through its scale).
-    lora.init_std = Some(1.0 / settings.rank as f64);
+    let range = settings.layer_range(weights.layers.len())?;
+    let paths: Vec<String> = range
+        .flat_map(|i| {
+            settings
+                .targets
+                .modules()
+                .iter()
+                .map(move |m| format!("layers.{i}.{}.{m}.weight", block(m)))
+        })
+        .collect();
+    // Burn's own initial factors are placeholders: every trainer sets them from
+    // `Adapter::fresh` (PEFT's initialisation, drawn on the host) or from a saved adapter.
+    let lora = Lora::new(settings.rank, settings.alpha)
+        .set_param_group(ParamGroup::from_any_predicates(paths));
     Ok(weights.apply_lora(lora))
 }
 
@@ -167,9 +187,11 @@ pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 const SETTINGS_KEY: &str = "recalign.lora";
 
 impl Adapter {
-    /// A fresh adapter for a model of shape `config`: A ~ N(0, 1/r) drawn on the host from a
-    /// seeded ChaCha8 stream, B = 0 (so the model is unchanged). Drawing on the host, not on the
-    /// device, makes a run start from the same weights on Flex and on WebGPU.
+    /// A fresh adapter for a model of shape `config`, initialised as PEFT does: A from
+    /// Kaiming-uniform with `a = sqrt(5)`, i.e. U(-1/sqrt(d_in), 1/sqrt(d_in)) (std 0.024 for
+    /// d_in 576, where N(0, 1/r) would give 0.125 at r 8 and steps five times larger than the
+    /// learning rate suggests), B = 0 (so the model is unchanged). Drawn on the host from a
+    /// seeded ChaCha8 stream, so a run starts from the same weights on Flex and on WebGPU.
     pub fn fresh(
         settings: &LoraSettings,
         config: &crate::model::LlamaConfig,
@@ -178,17 +200,11 @@ impl Adapter {
         use rand::{Rng, SeedableRng};
         settings.validate()?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let std = 1.0 / settings.rank as f64;
-        let mut normal = move || {
-            // Box-Muller: two uniforms to one standard normal.
-            let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-            let u2: f64 = rng.random();
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        };
+        let mut uniform = move |bound: f64| rng.random_range(-bound..bound);
         let kv = config.n_kv_heads * config.head_dim();
         let (d, ff) = (config.hidden_size, config.intermediate_size);
         let mut layers = Vec::new();
-        for i in 0..config.n_layers {
+        for i in settings.layer_range(config.n_layers)? {
             for &m in settings.targets.modules() {
                 let (d_in, d_out) = match m {
                     "k_proj" | "v_proj" => (d, kv),
@@ -201,7 +217,7 @@ impl Adapter {
                     d_in,
                     d_out,
                     a: (0..d_in * settings.rank)
-                        .map(|_| (normal() * std) as f32)
+                        .map(|_| uniform(1.0 / (d_in as f64).sqrt()) as f32)
                         .collect(),
                     b: vec![0.0; settings.rank * d_out],
                 });
@@ -216,7 +232,8 @@ impl Adapter {
     /// Reads the adapters attached to `weights` back from the device.
     pub async fn read(weights: &LlamaWeights, settings: &LoraSettings) -> Result<Self> {
         let mut layers = Vec::new();
-        for (i, layer) in weights.layers.iter().enumerate() {
+        let range = settings.layer_range(weights.layers.len())?;
+        for (i, layer) in weights.layers.iter().enumerate().skip(range.start) {
             for &m in settings.targets.modules() {
                 let linear = layer_linear(layer, m)
                     .ok_or_else(|| Error::Adapter(format!("unknown module {m}")))?;
@@ -337,7 +354,13 @@ impl Adapter {
 
     /// PEFT's `adapter_config.json` for this adapter.
     pub fn peft_config(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut blocks: Vec<usize> = self
+            .layers
+            .iter()
+            .filter_map(|l| layer_index(&l.module))
+            .collect();
+        blocks.dedup();
+        let mut config = serde_json::json!({
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
             "base_model_name_or_path": PEFT_BASE_MODEL,
@@ -352,7 +375,12 @@ impl Adapter {
             "use_dora": false,
             "init_lora_weights": true,
             "modules_to_save": null,
-        })
+        });
+        if self.settings.top_layers > 0 {
+            config["layers_to_transform"] = serde_json::json!(blocks);
+            config["layers_pattern"] = serde_json::json!("layers");
+        }
+        config
     }
 
     /// Reads `adapter_model.safetensors`: settings from our metadata, or else from PEFT's
@@ -395,10 +423,7 @@ impl Adapter {
                     "unexpected tensor {name:?} (not lora_A/lora_B)"
                 )));
             };
-            let layer: usize = module
-                .strip_prefix("model.layers.")
-                .and_then(|s| s.split('.').next())
-                .and_then(|s| s.parse().ok())
+            let layer = layer_index(module)
                 .ok_or_else(|| bad(format!("cannot read the layer of {name:?}")))?;
             let kind = module.rsplit('.').next().unwrap_or_default();
             let order = settings
@@ -462,6 +487,14 @@ impl Adapter {
     }
 }
 
+/// The block index of a module path `model.layers.{i}.…`.
+fn layer_index(module: &str) -> Option<usize> {
+    module
+        .strip_prefix("model.layers.")
+        .and_then(|s| s.split('.').next())
+        .and_then(|s| s.parse().ok())
+}
+
 /// A layer being read: module path, A and B once seen (our layout), d_in, d_out.
 type PartialLayer = (String, Option<Vec<f32>>, Option<Vec<f32>>, usize, usize);
 
@@ -496,12 +529,29 @@ fn settings_from_peft(c: &serde_json::Value) -> Result<LoraSettings> {
             "target_modules {targets:?} is neither [q_proj, v_proj] nor all linear layers"
         )));
     };
+    // `layers_to_transform` must be the top blocks (what `top_layers` can say); that they
+    // really are the model's top is checked when the adapter is applied to a model.
+    let top_layers = match &c["layers_to_transform"] {
+        serde_json::Value::Null => 0,
+        serde_json::Value::Array(a) => {
+            let blocks: Vec<u64> = a.iter().filter_map(serde_json::Value::as_u64).collect();
+            let contiguous = blocks.len() == a.len() && blocks.windows(2).all(|w| w[1] == w[0] + 1);
+            if !contiguous || blocks.is_empty() {
+                return Err(bad(&format!(
+                    "layers_to_transform {a:?} is not a run of consecutive top layers"
+                )));
+            }
+            blocks.len()
+        }
+        other => return Err(bad(&format!("layers_to_transform {other} is not a list"))),
+    };
     Ok(LoraSettings {
         rank,
         alpha,
         // Dropout only acts in training; the factors load the same whatever it was.
         dropout: 0.0,
         targets,
+        top_layers,
     })
 }
 
