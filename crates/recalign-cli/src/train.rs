@@ -8,7 +8,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use recalign_core::LanguageModel;
 use recalign_core::data::pairs::read_jsonl;
 use recalign_core::data::split::{Example, SplitName};
-use recalign_core::eval::{EvalReport, evaluate};
+use recalign_core::eval::{EvalReport, Prompts, evaluate_with};
+use recalign_core::prompt::PromptFormat;
+use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
 use recalign_core::train::{
     Adapter, Checkpoint, LoraSettings, LoraTargets, PreferenceTrainer, SftTrainer, TokenisedPair,
@@ -31,6 +33,18 @@ pub enum TrainCommand {
         /// Fix one prompt template (default: vary per example).
         #[arg(long)]
         template: Option<usize>,
+        /// What to train on: `sequence`, each training user's positives as compact documents
+        /// with the loss on every title after the first few (many targets per pass); or
+        /// `one-target`, LLaRA's prompt with the candidate list and one answer per example.
+        /// With `sequence`, --max-examples counts documents.
+        #[arg(long, value_enum, default_value_t = Recipe::OneTarget)]
+        recipe: Recipe,
+        /// Sequence SFT: titles per document.
+        #[arg(long, default_value_t = 30)]
+        chunk: usize,
+        /// Sequence SFT: leading titles of a document that are context only.
+        #[arg(long, default_value_t = 3)]
+        context: usize,
         #[command(flatten)]
         lora: LoraArgs,
         #[command(flatten)]
@@ -66,6 +80,32 @@ pub enum TrainCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum Recipe {
+    /// Compact documents of a user's positives, every title after the context a target.
+    Sequence,
+    /// LLaRA's one-target prompt (history, candidates, answer).
+    OneTarget,
+}
+
+/// Which ranking prompt `eval` uses.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum PromptArg {
+    /// LLaRA's ChatML prompt with the candidate list.
+    Llara,
+    /// The history as a document, candidates scored as the next line.
+    Compact,
+}
+
+impl From<PromptArg> for PromptFormat {
+    fn from(p: PromptArg) -> Self {
+        match p {
+            PromptArg::Llara => PromptFormat::Llara,
+            PromptArg::Compact => PromptFormat::Compact,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -214,7 +254,7 @@ pub fn read_checkpoint(path: &Path) -> CliResult<Checkpoint> {
 /// Runs the remaining steps, printing a line per step, appending JSON lines to
 /// `<out>.steps.jsonl`, checkpointing every `every` steps, and saving the adapter at the end.
 /// A failing step (a NaN loss) leaves a checkpoint of the last good step behind.
-fn drive(mut run: Trainer, train: &TrainArgs, out: &Path) -> CliResult {
+fn drive(mut run: Trainer, train: &TrainArgs, out: &Path, prompt: PromptFormat) -> CliResult {
     let (steps, every) = (train.steps, train.checkpoint_every);
     let started = Instant::now();
     let log_path = out.with_extension("steps.jsonl");
@@ -260,7 +300,8 @@ fn drive(mut run: Trainer, train: &TrainArgs, out: &Path) -> CliResult {
         }
     }
     progress.finish_and_clear();
-    let adapter = pollster::block_on(run.adapter()).map_err(|e| e.to_string())?;
+    let mut adapter = pollster::block_on(run.adapter()).map_err(|e| e.to_string())?;
+    adapter.prompt = prompt;
     write_file(out, &adapter.to_safetensors().map_err(|e| e.to_string())?)?;
     save_checkpoint(&run, out)?;
     eprintln!(
@@ -278,6 +319,9 @@ pub fn train(command: TrainCommand) -> CliResult {
             dataset,
             max_examples,
             template,
+            recipe,
+            chunk,
+            context,
             lora,
             train,
             out,
@@ -285,15 +329,36 @@ pub fn train(command: TrainCommand) -> CliResult {
         } => {
             let lm = load_model(&model)?;
             let (log, splits) = dataset.splits()?;
-            let examples =
-                train_data::draw(splits.get(SplitName::Train), max_examples, dataset.seed);
-            let sft = train_data::sft_examples(&lm, &log, &examples, template)
-                .map_err(|e| e.to_string())?;
+            let (sft, prompt) = match recipe {
+                Recipe::OneTarget => {
+                    let examples =
+                        train_data::draw(splits.get(SplitName::Train), max_examples, dataset.seed);
+                    let sft = train_data::sft_examples(&lm, &log, &examples, template);
+                    (sft, PromptFormat::Llara)
+                }
+                Recipe::Sequence => {
+                    let config = train_data::SequenceConfig { chunk, context };
+                    let sft = train_data::sequence_examples(
+                        &lm,
+                        &log,
+                        &splits.train_sequences,
+                        config,
+                        max_examples,
+                        dataset.seed,
+                    );
+                    (sft, PromptFormat::Compact)
+                }
+            };
+            let sft = sft.map_err(|e| e.to_string())?;
             if sft.too_long > 0 {
                 eprintln!("skipped {} prompts longer than the context", sft.too_long);
             }
             let sft = sft.items;
-            eprintln!("SFT on {} examples", sft.len());
+            let targets: usize = sft.iter().map(|e| e.answer_ids.len()).sum();
+            eprintln!(
+                "SFT on {} examples ({targets} answer tokens; prompt format {prompt:?})",
+                sft.len()
+            );
             let trainer = match &train.resume {
                 Some(path) => {
                     let c = read_checkpoint(path)?;
@@ -306,7 +371,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
             }
             .map_err(|e| e.to_string())?;
-            drive(Trainer::Sft(Box::new(trainer)), &train, &out)
+            drive(Trainer::Sft(Box::new(trainer)), &train, &out, prompt)
         }
         TrainCommand::Pref {
             pairs,
@@ -370,7 +435,13 @@ pub fn train(command: TrainCommand) -> CliResult {
                 ),
             }
             .map_err(|e| e.to_string())?;
-            drive(Trainer::Preference(Box::new(trainer)), &train, &out)
+            // The pairs are LLaRA prompts (`recalign pairs build`).
+            drive(
+                Trainer::Preference(Box::new(trainer)),
+                &train,
+                &out,
+                PromptFormat::Llara,
+            )
         }
     }
 }
@@ -394,6 +465,13 @@ pub struct EvalArgs {
     /// Also generate up to this many tokens per example (ValidRatio, HitRatio@1); 0: rank only.
     #[arg(long, default_value_t = 0)]
     generate: usize,
+    /// Ranking prompt (default: the one the adapter was trained with; LLaRA's for the base
+    /// model). Generation always uses LLaRA's prompt, which lists the candidates.
+    #[arg(long, value_enum)]
+    prompt: Option<PromptArg>,
+    /// Compare against another run's `--json` output on the same examples (paired test).
+    #[arg(long)]
+    against: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -403,10 +481,17 @@ pub struct EvalArgs {
 
 pub fn eval(args: EvalArgs) -> CliResult {
     let base = load_model(&args.model)?;
-    let lm: LanguageModel = match &args.adapter {
-        Some(path) => with_adapter(&base, &read_adapter(path)?).map_err(|e| e.to_string())?,
-        None => base,
+    let (lm, trained_with): (LanguageModel, PromptFormat) = match &args.adapter {
+        Some(path) => {
+            let a = read_adapter(path)?;
+            (
+                with_adapter(&base, &a).map_err(|e| e.to_string())?,
+                a.prompt,
+            )
+        }
+        None => (base, PromptFormat::Llara),
     };
+    let format = args.prompt.map_or(trained_with, PromptFormat::from);
     let (log, splits) = args.dataset.splits()?;
     let name = match args.split {
         SplitArg::Train => SplitName::Train,
@@ -416,17 +501,57 @@ pub fn eval(args: EvalArgs) -> CliResult {
     let examples = train_data::draw(splits.get(name), args.max_examples, args.dataset.seed);
     let progress = bar(examples.len() as u64, "evaluating");
     let started = Instant::now();
-    let request = |e: &Example| train_data::request_text(&log, args.template, e);
-    let report = pollster::block_on(evaluate(
+    let llara = |e: &Example| {
+        lm.request_prompt_ids(
+            &train_data::request_text(&log, args.template, e),
+            &log.catalogue.titles(&e.candidates),
+        )
+    };
+    let rank = |e: &Example| match format {
+        PromptFormat::Llara => Ok((
+            llara(e)?,
+            lm.candidate_ids(&log.catalogue.titles(&e.candidates))?,
+        )),
+        PromptFormat::Compact => train_data::compact_rank_ids(&lm, &log, e),
+    };
+    let prompts = Prompts {
+        rank: &rank,
+        generate: &llara,
+    };
+    let report = pollster::block_on(evaluate_with(
         &lm,
         &examples,
         &log.catalogue,
         &splits.popularity,
-        &request,
+        &prompts,
         args.generate,
         |d, _| progress.set_position(d as u64),
     ))
     .map_err(|e| e.to_string())?;
+    let against: Option<EvalReport> = match &args.against {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}: not JSON from `recalign eval --json`: {e}",
+                    path.display()
+                )
+            })?;
+            let r: EvalReport = serde_json::from_value(v["report"].clone())
+                .map_err(|e| format!("{}: no eval report in it: {e}", path.display()))?;
+            if r.hits_at_1.len() != report.hits_at_1.len() {
+                return Err(format!(
+                    "{} holds {} examples, this run {}: a paired test needs the same examples",
+                    path.display(),
+                    r.hits_at_1.len(),
+                    report.hits_at_1.len()
+                ));
+            }
+            Some(r)
+        }
+        None => None,
+    };
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if args.json {
@@ -434,13 +559,68 @@ pub fn eval(args: EvalArgs) -> CliResult {
             "{}",
             serde_json::json!({
                 "adapter": args.adapter, "split": name.name(), "examples": examples.len(),
-                "seconds": secs, "report": report,
+                "prompt": format, "seconds": secs, "report": report,
+                "hr_at_1": Interval::wilson(&report.hits_at_1),
+                "paired": paired_tests(&report, against.as_ref()),
             })
         );
     } else {
+        println!("prompt format {format:?}");
         print_report(&report, examples.len(), secs);
+        print_comparisons(&report, against.as_ref(), args.against.as_deref());
     }
     Ok(())
+}
+
+/// HR@1 against the popularity ranker and, when given, another run, on the same examples.
+fn paired_tests(r: &EvalReport, against: Option<&EvalReport>) -> serde_json::Value {
+    let pop = r
+        .baselines
+        .as_ref()
+        .and_then(|b| Paired::of(&r.hits_at_1, &b.popularity.hits_at_1));
+    let other = against.and_then(|a| Paired::of(&r.hits_at_1, &a.hits_at_1));
+    serde_json::json!({"vs_popularity": pop, "vs_against": other})
+}
+
+fn print_comparisons(r: &EvalReport, against: Option<&EvalReport>, path: Option<&Path>) {
+    let show = |i: Interval| format!("{:.4} [{:.4}, {:.4}]", i.mean, i.low, i.high);
+    println!(
+        "HR@1 {} (95% Wilson); on tail targets {:.4}",
+        show(Interval::wilson(&r.hits_at_1)),
+        r.tail_hr_at_1
+    );
+    if let Some(b) = &r.baselines {
+        for (name, x) in [("random", &b.random), ("popularity", &b.popularity)] {
+            println!(
+                "  {name:<10} HR@1 {}  AvgPop@1 {:.1}  Tail@1 {:.4}  tail-target HR@1 {:.4}",
+                show(Interval::wilson(&x.hits_at_1)),
+                x.average_popularity_at_1,
+                x.tail_at_1,
+                x.tail_hr_at_1
+            );
+        }
+    }
+    let paired = |label: &str, p: Option<Paired>| {
+        if let Some(p) = p {
+            println!(
+                "  HR@1 minus {label}: {} (paired; sign-flip p = {:.4})",
+                show(p.difference),
+                p.p_value
+            );
+        }
+    };
+    if let Some(b) = &r.baselines {
+        paired(
+            "popularity",
+            Paired::of(&r.hits_at_1, &b.popularity.hits_at_1),
+        );
+    }
+    if let (Some(a), Some(path)) = (against, path) {
+        paired(
+            &path.display().to_string(),
+            Paired::of(&r.hits_at_1, &a.hits_at_1),
+        );
+    }
 }
 
 fn print_report(r: &EvalReport, n: usize, secs: f64) {

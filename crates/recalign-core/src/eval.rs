@@ -200,15 +200,29 @@ pub fn popularity_by_rank(top: &[Vec<crate::data::ItemId>], popularity: &[u32]) 
         .collect()
 }
 
-/// [`BiasMetrics`] of `top` (each example's recommended items, best first) against training
-/// `popularity` (interactions per catalogue item).
-pub fn bias_metrics(top: &[Vec<crate::data::ItemId>], popularity: &[u32], k: usize) -> BiasMetrics {
+/// The smallest training count of a head item: an item is in the long tail iff its count is
+/// below this (RecBole's definition, the head being the most popular [`HEAD_SHARE`]).
+pub fn head_floor(popularity: &[u32]) -> u32 {
     let n_items = popularity.len().max(1);
     let mut sorted: Vec<u32> = popularity.to_vec();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     let head = ((n_items as f64 * HEAD_SHARE).ceil() as usize).clamp(1, n_items);
-    // An item is in the tail if its count is below the head's smallest count.
-    let head_floor = sorted.get(head - 1).copied().unwrap_or(0);
+    sorted.get(head - 1).copied().unwrap_or(0)
+}
+
+/// The target's expected hit at rank 1 under `scores`, ties resolved over a random order (as
+/// [`RankMetricsBuilder`] counts it): 1/(ties + 1) when nothing scores above it, else 0.
+pub fn expected_hit_at_1(scores: &[f32], target: usize) -> f64 {
+    let mut b = RankMetricsBuilder::default();
+    b.add(scores, target);
+    b.sum.hr[0]
+}
+
+/// [`BiasMetrics`] of `top` (each example's recommended items, best first) against training
+/// `popularity` (interactions per catalogue item).
+pub fn bias_metrics(top: &[Vec<crate::data::ItemId>], popularity: &[u32], k: usize) -> BiasMetrics {
+    let n_items = popularity.len().max(1);
+    let head_floor = head_floor(popularity);
     let pop = |i: crate::data::ItemId| popularity.get(i.index()).copied().unwrap_or(0);
     let mut counts = vec![0u64; n_items];
     let (mut avg_pop, mut tail, mut lists) = (0.0, 0.0, 0usize);
@@ -268,11 +282,95 @@ pub struct EvalReport {
     /// that falls steeply shows a model that ranks by popularity.
     #[serde(default)]
     pub popularity_by_rank: Vec<f64>,
+    /// Each example's expected hit at 1 (for intervals and paired tests, `crate::stats`).
+    #[serde(default)]
+    pub hits_at_1: Vec<f64>,
+    /// HR@1 over the examples whose target is a long-tail item (NaN-free: 0 when none).
+    #[serde(default)]
+    pub tail_hr_at_1: f64,
+    /// The random and popularity rankers on the same candidates: every accuracy and bias figure
+    /// is read against them (a random ranker already has AvgPop@1 near the candidates' mean).
+    #[serde(default)]
+    pub baselines: Option<Baselines>,
 }
 
-/// Evaluates `lm` on `examples`: ranks each example's candidates (and, with
-/// `max_new_tokens > 0`, generates an answer), calling `progress(done, total)` after each.
-/// `request` gives an example's user-turn text.
+/// A reference ranker's figures on the same examples and candidates.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BaselineReport {
+    /// Ranking metrics.
+    pub ranking: RankMetrics,
+    /// AveragePopularity@1 (in expectation over ties).
+    pub average_popularity_at_1: f64,
+    /// TailPercentage@1 (in expectation over ties).
+    pub tail_at_1: f64,
+    /// HR@1 on long-tail targets.
+    pub tail_hr_at_1: f64,
+    /// Each example's expected hit at 1.
+    pub hits_at_1: Vec<f64>,
+}
+
+/// The baselines every model is read against.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Baselines {
+    /// Uniformly random order: HR@1 = 1/n exactly; bias = the candidates' own.
+    pub random: BaselineReport,
+    /// Training popularity (interactions per item), the strongest non-personal ranker.
+    pub popularity: BaselineReport,
+}
+
+/// Accumulates a [`BaselineReport`].
+#[derive(Default)]
+struct BaselineBuilder {
+    ranking: RankMetricsBuilder,
+    pop: f64,
+    tail: f64,
+    tail_hits: f64,
+    hits: Vec<f64>,
+}
+
+impl BaselineBuilder {
+    /// `scores` of the candidates, whose popularities are `pops`, tail flags `tails`.
+    fn add(&mut self, scores: &[f32], target: usize, pops: &[u32], tails: &[bool]) {
+        self.ranking.add(scores, target);
+        let hit = expected_hit_at_1(scores, target);
+        self.hits.push(hit);
+        if tails.get(target).copied().unwrap_or(false) {
+            self.tail_hits += hit;
+        }
+        // Top-1 in expectation: every candidate tied at the best score equally likely.
+        let best = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let tied: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] == best).collect();
+        let w = 1.0 / tied.len().max(1) as f64;
+        self.pop += tied.iter().map(|&i| f64::from(pops[i]) * w).sum::<f64>();
+        self.tail += tied.iter().filter(|&&i| tails[i]).count() as f64 * w;
+    }
+
+    fn finish(self, tail_targets: usize) -> BaselineReport {
+        let n = self.hits.len().max(1) as f64;
+        BaselineReport {
+            ranking: self.ranking.finish(),
+            average_popularity_at_1: self.pop / n,
+            tail_at_1: self.tail / n,
+            tail_hr_at_1: self.tail_hits / tail_targets.max(1) as f64,
+            hits_at_1: self.hits,
+        }
+    }
+}
+
+/// A ranking prompt's ids and each candidate's answer ids, in candidate order.
+pub type RankPrompt = (Vec<u32>, Vec<Vec<u32>>);
+
+/// How [`evaluate_with`] prompts the model for one example.
+pub struct Prompts<'a> {
+    /// The ranking prompt and answers.
+    pub rank: &'a dyn Fn(&crate::data::split::Example) -> crate::Result<RankPrompt>,
+    /// The generation prompt's ids (LLaRA's, with the candidate list), when generating.
+    pub generate: &'a dyn Fn(&crate::data::split::Example) -> crate::Result<Vec<u32>>,
+}
+
+/// Evaluates `lm` on `examples` with the LLaRA prompt `request` gives (a user-turn text):
+/// ranks each example's candidates (and, with `max_new_tokens > 0`, generates an answer),
+/// calling `progress(done, total)` after each.
 pub async fn evaluate(
     lm: &crate::LanguageModel,
     examples: &[crate::data::split::Example],
@@ -280,11 +378,54 @@ pub async fn evaluate(
     popularity: &[u32],
     request: &dyn Fn(&crate::data::split::Example) -> String,
     max_new_tokens: usize,
+    progress: impl FnMut(usize, usize),
+) -> crate::Result<EvalReport> {
+    let rank = |e: &crate::data::split::Example| {
+        let titles = catalogue.titles(&e.candidates);
+        Ok((
+            lm.request_prompt_ids(&request(e), &titles)?,
+            lm.candidate_ids(&titles)?,
+        ))
+    };
+    let generate = |e: &crate::data::split::Example| {
+        lm.request_prompt_ids(&request(e), &catalogue.titles(&e.candidates))
+    };
+    let prompts = Prompts {
+        rank: &rank,
+        generate: &generate,
+    };
+    evaluate_with(
+        lm,
+        examples,
+        catalogue,
+        popularity,
+        &prompts,
+        max_new_tokens,
+        progress,
+    )
+    .await
+}
+
+/// [`evaluate`] with any prompt format: `prompts` gives each example's ranking prompt and
+/// answers (scored as continuations, the prompt run once) and its generation prompt. The
+/// random and popularity rankers are evaluated on the same candidates alongside.
+pub async fn evaluate_with(
+    lm: &crate::LanguageModel,
+    examples: &[crate::data::split::Example],
+    catalogue: &crate::data::Catalogue,
+    popularity: &[u32],
+    prompts: &Prompts<'_>,
+    max_new_tokens: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> crate::Result<EvalReport> {
     let mut ranking = RankMetricsBuilder::default();
+    let (mut random, mut by_popularity) = (BaselineBuilder::default(), BaselineBuilder::default());
+    let floor = head_floor(popularity);
+    let pop = |i: crate::data::ItemId| popularity.get(i.index()).copied().unwrap_or(0);
     let mut top = Vec::with_capacity(examples.len());
-    let (mut valid, mut hits) = (0usize, 0usize);
+    let mut hits = Vec::with_capacity(examples.len());
+    let (mut tail_targets, mut tail_hits) = (0usize, 0.0);
+    let (mut valid, mut generated_hits) = (0usize, 0usize);
     for (n, e) in examples.iter().enumerate() {
         let titles = catalogue.titles(&e.candidates);
         let target = e
@@ -294,24 +435,28 @@ pub async fn evaluate(
             .ok_or_else(|| {
                 crate::Error::Train(format!("example {n} has no target among its candidates"))
             })?;
-        let ids = lm.request_prompt_ids(&request(e), &titles)?;
-        let scores = lm
-            .score_candidates(&ids, &titles, crate::ScoreOptions::default())
-            .await?;
-        let values: Vec<f32> = scores.iter().map(|s| s.score).collect();
+        let (ids, answers) = (prompts.rank)(e)?;
+        let values = lm.score_answer_ids(&ids, &answers).await?;
         ranking.add(&values, target);
-        let ranked = crate::lm::rank_scores(scores);
-        top.push(
-            ranked
-                .iter()
-                .map(|r| e.candidates[r.candidate.index])
-                .collect(),
-        );
+        let hit = expected_hit_at_1(&values, target);
+        hits.push(hit);
+        let pops: Vec<u32> = e.candidates.iter().map(|&c| pop(c)).collect();
+        let tails: Vec<bool> = pops.iter().map(|&p| p < floor).collect();
+        if tails[target] {
+            tail_targets += 1;
+            tail_hits += hit;
+        }
+        random.add(&vec![0.0; values.len()], target, &pops, &tails);
+        let pop_scores: Vec<f32> = pops.iter().map(|&p| p as f32).collect();
+        by_popularity.add(&pop_scores, target, &pops, &tails);
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        top.push(order.iter().map(|&i| e.candidates[i]).collect());
         if max_new_tokens > 0 {
-            let g = lm.generate(&ids, max_new_tokens).await?;
+            let g = lm.generate(&(prompts.generate)(e)?, max_new_tokens).await?;
             if let Some(i) = named_candidate(&g.text, &titles) {
                 valid += 1;
-                hits += usize::from(i == target);
+                generated_hits += usize::from(i == target);
             }
         }
         progress(n + 1, examples.len());
@@ -325,7 +470,13 @@ pub async fn evaluate(
         generation: (max_new_tokens > 0).then(|| GenerationMetrics {
             examples: examples.len(),
             valid_ratio: valid as f64 / total,
-            hit_ratio_at_1: hits as f64 / total,
+            hit_ratio_at_1: generated_hits as f64 / total,
+        }),
+        hits_at_1: hits,
+        tail_hr_at_1: tail_hits / tail_targets.max(1) as f64,
+        baselines: Some(Baselines {
+            random: random.finish(tail_targets),
+            popularity: by_popularity.finish(tail_targets),
         }),
     })
 }

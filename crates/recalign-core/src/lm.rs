@@ -176,6 +176,29 @@ impl LanguageModel {
         Ok(self.to_scores(candidates, &answers, &sums, options))
     }
 
+    /// Summed log-probability of each of `answers` (token ids as given, terminator included) as
+    /// a continuation of `prompt_ids`, the prompt run once: for prompt formats whose answers are
+    /// not "title + end-of-sequence" (the compact format's "title + newline").
+    pub async fn score_answer_ids(
+        &self,
+        prompt_ids: &[u32],
+        answers: &[Vec<u32>],
+    ) -> Result<Vec<f32>> {
+        if answers.is_empty() {
+            return Err(Error::EmptyCandidates);
+        }
+        if let Some(index) = answers.iter().position(Vec::is_empty) {
+            return Err(Error::EmptyCandidate {
+                index,
+                title: String::new(),
+            });
+        }
+        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
+        self.check_fits(prompt_ids.len(), longest)?;
+        let sums = answer_log_probs(&self.model, prompt_ids, answers, self.tokenizer.eos_id())?;
+        read_f32(sums).await
+    }
+
     fn to_scores(
         &self,
         candidates: &[String],
@@ -302,6 +325,81 @@ fn masked_sums(
     let logits = model.logits(hidden.reshape([n * len, d]));
     let token_lp = log_softmax(logits, 1).gather(1, targets).reshape([n, len]);
     (token_lp * mask).sum_dim(1).reshape([n])
+}
+
+/// One sequence for [`sequence_log_probs`]: its token ids and the first position whose token
+/// is scored (the tokens before it are context only).
+#[derive(Clone, Copy, Debug)]
+pub struct ScoredSequence<'a> {
+    /// Token ids.
+    pub ids: &'a [u32],
+    /// Index of the first scored token (at least 1: the first token has no context).
+    pub from: usize,
+}
+
+/// Summed log-probs `[rows.len()]` of `ids[from..]` of each row given the tokens before it, all
+/// rows in one padded pass from an empty cache (several prompts per pass: the batch dimension
+/// is what keeps the CPU's matmuls busy). Left on the device and differentiable when the model
+/// tracks gradients: SFT's loss, one-target or a whole sequence of titles.
+///
+/// The output head (`hidden x vocabulary`, the largest matmul of a short row) runs only at the
+/// scored positions: they are gathered first, so a 224-token prompt with a 6-token answer pays
+/// for 6 rows of logits, not 224.
+pub fn sequence_log_probs(
+    model: &Llama,
+    rows: &[ScoredSequence<'_>],
+    pad: u32,
+) -> Result<Tensor<1>> {
+    let context = model.config.context_length;
+    let longest = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+    if rows.is_empty() {
+        return Err(Error::EmptyCandidates);
+    }
+    for r in rows {
+        if r.from == 0 || r.from >= r.ids.len() {
+            return Err(Error::Train(format!(
+                "a sequence of {} tokens cannot be scored from position {}",
+                r.ids.len(),
+                r.from
+            )));
+        }
+        if r.ids.len() > context {
+            return Err(Error::PromptTooLong {
+                tokens: r.from,
+                needed: r.ids.len() - r.from,
+                context,
+            });
+        }
+    }
+    let (n, len) = (rows.len(), longest - 1);
+    let mut inputs = Vec::with_capacity(n * len);
+    let (mut at, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, r) in rows.iter().enumerate() {
+        for j in 0..len {
+            inputs.push(r.ids.get(j).map_or(pad, |&t| t) as i64);
+            // Position j predicts token j + 1.
+            if j + 1 >= r.from && j + 1 < r.ids.len() {
+                at.push((i * len + j) as i64);
+                targets.push(r.ids[j + 1] as i64);
+                owner.push(i);
+            }
+        }
+    }
+    let device = model.device();
+    let m = at.len();
+    let hidden = model.forward(model.tokens(inputs, n, len), &mut KvCache::default())?;
+    let d = model.config.hidden_size;
+    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
+    let picked = hidden.reshape([n * len, d]).select(0, at);
+    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [m, 1]), device);
+    let token_lp = log_softmax(model.logits(picked), 1).gather(1, targets);
+    // Per-row sums as one small matmul: [n, m] membership x [m, 1] log-probs.
+    let mut member = vec![0f32; n * m];
+    for (k, &i) in owner.iter().enumerate() {
+        member[i * m + k] = 1.0;
+    }
+    let member = Tensor::<2>::from_data(TensorData::new(member, [n, m]), device);
+    Ok(member.matmul(token_lp).reshape([n]))
 }
 
 /// Summed log-probs `[answers.len()]` of each answer (token ids, eos included) as a continuation

@@ -255,3 +255,33 @@ fn sasrec_beats_popularity_and_survives_a_save_load_round_trip() {
         "eps should spread"
     );
 }
+
+/// The compact format's promise: a history line and a candidate answer are the same ids, and
+/// they are what the tokenizer gives for the document's own text, for every ML-100K title (so
+/// the model reads titles in the history exactly as it is asked to produce them).
+#[test]
+fn compact_lines_tokenise_as_their_text_for_every_title() {
+    let log = common::ml100k();
+    let tok = &common::real_model().tokenizer;
+    let header = prompt::compact_header(log.domain);
+    let header_ids = tok.encode(&header).unwrap();
+    let mut differ = Vec::new();
+    for i in 0..log.catalogue.len() {
+        let title = log
+            .catalogue
+            .title(recalign_core::data::ItemId(i as u32))
+            .to_string();
+        let doc = prompt::compact_ids(tok, log.domain, &[title.clone(), title.clone()]).unwrap();
+        let line = prompt::compact_line_ids(tok, &title).unwrap();
+        assert_eq!(doc, [header_ids.clone(), line.clone(), line].concat());
+        if doc != tok.encode(&format!("{header}{title}\n{title}\n")).unwrap() {
+            differ.push(title);
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} titles tokenise differently in running text: {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+}

@@ -157,3 +157,41 @@ fn a_skipped_step_is_far_outside_the_tolerance() {
         );
     }
 }
+
+/// The batched full-sequence scorer (SFT's loss) equals the shared-prefix scorer on the same
+/// prompt and answers, rows of different lengths in one padded pass: two f32 evaluations of one
+/// value (see `fixtures::scores`).
+#[test]
+fn batched_sequences_score_as_the_shared_prefix_does() {
+    use recalign_core::lm::{ScoredSequence, sequence_log_probs};
+    let lm = tiny_model();
+    let prompt = lm.tokenizer.encode(&chatml_user(GOLDEN_MESSAGE)).unwrap();
+    let cands = titles(&GOLDEN_TITLES);
+    let shared =
+        pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
+    let joined: Vec<Vec<u32>> = lm
+        .candidate_ids(&cands)
+        .unwrap()
+        .into_iter()
+        .map(|a| [prompt.clone(), a].concat())
+        .collect();
+    let rows: Vec<ScoredSequence<'_>> = joined
+        .iter()
+        .map(|ids| ScoredSequence {
+            ids,
+            from: prompt.len(),
+        })
+        .collect();
+    let t = sequence_log_probs(&lm.model, &rows, lm.tokenizer.eos_id()).unwrap();
+    let got = pollster::block_on(recalign_core::lm::read_f32(t)).unwrap();
+    let want: Vec<f32> = shared.iter().map(|s| s.log_prob).collect();
+    let d = scores::deviation(&got, &want).unwrap();
+    eprintln!("batched sequences vs shared prefix: {d:.1} u");
+    assert!(d <= 2.0 * scores::F32_CPU, "{got:?} vs {want:?}");
+    // A row scored from its first token has no context: refused, not a panic.
+    let bad = [ScoredSequence {
+        ids: &joined[0],
+        from: 0,
+    }];
+    assert!(sequence_log_probs(&lm.model, &bad, 2).is_err());
+}

@@ -87,6 +87,108 @@ pub fn sft_examples(
     }))
 }
 
+/// The compact ranking prompt of `e` (its history as a document, one title per line) and each
+/// candidate's answer (the title's line), checked to fit `lm`'s context.
+pub fn compact_rank_ids(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    e: &Example,
+) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
+    let tok = &lm.tokenizer;
+    let prompt = prompt::compact_ids(tok, log.domain, &log.catalogue.titles(&e.history))?;
+    let answers = log
+        .catalogue
+        .titles(&e.candidates)
+        .iter()
+        .map(|t| prompt::compact_line_ids(tok, t))
+        .collect::<Result<Vec<_>>>()?;
+    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
+    let context = lm.model.config.context_length;
+    if prompt.len() + longest > context {
+        return Err(Error::PromptTooLong {
+            tokens: prompt.len(),
+            needed: longest,
+            context,
+        });
+    }
+    Ok((prompt, answers))
+}
+
+/// How sequence SFT cuts a training user's positives into documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SequenceConfig {
+    /// Titles per document, at most.
+    pub chunk: usize,
+    /// Leading titles of a document that are context only (not scored). Consecutive documents
+    /// of a user overlap by this many, so every title after a user's first `context` is
+    /// scored exactly once.
+    pub context: usize,
+}
+
+impl Default for SequenceConfig {
+    fn default() -> Self {
+        Self {
+            chunk: 30,
+            context: 3,
+        }
+    }
+}
+
+/// Sequence SFT examples: each training user's chronological positives as compact documents
+/// (see [`SequenceConfig`]), the loss on every title line after the context, so one forward
+/// pass trains on up to `chunk - context` targets instead of one. Up to `max` documents (all
+/// when 0), drawn with a seeded shuffle.
+pub fn sequence_examples(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    sequences: &[Vec<crate::data::ItemId>],
+    config: SequenceConfig,
+    max: usize,
+    seed: u64,
+) -> Result<Tokenised<SftExample>> {
+    if config.context == 0 || config.chunk <= config.context {
+        return Err(Error::Train(format!(
+            "sequence documents need 1 <= context ({}) < chunk ({})",
+            config.context, config.chunk
+        )));
+    }
+    let tok = &lm.tokenizer;
+    let step = config.chunk - config.context;
+    let mut windows = Vec::new();
+    for seq in sequences {
+        let mut start = 0;
+        while start + config.context < seq.len() {
+            let end = (start + config.chunk).min(seq.len());
+            windows.push(&seq[start..end]);
+            start += step;
+        }
+    }
+    if max > 0 && windows.len() > max {
+        windows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        windows.truncate(max);
+    }
+    let context = lm.model.config.context_length;
+    keep_fitting(windows.into_iter().map(|w| {
+        let titles = log.catalogue.titles(w);
+        let prompt_ids = prompt::compact_ids(tok, log.domain, &titles[..config.context])?;
+        let mut answer_ids = Vec::new();
+        for t in &titles[config.context..] {
+            answer_ids.extend(prompt::compact_line_ids(tok, t)?);
+        }
+        if prompt_ids.len() + answer_ids.len() > context {
+            return Err(Error::PromptTooLong {
+                tokens: prompt_ids.len(),
+                needed: answer_ids.len(),
+                context,
+            });
+        }
+        Ok(SftExample {
+            prompt_ids,
+            answer_ids,
+        })
+    }))
+}
+
 /// The model's score of every candidate of every example (self-hard negatives), with a
 /// progress callback `(done, total)`.
 pub async fn model_scores(

@@ -179,12 +179,16 @@ pub struct Adapter {
     pub settings: LoraSettings,
     /// Its layers, in model order.
     pub layers: Vec<AdaptedLayer>,
+    /// The prompt format it was trained with, which ranking with it should use (saved in the
+    /// file's metadata; LLaRA's for files without it, such as PEFT imports).
+    pub prompt: crate::prompt::PromptFormat,
 }
 
 /// The model PEFT configs name as the base.
 pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 
 const SETTINGS_KEY: &str = "recalign.lora";
+const PROMPT_KEY: &str = "recalign.prompt";
 
 impl Adapter {
     /// A fresh adapter for a model of shape `config`, initialised as PEFT does: A from
@@ -226,6 +230,7 @@ impl Adapter {
         Ok(Self {
             settings: settings.clone(),
             layers,
+            prompt: Default::default(),
         })
     }
 
@@ -253,6 +258,7 @@ impl Adapter {
         Ok(Self {
             settings: settings.clone(),
             layers,
+            prompt: Default::default(),
         })
     }
 
@@ -348,6 +354,10 @@ impl Adapter {
         meta.insert(
             SETTINGS_KEY.to_string(),
             serde_json::to_string(&self.settings).map_err(|e| Error::Adapter(e.to_string()))?,
+        );
+        meta.insert(
+            PROMPT_KEY.to_string(),
+            serde_json::to_string(&self.prompt).map_err(|e| Error::Adapter(e.to_string()))?,
         );
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::Adapter(e.to_string()))
     }
@@ -483,7 +493,16 @@ impl Adapter {
         if layers.is_empty() {
             return Err(bad("the file holds no LoRA tensors".into()));
         }
-        Ok(Self { settings, layers })
+        let prompt = match meta.metadata().as_ref().and_then(|m| m.get(PROMPT_KEY)) {
+            Some(p) => serde_json::from_str(p)
+                .map_err(|e| bad(format!("bad prompt-format metadata {p:?}: {e}")))?,
+            None => Default::default(),
+        };
+        Ok(Self {
+            settings,
+            layers,
+            prompt,
+        })
     }
 }
 

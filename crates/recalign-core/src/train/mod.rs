@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::pairs::PreferencePair;
-use crate::lm::{LanguageModel, answer_log_probs};
+use crate::lm::{LanguageModel, ScoredSequence, answer_log_probs, sequence_log_probs};
 use crate::losses::scalar::gumbel_noise;
 use crate::losses::tensor::{LossInputs, batch_loss, read};
 use crate::losses::{LossConfig, LossState};
@@ -315,6 +315,11 @@ pub struct SftExample {
 }
 
 impl SftExample {
+    /// Prompt then answer, as one sequence.
+    pub fn joined_ids(&self) -> Vec<u32> {
+        [self.prompt_ids.as_slice(), &self.answer_ids].concat()
+    }
+
     /// Tokenises `request` (a user turn) and `answer`, checking the pair fits the context.
     pub fn new(lm: &LanguageModel, request: &str, answer: &str) -> Result<Self> {
         let answers = vec![answer.to_string()];
@@ -382,19 +387,23 @@ impl SftTrainer {
             .map(|&i| self.examples[i].answer_ids.len())
             .sum();
         for batch in micro {
-            let mut sum = Tensor::<1>::zeros([1], &device);
-            for &i in &batch {
-                let ex = &self.examples[i];
-                let lp = answer_log_probs(
-                    &self.policy,
-                    &ex.prompt_ids,
-                    std::slice::from_ref(&ex.answer_ids),
-                    self.pad,
-                )?;
-                sum = sum + lp;
-                tokens += ex.prompt_ids.len() + ex.answer_ids.len();
-                answer_tokens += ex.answer_ids.len();
-            }
+            // The micro-batch's examples in one padded pass.
+            let joined: Vec<(Vec<u32>, usize)> = batch
+                .iter()
+                .map(|&i| {
+                    let ex = &self.examples[i];
+                    tokens += ex.prompt_ids.len() + ex.answer_ids.len();
+                    answer_tokens += ex.answer_ids.len();
+                    (ex.joined_ids(), ex.prompt_ids.len())
+                })
+                .collect();
+            let rows: Vec<ScoredSequence<'_>> = joined
+                .iter()
+                .map(|(ids, from)| ScoredSequence { ids, from: *from })
+                .collect();
+            let sum = sequence_log_probs(&self.policy, &rows, self.pad)?
+                .sum()
+                .reshape([1]);
             // Token-weighted over the whole step, so accumulation does not change the objective.
             let loss = sum.neg() / total_answer as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &self.policy.weights);
