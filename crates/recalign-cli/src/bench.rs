@@ -36,6 +36,9 @@ pub enum BenchCommand {
         /// Adapt every linear layer instead of q/v.
         #[arg(long)]
         all_linear: bool,
+        /// Adapt only the top N blocks (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_layers: usize,
     },
 }
 
@@ -99,7 +102,15 @@ pub fn run(what: BenchCommand, model: &ModelArgs) -> CliResult {
             batch,
             rank,
             all_linear,
-        } => bench_train(model, steps.max(1), batch.max(1), rank, all_linear),
+            top_layers,
+        } => bench_train(
+            model,
+            steps.max(1),
+            batch.max(1),
+            rank,
+            all_linear,
+            top_layers,
+        ),
     }
 }
 
@@ -109,6 +120,7 @@ fn bench_train(
     batch: usize,
     rank: usize,
     all_linear: bool,
+    top_layers: usize,
 ) -> CliResult {
     use recalign_core::data::pairs::PreferencePair;
     use recalign_core::losses::{LossConfig, LossKind};
@@ -147,6 +159,7 @@ fn bench_train(
         } else {
             LoraTargets::QueryValue
         },
+        top_layers,
         ..LoraSettings::default()
     };
     let summarise = |reports: &[StepReport], secs: &[f64]| {
@@ -219,6 +232,7 @@ fn bench_train(
         "batch": batch,
         "lora_rank": rank,
         "lora_targets": if all_linear { "all-linear" } else { "q,v" },
+        "lora_top_layers": top_layers,
         "prompt_tokens": prompts.first().map(|(p, _, _)| lm.tokenizer.encode(p).map(|v| v.len()).unwrap_or(0)),
         "peak_rss_mib_model_loaded": rss_loaded,
         "sft": sft_report,

@@ -46,6 +46,9 @@ pub struct DatasetArgs {
     /// Ratings below this are not positives (`--min-rating 0` keeps all).
     #[arg(long, default_value_t = 3.0)]
     min_rating: f32,
+    /// Examples per validation/test user: the last N windows (1: the papers' last item).
+    #[arg(long, default_value_t = 1)]
+    eval_windows: usize,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -79,6 +82,7 @@ impl DatasetArgs {
         SplitConfig {
             seed: self.seed,
             min_rating: Some(self.min_rating),
+            eval_windows: self.eval_windows,
             ..Default::default()
         }
     }

@@ -115,7 +115,27 @@ fn same_seed_same_bytes_other_seed_other_split() {
 #[test]
 fn no_leakage_from_validation_or_test_users() {
     let log = common::ml100k();
-    let s = split(log, &SplitConfig::default()).unwrap();
+    let last = split(log, &SplitConfig::default()).unwrap();
+    // The larger held-out set (the last 5 windows of each held-out user) keeps every property
+    // below, holds the last-item examples, and the same users and training side.
+    let s = split(
+        log,
+        &SplitConfig {
+            eval_windows: 5,
+            ..SplitConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.users, last.users);
+    assert_eq!(s.train, last.train);
+    let held_out = last.validation.len() + last.test.len();
+    let n = s.validation.len() + s.test.len();
+    // Fewer than 5 only for a user with under 8 positives (windows need 3 items before them).
+    assert!(
+        n <= 5 * held_out && n > 4 * held_out,
+        "{n} from {held_out} users"
+    );
+    assert!(last.test.iter().all(|e| s.test.contains(e)));
     let train_users: HashSet<u32> = s.users[0].iter().copied().collect();
     let train_pairs: HashSet<(u32, u32)> = s
         .train
