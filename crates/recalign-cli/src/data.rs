@@ -539,6 +539,10 @@ pub enum PairsCommand {
         /// Smoothing cap (< 0.5).
         #[arg(long, default_value_t = 0.4)]
         eps_max: f64,
+        /// Prompt format of the pairs: `compact` for adapters trained with `--recipe
+        /// sequence` (the history as a document, answers as title lines).
+        #[arg(long, value_enum, default_value_t = crate::train::PromptArg::Llara)]
+        prompt: crate::train::PromptArg,
         /// Fix one prompt template (default: vary per example).
         #[arg(long)]
         template: Option<usize>,
@@ -588,10 +592,12 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             temperature,
             eps_max,
             template,
+            prompt,
             out,
             adapter,
             model,
         } => {
+            let format = recalign_core::prompt::PromptFormat::from(prompt);
             let (log, splits) = dataset.splits()?;
             let name = match split {
                 SplitArg::Train => SplitName::Train,
@@ -656,6 +662,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                     &lm,
                     &log,
                     &examples,
+                    format,
                     template,
                     |d, _| progress.set_position(d as u64),
                 ))
@@ -669,6 +676,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
                 &log,
                 &splits.popularity,
                 &examples,
+                format,
                 template,
                 PairScores {
                     model: model_scores.as_deref(),

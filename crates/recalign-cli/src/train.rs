@@ -387,6 +387,16 @@ pub fn train(command: TrainCommand) -> CliResult {
             let bytes = std::fs::read(&pairs)
                 .map_err(|e| format!("cannot read {}: {e}", pairs.display()))?;
             let pairs_data = read_jsonl(&bytes).map_err(|e| format!("{}: {e}", pairs.display()))?;
+            let format = pairs_data.first().map_or(PromptFormat::Llara, |p| p.format);
+            if let Some(i) = pairs_data.iter().position(|p| p.format != format) {
+                return Err(format!(
+                    "{}: pair {} is in the {:?} prompt format, the first in {format:?}; one run \
+                     trains on one format",
+                    pairs.display(),
+                    i + 1,
+                    pairs_data[i].format
+                ));
+            }
             let config = loss.config()?;
             let start = init.as_deref().map(read_adapter).transpose()?;
             let lora = start
@@ -435,13 +445,8 @@ pub fn train(command: TrainCommand) -> CliResult {
                 ),
             }
             .map_err(|e| e.to_string())?;
-            // The pairs are LLaRA prompts (`recalign pairs build`).
-            drive(
-                Trainer::Preference(Box::new(trainer)),
-                &train,
-                &out,
-                PromptFormat::Llara,
-            )
+            // The adapter ranks with the prompt format its pairs were written in.
+            drive(Trainer::Preference(Box::new(trainer)), &train, &out, format)
         }
     }
 }

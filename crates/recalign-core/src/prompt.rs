@@ -92,6 +92,25 @@ pub enum PromptFormat {
     Compact,
 }
 
+impl PromptFormat {
+    /// Whether this is LLaRA's format (the default, left out of files).
+    pub fn is_llara(&self) -> bool {
+        *self == PromptFormat::Llara
+    }
+}
+
+/// The text of a compact document: the header, then each title on its own line. Its tokens are
+/// [`compact_ids`]' wherever a title tokenises the same alone as after a newline (every
+/// ML-100K title does; `tests/ml100k.rs` checks).
+pub fn compact_text(domain: Domain, titles: &[String]) -> String {
+    let mut text = compact_header(domain);
+    for t in titles {
+        text.push_str(t);
+        text.push('\n');
+    }
+    text
+}
+
 /// The first line of a compact document.
 pub fn compact_header(domain: Domain) -> String {
     let [past, _, noun, _, _] = vocabulary(domain);

@@ -539,3 +539,62 @@ fn lora_on_the_top_layers_adapts_only_those_and_says_so_to_peft() {
         "{err}"
     );
 }
+
+/// Pairs in the compact format: the prompt is the document's tokens (no ChatML), every answer is
+/// a title line, and a preference run trains on them (DPO from its own reference starts at
+/// ln 2).
+#[test]
+fn compact_pairs_tokenise_as_lines_and_train() {
+    use recalign_core::data::Domain;
+    use recalign_core::prompt::{self, PromptFormat};
+    let lm = common::tiny_model();
+    let t = titles();
+    let history = vec![t[0].clone(), t[1].clone()];
+    let pair = PreferencePair {
+        prompt: prompt::compact_text(Domain::Movies, &history),
+        chosen: t[2].clone(),
+        rejected: t[3].clone(),
+        format: PromptFormat::Compact,
+        ..PreferencePair::default()
+    };
+    let tokenised = TokenisedPair::new(&lm, &pair, 1).unwrap();
+    assert_eq!(
+        tokenised.prompt_ids,
+        prompt::compact_ids(&lm.tokenizer, Domain::Movies, &history).unwrap()
+    );
+    assert_eq!(
+        tokenised.answers[0],
+        prompt::compact_line_ids(&lm.tokenizer, &t[2]).unwrap()
+    );
+    // The format survives the JSONL round trip; LLaRA pairs leave the field out.
+    let line = serde_json::to_string(&pair).unwrap();
+    assert!(line.contains("\"format\":\"compact\""), "{line}");
+    let back: PreferencePair = serde_json::from_str(&line).unwrap();
+    assert_eq!(back.format, PromptFormat::Compact);
+    let llara = serde_json::to_string(&PreferencePair::default()).unwrap();
+    assert!(!llara.contains("format"), "{llara}");
+
+    let pairs = vec![tokenised.clone(), tokenised];
+    let cached = pollster::block_on(reference_log_probs(&lm, &pairs, |_, _| {})).unwrap();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        ..LoraSettings::default()
+    };
+    let mut dpo = PreferenceTrainer::new(
+        &lm,
+        lora,
+        None,
+        settings(2, 1e-2),
+        LossConfig::new(LossKind::Dpo),
+        pairs,
+        cached,
+    )
+    .unwrap();
+    let first = pollster::block_on(dpo.step()).unwrap();
+    assert!(
+        (first.loss - std::f32::consts::LN_2).abs() < 1e-4,
+        "{}",
+        first.loss
+    );
+}

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use recalign_core::data::pairs::{Mixture, PairConfig, RejectStrategy};
 use recalign_core::losses::LossKind;
+use recalign_core::prompt::PromptFormat;
 use recalign_core::train::data::{self as train_data, PairScores};
 use recalign_core::train::{
     Adapter, Checkpoint, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
@@ -308,9 +309,14 @@ async fn prepare(
                     };
                     let model_scores = if strategies.contains(&RejectStrategy::SelfHard) {
                         Some(
-                            train_data::model_scores(&reference, log, &examples, None, |d, t| {
-                                progress("Scoring candidates for self-hard negatives", d, t)
-                            })
+                            train_data::model_scores(
+                                &reference,
+                                log,
+                                &examples,
+                                PromptFormat::Llara,
+                                None,
+                                |d, t| progress("Scoring candidates for self-hard negatives", d, t),
+                            )
                             .await
                             .map_err(err)?,
                         )
@@ -327,6 +333,7 @@ async fn prepare(
                         log,
                         &splits.popularity,
                         &examples,
+                        PromptFormat::Llara,
                         None,
                         PairScores {
                             model: model_scores.as_deref(),

@@ -238,6 +238,10 @@ pub struct PreferencePair {
     /// All candidate titles shown in the prompt (for evaluation and the page).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<String>,
+    /// How `prompt` is written: a LLaRA request (a ChatML user turn; files without the field),
+    /// or a compact document whose answers are title lines.
+    #[serde(default, skip_serializing_if = "crate::prompt::PromptFormat::is_llara")]
+    pub format: crate::prompt::PromptFormat,
 }
 
 /// Per-example inputs to [`build_pairs`] besides the example itself.
@@ -342,6 +346,8 @@ pub fn pairs_for_example(
                 more_eps: rest.iter().filter_map(|&(c, _)| eps(c)).collect(),
                 strategies: group.iter().map(|&(_, s)| s).collect(),
                 candidates: candidates.clone(),
+                // The caller sets the format it wrote `prompt` in.
+                format: Default::default(),
             })
         })
         .collect())

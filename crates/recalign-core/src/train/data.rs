@@ -10,7 +10,7 @@ use crate::data::InteractionLog;
 use crate::data::pairs::{self, ExampleScores, PairConfig, PreferencePair};
 use crate::data::split::Example;
 use crate::lm::{LanguageModel, ScoreOptions};
-use crate::prompt::{self, PromptStyle};
+use crate::prompt::{self, PromptFormat, PromptStyle};
 use crate::train::{SftExample, TokenisedPair};
 use crate::{Error, Result};
 
@@ -195,17 +195,28 @@ pub async fn model_scores(
     lm: &LanguageModel,
     log: &InteractionLog,
     examples: &[Example],
+    format: PromptFormat,
     template: Option<usize>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(examples.len());
     for (i, e) in examples.iter().enumerate() {
         let titles = log.catalogue.titles(&e.candidates);
-        let ids = lm.request_prompt_ids(&request_text(log, template, e), &titles)?;
-        let scores = lm
-            .score_candidates(&ids, &titles, ScoreOptions::default())
-            .await?;
-        out.push(scores.iter().map(|s| s.score).collect());
+        let scores = match format {
+            PromptFormat::Llara => {
+                let ids = lm.request_prompt_ids(&request_text(log, template, e), &titles)?;
+                lm.score_candidates(&ids, &titles, ScoreOptions::default())
+                    .await?
+                    .iter()
+                    .map(|s| s.score)
+                    .collect()
+            }
+            PromptFormat::Compact => {
+                let (ids, answers) = compact_rank_ids(lm, log, e)?;
+                lm.score_answer_ids(&ids, &answers).await?
+            }
+        };
+        out.push(scores);
         progress(i + 1, examples.len());
     }
     Ok(out)
@@ -221,19 +232,28 @@ pub struct PairScores<'a> {
 }
 
 /// Preference pairs of `examples` under `config` (method.md §2).
+#[allow(clippy::too_many_arguments)]
 pub fn preference_pairs(
     log: &InteractionLog,
     popularity: &[u32],
     examples: &[Example],
+    format: PromptFormat,
     template: Option<usize>,
     scores: PairScores<'_>,
     config: &PairConfig,
 ) -> Result<Vec<PreferencePair>> {
     let mut all = Vec::new();
     for (i, e) in examples.iter().enumerate() {
+        let prompt = match format {
+            PromptFormat::Llara => request_text(log, template, e),
+            PromptFormat::Compact => {
+                prompt::compact_text(log.domain, &log.catalogue.titles(&e.history))
+            }
+        };
+        let start = all.len();
         all.extend(pairs::pairs_for_example(
             e,
-            &request_text(log, template, e),
+            &prompt,
             &log.catalogue,
             popularity,
             ExampleScores {
@@ -242,6 +262,9 @@ pub fn preference_pairs(
             },
             config,
         )?);
+        for p in &mut all[start..] {
+            p.format = format;
+        }
     }
     Ok(all)
 }

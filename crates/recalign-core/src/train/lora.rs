@@ -53,9 +53,9 @@ pub struct LoraSettings {
     pub rank: usize,
     /// Scale numerator: the update is `(alpha / r) A B`.
     pub alpha: f64,
-    /// Dropout on the adapter's input. Burn's LoRA merges the factors into the weight before the
-    /// matmul, so there is no separate adapter input to drop: only 0 is accepted (PEFT's value
-    /// for inference, and what the exported config says).
+    /// Dropout on the adapter's input. Not implemented (the factored path of
+    /// `model::project` is where it would go): only 0 is accepted, PEFT's value for inference
+    /// and what the exported config says.
     pub dropout: f64,
     /// Which linear layers of each adapted block.
     pub targets: LoraTargets,
@@ -89,8 +89,7 @@ impl LoraSettings {
         }
         if self.dropout != 0.0 {
             return Err(Error::Adapter(format!(
-                "LoRA dropout {} is not supported: Burn merges the adapter into the weight, so \
-                 there is no adapter input to drop; use 0",
+                "LoRA dropout {} is not supported (not implemented); use 0",
                 self.dropout
             )));
         }

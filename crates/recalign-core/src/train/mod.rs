@@ -27,6 +27,7 @@ use crate::losses::scalar::gumbel_noise;
 use crate::losses::tensor::{LossInputs, batch_loss, read};
 use crate::losses::{LossConfig, LossState};
 use crate::model::{Llama, LlamaWeights};
+use crate::prompt::PromptFormat;
 use crate::{Error, Result};
 pub use adamw::{OptimizerState, ParamMoments};
 pub use lora::{Adapter, LoraSettings, LoraTargets};
@@ -682,8 +683,29 @@ impl TokenisedPair {
             texts.truncate(negatives + 1);
             eps.truncate(negatives);
         }
-        let prompt_ids = lm.request_prompt_ids(&pair.prompt, &texts)?;
-        let answers = lm.candidate_ids(&texts)?;
+        let (prompt_ids, answers) = match pair.format {
+            PromptFormat::Llara => (
+                lm.request_prompt_ids(&pair.prompt, &texts)?,
+                lm.candidate_ids(&texts)?,
+            ),
+            PromptFormat::Compact => {
+                let prompt_ids = lm.tokenizer.encode(&pair.prompt)?;
+                let answers = texts
+                    .iter()
+                    .map(|t| crate::prompt::compact_line_ids(&lm.tokenizer, t))
+                    .collect::<Result<Vec<_>>>()?;
+                let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
+                let context = lm.model.config.context_length;
+                if prompt_ids.is_empty() || prompt_ids.len() + longest > context {
+                    return Err(Error::PromptTooLong {
+                        tokens: prompt_ids.len(),
+                        needed: longest,
+                        context,
+                    });
+                }
+                (prompt_ids, answers)
+            }
+        };
         Ok(Self {
             prompt_ids,
             answers,
