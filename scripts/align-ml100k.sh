@@ -1,51 +1,66 @@
 #!/usr/bin/env bash
-# The native end-to-end alignment run of docs/alignment.md: SmolLM2-135M on ML-100K, zero-shot,
-# SFT, DPO, S-DPO and RosePO, each evaluated on the same test users. Sized for a 2-core CPU:
-# N training prompts (default 128) for one epoch of SFT and one of each preference loss.
-# Usage: [GENERATE=32] scripts/align-ml100k.sh [N] [RUN_DIR]   (after `./x fetch`)
-# GENERATE: new tokens generated per test user for ValidRatio / HitRatio@1 (0: rank only).
+# The native alignment recipe of docs/alignment.md on ML-100K with SmolLM2-135M, sized for a
+# 2-core CPU: sequence SFT over the training users' histories (compact documents, LoRA r 16 on
+# every linear layer of the top 8 blocks), then DPO and RosePO on compact pairs from that
+# adapter, each model evaluated on the held-out users' last EVAL_WINDOWS windows (never trained
+# on) with the random and popularity rankers on the same candidates, Wilson intervals and
+# paired sign-flip tests (against popularity, and preference runs against SFT).
+# SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
+# Usage: [SEED=2024] [SFT_STEPS=300] [SPLIT=validation] [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
+# (after `./x fetch`). Tune on SPLIT=validation; run SPLIT=test once, at the end.
 # A step whose output exists is skipped, so an interrupted run continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N="${1:-128}"
-RUN="${2:-runs/ml100k-$N}"
-STEPS=$(( N / 4 ))
+SEED="${SEED:-2024}"
+SPLIT="${SPLIT:-validation}"
+W="${EVAL_WINDOWS:-5}"
+RUN="${1:-runs/ml100k-seed$SEED}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
-cargo build --release -p recalign-cli
+cargo build -q --release -p recalign-cli
 R="$CARGO_TARGET_DIR/release/recalign"
 mkdir -p "$RUN"
 t() { local t0=$SECONDS; "$@"; echo "  ($(( SECONDS - t0 )) s) $*" | tee -a "$RUN/times.txt" >&2; }
-# Runs "$@" unless $1 (an output file) already exists and is not empty.
 once() { local out="$1"; shift; [ -s "$out" ] || t "$@"; }
-EVAL=(eval --split test --generate "${GENERATE:-32}" --json)
+ev() {
+  local name="$1" out="$RUN/eval-$1-$SPLIT$W.json"; shift
+  if [ ! -s "$out" ]; then
+    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json "$@" > "$out.tmp"
+    mv "$out.tmp" "$out"
+  fi
+  python3 - "$name" "$out" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[2])); r = v["report"]; h = v["hr_at_1"]; b = r["baselines"]
+p = v["paired"]["vs_popularity"]; a = v["paired"]["vs_against"]
+line = (f'{sys.argv[1]:<10} n={v["examples"]} HR@1 {h["mean"]:.4f} [{h["low"]:.4f}, {h["high"]:.4f}]'
+        f'  HR@5 {r["ranking"]["hr"][2]:.4f}  NDCG@5 {r["ranking"]["ndcg"][2]:.4f}  MRR {r["ranking"]["mrr"]:.4f}'
+        f'  AvgPop@1 {r["bias_at_1"]["average_popularity"]:.1f}  Tail@1 {r["bias_at_1"]["tail_percentage"]:.3f}'
+        f'  tail-target HR@1 {r["tail_hr_at_1"]:.4f}'
+        f'  | popularity HR@1 {b["popularity"]["ranking"]["hr"][0]:.4f} (AvgPop@1 {b["popularity"]["average_popularity_at_1"]:.1f})'
+        f'  random AvgPop@1 {b["random"]["average_popularity_at_1"]:.1f} Tail@1 {b["random"]["tail_at_1"]:.3f}'
+        f'  | vs popularity {p["difference"]["mean"]:+.4f} p={p["p_value"]:.4f}')
+if a: line += f'  | vs SFT {a["difference"]["mean"]:+.4f} p={a["p_value"]:.4f}'
+print(line)
+PY
+}
 
 [ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
-# Evaluates on the test users into eval-$1.json (skipped when it exists).
-ev() {
-  local name="$1" out="$RUN/eval-$1.json"; shift
-  if [ ! -s "$out" ]; then t "$R" "${EVAL[@]}" "$@" > "$out.tmp"; mv "$out.tmp" "$out"; fi
-}
-ev zero-shot
-once "$RUN/sft.safetensors" "$R" train sft --max-examples "$N" --steps "$STEPS" --batch 4 --lr 5e-4 \
-  --warmup 2 --out "$RUN/sft.safetensors"
+ev zero-shot --prompt compact
+once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
+  --lora-targets all --lora-layers 8 --lora-rank 16 --lora-alpha 32 --lr 1e-3 --warmup 10 \
+  --batch 4 --steps "${SFT_STEPS:-300}" --checkpoint-every 100 --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 
-# Pairs from the same N training prompts (the same seeded draw as SFT's).
-once "$RUN/pairs-random.jsonl" "$R" pairs build --max-examples "$N" --strategies random --negatives 1 \
-  --out "$RUN/pairs-random.jsonl"
-once "$RUN/pairs-random-k3.jsonl" "$R" pairs build --max-examples "$N" --strategies random --negatives 3 \
-  --out "$RUN/pairs-random-k3.jsonl"
-once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --max-examples "$N" --strategies self-hard,popular,semantic-similar \
-  --weights 0.5,0.25,0.25 --negatives 1 --adapter "$RUN/sft.safetensors" --out "$RUN/pairs-rosepo.jsonl"
-
-PREF=(train pref --init "$RUN/sft.safetensors" --steps "$STEPS" --batch 4 --lr 2e-4 --warmup 2 --beta 1)
+once "$RUN/pairs-random.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
+  --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"
+once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --prompt compact --max-examples 256 \
+  --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
+  --out "$RUN/pairs-rosepo.jsonl"
+PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps 64 --batch 4 --lr 2e-4 --warmup 4 --beta 1)
 once "$RUN/dpo.safetensors" "$R" "${PREF[@]}" --type dpo --pairs "$RUN/pairs-random.jsonl" \
   --out "$RUN/dpo.safetensors"
-once "$RUN/sdpo.safetensors" "$R" "${PREF[@]}" --type sdpo --negatives 3 \
-  --pairs "$RUN/pairs-random-k3.jsonl" --out "$RUN/sdpo.safetensors"
 once "$RUN/rosepo.safetensors" "$R" "${PREF[@]}" --type rosepo --pairs "$RUN/pairs-rosepo.jsonl" \
   --out "$RUN/rosepo.safetensors"
-for m in dpo sdpo rosepo; do
-  ev "$m" --adapter "$RUN/$m.safetensors"
-done
+SFT_EVAL="$RUN/eval-sft-$SPLIT$W.json"
+ev dpo --adapter "$RUN/dpo.safetensors" --against "$SFT_EVAL"
+ev rosepo --adapter "$RUN/rosepo.safetensors" --against "$SFT_EVAL"
 echo "done: $RUN" >&2

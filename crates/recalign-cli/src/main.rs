@@ -84,6 +84,10 @@ enum Command {
         /// Rank with this trained adapter (`train` output, or `adapter import`).
         #[arg(long)]
         adapter: Option<PathBuf>,
+        /// Ranking prompt (default: the one the adapter was trained with; LLaRA's for the
+        /// base model).
+        #[arg(long, value_enum)]
+        prompt: Option<train::PromptArg>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -179,22 +183,39 @@ fn run(cli: Cli) -> CliResult {
             length_normalised,
             json,
             adapter,
+            prompt,
             model,
         } => {
+            use recalign_core::prompt::PromptFormat;
             let mut lm = load_model(&model)?;
+            let mut format = PromptFormat::Llara;
             if let Some(path) = &adapter {
-                lm = recalign_core::train::with_adapter(&lm, &train::read_adapter(path)?)
-                    .map_err(|e| e.to_string())?;
+                let a = train::read_adapter(path)?;
+                format = a.prompt;
+                lm = recalign_core::train::with_adapter(&lm, &a).map_err(|e| e.to_string())?;
             }
+            let format = prompt.map_or(format, PromptFormat::from);
             let (history, candidates) = (split_titles(&history), split_titles(&candidates));
             let options = ScoreOptions { length_normalised };
-            let ranking = pollster::block_on(lm.rank(&history, &candidates, options))
-                .map_err(|e| e.to_string())?;
+            let domain = recalign_core::data::Domain::Movies;
+            let ranking = match format {
+                PromptFormat::Llara => pollster::block_on(lm.rank(&history, &candidates, options)),
+                PromptFormat::Compact => {
+                    pollster::block_on(lm.rank_compact(domain, &history, &candidates, options))
+                }
+            }
+            .map_err(|e| e.to_string())?;
             if json {
                 // The exact prompt text goes along, so other implementations can score the same.
                 let mut value = serde_json::to_value(&ranking).map_err(|e| e.to_string())?;
-                value["prompt"] =
-                    recalign_core::prompt::recommendation_prompt(&history, &candidates).into();
+                value["prompt"] = match format {
+                    PromptFormat::Llara => {
+                        recalign_core::prompt::recommendation_prompt(&history, &candidates)
+                    }
+                    PromptFormat::Compact => recalign_core::prompt::compact_text(domain, &history),
+                }
+                .into();
+                value["format"] = serde_json::to_value(format).map_err(|e| e.to_string())?;
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?

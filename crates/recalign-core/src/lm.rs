@@ -307,6 +307,31 @@ impl LanguageModel {
         })
     }
 
+    /// Ranks `candidates` for a user with `history` in the compact format (the history as a
+    /// document of `domain` titles, each candidate scored as the next line), the format
+    /// adapters trained with sequence SFT rank with.
+    pub async fn rank_compact(
+        &self,
+        domain: crate::data::Domain,
+        history: &[String],
+        candidates: &[String],
+        options: ScoreOptions,
+    ) -> Result<Ranking> {
+        if candidates.is_empty() {
+            return Err(Error::EmptyCandidates);
+        }
+        let prompt = crate::prompt::compact_ids(&self.tokenizer, domain, history)?;
+        let answers = candidates
+            .iter()
+            .map(|t| crate::prompt::compact_line_ids(&self.tokenizer, t))
+            .collect::<Result<Vec<_>>>()?;
+        let sums = self.score_answer_ids(&prompt, &answers).await?;
+        Ok(Ranking {
+            prompt_tokens: prompt.len(),
+            ranked: rank_scores(self.to_scores(candidates, &answers, &sums, options)),
+        })
+    }
+
     /// Greedy answer to `message` sent as a single ChatML user turn.
     pub async fn chat(&self, message: &str, max_new_tokens: usize) -> Result<Generation> {
         let ids = self.tokenizer.encode(&chatml_user(message))?;
