@@ -278,13 +278,14 @@ pub mod training {
         /// Adapter: one AdamW step moves every factor by about the learning rate (the update
         /// `m/(sqrt(v)+eps)` has magnitude 1 at the first step wherever `|g| >> eps`, and near 1
         /// after), so a run with one step fewer or more sits a sizeable fraction of a step away:
-        /// 0.41 steps for one SFT step fewer, 0.23 for one DPO step fewer (measured by
+        /// 0.37 steps for one SFT step fewer, 0.22 for one DPO step fewer (measured by
         /// `a_skipped_step_is_far_outside_the_tolerance`). Rounding reaches the adapter through
         /// the gradient: where `|g| >> eps` the update is insensitive to it (relative error
         /// ~1e-6 in, ~1e-6 of a step out); only factors whose gradient is near `eps` = 1e-5 see
         /// the full `lr·du/eps` sensitivity, and they are few among the 448. Measured against
-        /// the f64 reference: 1.0e-5 (AVX2), 1.4e-5 (AVX-512) and 1.3e-4 (SSE) steps. The bound,
-        /// 1e-2 steps, is 75 times the worst measured and 23 times below a missed step.
+        /// the f64 reference: 1.1e-5 (AVX2), 1.4e-5 (AVX-512), 1.5e-5 (SSE) steps, and 1.3e-4 on
+        /// SSE with the earlier N(0, 1/r) initialisation of A, five times larger. The bound,
+        /// 1e-2 steps, is 67 times the worst measured and 22 times below a missed step.
         ///
         /// Loss: step k's loss is a forward pass at the adapter after k-1 steps, so it carries
         /// the forward pass's relative error (under 2^8 u = 1.5e-5, as for scores) plus the
