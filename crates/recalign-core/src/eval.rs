@@ -91,8 +91,11 @@ pub struct RankMetricsBuilder {
 impl RankMetricsBuilder {
     /// Adds one example: `scores` of every ranked item and the index of the target among them.
     /// Entries equal to `f32::NEG_INFINITY` (excluded items) are never ranked above the target.
-    pub fn add(&mut self, scores: &[f32], target: usize) {
-        let Some(&t) = scores.get(target) else { return };
+    /// Returns the example's expected hit at 1 (the per-example value for paired tests).
+    pub fn add(&mut self, scores: &[f32], target: usize) -> f64 {
+        let Some(&t) = scores.get(target) else {
+            return 0.0;
+        };
         let (mut greater, mut ties) = (0usize, 0usize);
         for (i, &s) in scores.iter().enumerate() {
             if i == target || s == f32::NEG_INFINITY {
@@ -118,6 +121,7 @@ impl RankMetricsBuilder {
             }
             m.mrr += 1.0 / r as f64 / spread;
         }
+        if greater == 0 { 1.0 / spread } else { 0.0 }
     }
 
     /// The averages.
@@ -213,9 +217,7 @@ pub fn head_floor(popularity: &[u32]) -> u32 {
 /// The target's expected hit at rank 1 under `scores`, ties resolved over a random order (as
 /// [`RankMetricsBuilder`] counts it): 1/(ties + 1) when nothing scores above it, else 0.
 pub fn expected_hit_at_1(scores: &[f32], target: usize) -> f64 {
-    let mut b = RankMetricsBuilder::default();
-    b.add(scores, target);
-    b.sum.hr[0]
+    RankMetricsBuilder::default().add(scores, target)
 }
 
 /// [`BiasMetrics`] of `top` (each example's recommended items, best first) against training
@@ -331,8 +333,7 @@ struct BaselineBuilder {
 impl BaselineBuilder {
     /// `scores` of the candidates, whose popularities are `pops`, tail flags `tails`.
     fn add(&mut self, scores: &[f32], target: usize, pops: &[u32], tails: &[bool]) {
-        self.ranking.add(scores, target);
-        let hit = expected_hit_at_1(scores, target);
+        let hit = self.ranking.add(scores, target);
         self.hits.push(hit);
         if tails.get(target).copied().unwrap_or(false) {
             self.tail_hits += hit;
@@ -437,8 +438,7 @@ pub async fn evaluate_with(
             })?;
         let (ids, answers) = (prompts.rank)(e)?;
         let values = lm.score_answer_ids(&ids, &answers).await?;
-        ranking.add(&values, target);
-        let hit = expected_hit_at_1(&values, target);
+        let hit = ranking.add(&values, target);
         hits.push(hit);
         let pops: Vec<u32> = e.candidates.iter().map(|&c| pop(c)).collect();
         let tails: Vec<bool> = pops.iter().map(|&p| p < floor).collect();

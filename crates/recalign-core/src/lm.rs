@@ -146,7 +146,8 @@ impl LanguageModel {
         Ok(ids)
     }
 
-    fn check_fits(&self, prompt: usize, after: usize) -> Result<()> {
+    /// `PromptTooLong` unless a non-empty prompt of `prompt` tokens plus `after` more fit.
+    pub(crate) fn check_fits(&self, prompt: usize, after: usize) -> Result<()> {
         let context = self.model.config.context_length;
         if prompt == 0 || prompt + after > context {
             return Err(Error::PromptTooLong {

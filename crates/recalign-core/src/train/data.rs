@@ -102,15 +102,10 @@ pub fn compact_rank_ids(
         .iter()
         .map(|t| prompt::compact_line_ids(tok, t))
         .collect::<Result<Vec<_>>>()?;
-    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
-    let context = lm.model.config.context_length;
-    if prompt.len() + longest > context {
-        return Err(Error::PromptTooLong {
-            tokens: prompt.len(),
-            needed: longest,
-            context,
-        });
-    }
+    lm.check_fits(
+        prompt.len(),
+        answers.iter().map(Vec::len).max().unwrap_or(0),
+    )?;
     Ok((prompt, answers))
 }
 
@@ -167,7 +162,6 @@ pub fn sequence_examples(
         windows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         windows.truncate(max);
     }
-    let context = lm.model.config.context_length;
     keep_fitting(windows.into_iter().map(|w| {
         let titles = log.catalogue.titles(w);
         let prompt_ids = prompt::compact_ids(tok, log.domain, &titles[..config.context])?;
@@ -175,13 +169,7 @@ pub fn sequence_examples(
         for t in &titles[config.context..] {
             answer_ids.extend(prompt::compact_line_ids(tok, t)?);
         }
-        if prompt_ids.len() + answer_ids.len() > context {
-            return Err(Error::PromptTooLong {
-                tokens: prompt_ids.len(),
-                needed: answer_ids.len(),
-                context,
-            });
-        }
+        lm.check_fits(prompt_ids.len(), answer_ids.len())?;
         Ok(SftExample {
             prompt_ids,
             answer_ids,

@@ -694,15 +694,10 @@ impl TokenisedPair {
                     .iter()
                     .map(|t| crate::prompt::compact_line_ids(&lm.tokenizer, t))
                     .collect::<Result<Vec<_>>>()?;
-                let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
-                let context = lm.model.config.context_length;
-                if prompt_ids.is_empty() || prompt_ids.len() + longest > context {
-                    return Err(Error::PromptTooLong {
-                        tokens: prompt_ids.len(),
-                        needed: longest,
-                        context,
-                    });
-                }
+                lm.check_fits(
+                    prompt_ids.len(),
+                    answers.iter().map(Vec::len).max().unwrap_or(0),
+                )?;
                 (prompt_ids, answers)
             }
         };
