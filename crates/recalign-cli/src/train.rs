@@ -8,6 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use recalign_core::LanguageModel;
 use recalign_core::data::pairs::read_jsonl;
 use recalign_core::data::split::{Example, SplitName};
+use recalign_core::data::{InteractionLog, ItemId};
 use recalign_core::eval::{EvalReport, Prompts, evaluate_with};
 use recalign_core::prompt::PromptFormat;
 use recalign_core::stats::{Interval, Paired};
@@ -179,6 +180,10 @@ pub struct TrainArgs {
     /// Training seed (LoRA init, data order, beta-DPO's sampling); `--seed` is the split's.
     #[arg(long = "train-seed", id = "train_seed", default_value_t = 2024)]
     seed: u64,
+    /// Memory for the frozen-layer cache, MiB (preference training; 0: recompute the frozen
+    /// layers at every pass).
+    #[arg(long, default_value_t = TrainSettings::default().cache_mib)]
+    cache_mib: usize,
 }
 
 impl TrainArgs {
@@ -192,6 +197,7 @@ impl TrainArgs {
             weight_decay: self.weight_decay,
             max_grad_norm: self.clip,
             seed: self.seed,
+            cache_mib: self.cache_mib,
         }
     }
 }
@@ -480,6 +486,12 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write every example's candidate scores as JSON lines (candidates, target, summed
+    /// log-probs, answer lengths, training popularity and, for the compact prompt, each
+    /// candidate's log-prob after the header alone): the raw material for trying other
+    /// scoring rules offline.
+    #[arg(long)]
+    scores_out: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -559,6 +571,17 @@ pub fn eval(args: EvalArgs) -> CliResult {
     };
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.scores_out {
+        write_scores(
+            path,
+            &lm,
+            &log,
+            &examples,
+            &report,
+            &splits.popularity,
+            format,
+        )?;
+    }
     if args.json {
         println!(
             "{}",
@@ -575,6 +598,61 @@ pub fn eval(args: EvalArgs) -> CliResult {
         print_comparisons(&report, against.as_ref(), args.against.as_deref());
     }
     Ok(())
+}
+
+fn write_scores(
+    path: &Path,
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    examples: &[Example],
+    report: &EvalReport,
+    popularity: &[u32],
+    format: PromptFormat,
+) -> CliResult {
+    use std::collections::HashMap;
+    let tok = &lm.tokenizer;
+    let line = |i: ItemId| -> Result<Vec<u32>, String> {
+        recalign_core::prompt::compact_line_ids(tok, log.catalogue.title(i))
+            .map_err(|e| e.to_string())
+    };
+    // Each distinct candidate's log-prob after the header alone, batched, once per item.
+    let mut prior: HashMap<ItemId, f32> = HashMap::new();
+    if format == PromptFormat::Compact {
+        let header =
+            recalign_core::prompt::compact_ids(tok, log.domain, &[]).map_err(|e| e.to_string())?;
+        let mut items: Vec<ItemId> = examples.iter().flat_map(|e| e.candidates.clone()).collect();
+        items.sort_unstable();
+        items.dedup();
+        for chunk in items.chunks(64) {
+            let answers = chunk
+                .iter()
+                .map(|&i| line(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let values = pollster::block_on(lm.score_answer_ids(&header, &answers))
+                .map_err(|e| e.to_string())?;
+            prior.extend(chunk.iter().copied().zip(values));
+        }
+    }
+    let mut out = String::new();
+    for (e, scores) in examples.iter().zip(&report.scores) {
+        let lengths = e
+            .candidates
+            .iter()
+            .map(|&i| line(i).map(|l| l.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let row = serde_json::json!({
+            "candidates": e.candidates.iter().map(|i| i.index()).collect::<Vec<_>>(),
+            "target": e.candidates.iter().position(|&c| c == e.target),
+            "scores": scores,
+            "lengths": lengths,
+            "popularity": e.candidates.iter()
+                .map(|i| popularity.get(i.index()).copied().unwrap_or(0)).collect::<Vec<_>>(),
+            "prior": e.candidates.iter().map(|i| prior.get(i).copied()).collect::<Vec<_>>(),
+        });
+        out.push_str(&row.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// HR@1 against the popularity ranker and, when given, another run, on the same examples.

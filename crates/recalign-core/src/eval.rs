@@ -294,6 +294,10 @@ pub struct EvalReport {
     /// is read against them (a random ranker already has AvgPop@1 near the candidates' mean).
     #[serde(default)]
     pub baselines: Option<Baselines>,
+    /// Each example's candidate scores, in candidate order (for diagnostics such as
+    /// `recalign eval --scores-out`; not serialised, the report stays small).
+    #[serde(skip)]
+    pub scores: Vec<Vec<f32>>,
 }
 
 /// A reference ranker's figures on the same examples and candidates.
@@ -425,6 +429,7 @@ pub async fn evaluate_with(
     let pop = |i: crate::data::ItemId| popularity.get(i.index()).copied().unwrap_or(0);
     let mut top = Vec::with_capacity(examples.len());
     let mut hits = Vec::with_capacity(examples.len());
+    let mut scores = Vec::with_capacity(examples.len());
     let (mut tail_targets, mut tail_hits) = (0usize, 0.0);
     let (mut valid, mut generated_hits) = (0usize, 0usize);
     for (n, e) in examples.iter().enumerate() {
@@ -452,6 +457,7 @@ pub async fn evaluate_with(
         let mut order: Vec<usize> = (0..values.len()).collect();
         order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
         top.push(order.iter().map(|&i| e.candidates[i]).collect());
+        scores.push(values);
         if max_new_tokens > 0 {
             let g = lm.generate(&(prompts.generate)(e)?, max_new_tokens).await?;
             if let Some(i) = named_candidate(&g.text, &titles) {
@@ -478,6 +484,7 @@ pub async fn evaluate_with(
             random: random.finish(tail_targets),
             popularity: by_popularity.finish(tail_targets),
         }),
+        scores,
     })
 }
 

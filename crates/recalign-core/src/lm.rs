@@ -442,40 +442,116 @@ pub fn answer_log_probs(
     answers: &[Vec<u32>],
     pad: u32,
 ) -> Result<Tensor<1>> {
-    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
-    let (last, prefix) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
-        tokens: 0,
-        needed: longest,
-        context: model.config.context_length,
-    })?;
-    if longest == 0 {
-        return Err(Error::EmptyCandidates);
-    }
-    let mut cache = KvCache::default();
-    if !prefix.is_empty() {
-        let ids = prefix.iter().map(|&t| t as i64).collect();
-        model.forward(model.tokens(ids, 1, prefix.len()), &mut cache)?;
-    }
-    let n = answers.len();
-    let pad = pad as i64;
-    let mut inputs = Vec::with_capacity(n * longest);
-    let mut targets = Vec::with_capacity(n * longest);
-    let mut mask = Vec::with_capacity(n * longest);
-    for a in answers {
-        for j in 0..longest {
-            inputs.push(match j {
-                0 => *last as i64,
-                _ => a.get(j - 1).map_or(pad, |&t| t as i64),
-            });
-            targets.push(a.get(j).map_or(pad, |&t| t as i64));
-            mask.push(if j < a.len() { 1f32 } else { 0.0 });
+    FrozenAnswers::new(model, 0, prompt_ids, answers, pad)?.log_probs(model)
+}
+
+/// [`answer_log_probs`] cut at layer `split`: the residual stream entering that layer, for the
+/// prompt and for the answer rows, with the rows' targets and mask. When every layer below
+/// `split` is frozen ([`Llama::first_adapted_layer`]), these tensors depend on the tokens alone,
+/// so a trainer computes them once per pair and each later pass (every epoch's policy pass)
+/// runs only the adapted layers above: with LoRA on the top 8 of 30 layers a step's forward is
+/// about a quarter of a full one. They are detached from any autodiff graph.
+#[derive(Clone, Debug)]
+pub struct FrozenAnswers {
+    split: usize,
+    /// The prompt minus its last token, `[1, p - 1, hidden]`; `None` for a one-token prompt.
+    prefix: Option<Tensor<3>>,
+    /// The answer rows (prompt's last token, then the answer), `[n, longest, hidden]`.
+    rows: Tensor<3>,
+    targets: Tensor<2, Int>,
+    mask: Tensor<2>,
+}
+
+impl FrozenAnswers {
+    /// Runs the embedding and layers `0..split` for `prompt_ids` and `answers` (as
+    /// [`answer_log_probs`] lays them out).
+    pub fn new(
+        model: &Llama,
+        split: usize,
+        prompt_ids: &[u32],
+        answers: &[Vec<u32>],
+        pad: u32,
+    ) -> Result<Self> {
+        let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
+        let (last, prefix_ids) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
+            tokens: 0,
+            needed: longest,
+            context: model.config.context_length,
+        })?;
+        if longest == 0 {
+            return Err(Error::EmptyCandidates);
         }
+        let mut cache = KvCache::default();
+        let prefix = if prefix_ids.is_empty() {
+            None
+        } else {
+            let ids = prefix_ids.iter().map(|&t| t as i64).collect();
+            let x = model.embed(model.tokens(ids, 1, prefix_ids.len()));
+            Some(model.forward_layers(x, 0..split, &mut cache)?.detach())
+        };
+        let n = answers.len();
+        let pad = pad as i64;
+        let mut inputs = Vec::with_capacity(n * longest);
+        let mut targets = Vec::with_capacity(n * longest);
+        let mut mask = Vec::with_capacity(n * longest);
+        for a in answers {
+            for j in 0..longest {
+                inputs.push(match j {
+                    0 => *last as i64,
+                    _ => a.get(j - 1).map_or(pad, |&t| t as i64),
+                });
+                targets.push(a.get(j).map_or(pad, |&t| t as i64));
+                mask.push(if j < a.len() { 1f32 } else { 0.0 });
+            }
+        }
+        let device = model.device();
+        let x = model.embed(model.tokens(inputs, n, longest));
+        let rows = model.forward_layers(x, 0..split, &mut cache)?.detach();
+        Ok(Self {
+            split,
+            prefix,
+            rows,
+            targets: Tensor::from_data(TensorData::new(targets, [n * longest, 1]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [n, longest]), device),
+        })
     }
-    let device = model.device();
-    let hidden = model.forward(model.tokens(inputs, n, longest), &mut cache)?;
-    let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [n * longest, 1]), device);
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n, longest]), device);
-    Ok(masked_sums(model, hidden, targets, mask))
+
+    /// The summed answer log-probs, running layers `split..` of `model` (whose layers below
+    /// `split` must be the ones these states were computed with).
+    pub fn log_probs(&self, model: &Llama) -> Result<Tensor<1>> {
+        let layers = self.split..model.config.n_layers;
+        let mut cache = KvCache::default();
+        if let Some(prefix) = &self.prefix {
+            model.forward_layers(prefix.clone(), layers.clone(), &mut cache)?;
+        }
+        let hidden =
+            model.final_norm(model.forward_layers(self.rows.clone(), layers, &mut cache)?);
+        Ok(masked_sums(
+            model,
+            hidden,
+            self.targets.clone(),
+            self.mask.clone(),
+        ))
+    }
+
+    /// The layer these states enter.
+    pub fn split(&self) -> usize {
+        self.split
+    }
+
+    /// Bytes these states take (f32), the figure [`frozen_answer_bytes`] predicts.
+    pub fn bytes(&self) -> u64 {
+        let size = |t: &Tensor<3>| t.dims().iter().product::<usize>() as u64 * 4;
+        self.prefix.as_ref().map_or(0, size) + size(&self.rows)
+    }
+}
+
+/// Bytes [`FrozenAnswers`] of one prompt and its answers will take, known before any work, so a
+/// cache that would not fit is refused up front.
+pub fn frozen_answer_bytes(prompt_len: usize, answers: &[Vec<u32>], hidden: usize) -> u64 {
+    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
+    let rows = prompt_len.saturating_sub(1) + answers.len() * longest;
+    rows as u64 * hidden as u64 * 4
 }
 
 /// Sorts scores best first (stable on ties) and attaches ranks and choice probabilities.

@@ -376,7 +376,33 @@ impl Llama {
     /// cache's length; padding must come at the end of a row (causal attention keeps it from
     /// influencing the real tokens before it).
     pub fn forward(&self, tokens: Tensor<2, Int>, cache: &mut KvCache) -> Result<Tensor<3>> {
-        let [b, t] = tokens.dims();
+        let x = self.embed(tokens);
+        let x = self.forward_layers(x, 0..self.weights.layers.len(), cache)?;
+        Ok(self.final_norm(x))
+    }
+
+    /// Token embeddings `[batch, len, hidden]`: the input of layer 0.
+    pub fn embed(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.weights.embed_tokens.forward(tokens)
+    }
+
+    /// The final norm, applied to the output of the last layer.
+    pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        self.weights.norm.forward(x)
+    }
+
+    /// Runs the residual stream `x` `[batch, len, hidden]` (the input of layer `layers.start`)
+    /// through `layers` after what `cache` holds for those layers, appends their keys and
+    /// values to `cache`, and returns the residual stream after the last of them (no final
+    /// norm). `forward` is this over every layer; a split at the first adapted layer lets the
+    /// frozen layers below run once and their output be reused ([`crate::lm::FrozenAnswers`]).
+    pub fn forward_layers(
+        &self,
+        mut x: Tensor<3>,
+        layers: std::ops::Range<usize>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor<3>> {
+        let [b, t, _] = x.dims();
         let start = cache.len;
         let c = &self.config;
         if start + t > c.context_length {
@@ -385,6 +411,19 @@ impl Llama {
                 needed: t,
                 context: c.context_length,
             });
+        }
+        let Some(blocks) = self.weights.layers.get(layers.clone()) else {
+            return Err(Error::Model(format!(
+                "layers {layers:?} are outside the model's {}",
+                self.weights.layers.len()
+            )));
+        };
+        if !cache.layers.is_empty() && cache.layers.len() != blocks.len() {
+            return Err(Error::Model(format!(
+                "the key/value cache holds {} layers, not the {} asked for",
+                cache.layers.len(),
+                blocks.len()
+            )));
         }
         let (h, kvh, hd) = (c.n_heads, c.n_kv_heads, c.head_dim());
         let total = start + t;
@@ -396,9 +435,8 @@ impl Llama {
             .unsqueeze::<4>();
         let scale = (hd as f64).powf(-0.5);
 
-        let mut x = self.weights.embed_tokens.forward(tokens);
-        let mut new_layers = Vec::with_capacity(self.weights.layers.len());
-        for (i, layer) in self.weights.layers.iter().enumerate() {
+        let mut new_layers = Vec::with_capacity(blocks.len());
+        for (i, layer) in blocks.iter().enumerate() {
             let a = &layer.self_attn;
             let normed = layer.input_layernorm.forward(x.clone());
             let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
@@ -440,7 +478,31 @@ impl Llama {
         }
         cache.layers = new_layers;
         cache.len = total;
-        Ok(self.weights.norm.forward(x))
+        Ok(x)
+    }
+
+    /// The index of the lowest layer with a LoRA adapter (the number of layers when none has
+    /// one): every layer below it is frozen, so its output depends on the tokens alone.
+    pub fn first_adapted_layer(&self) -> usize {
+        self.weights
+            .layers
+            .iter()
+            .position(|l| {
+                let a = &l.self_attn;
+                let m = &l.mlp;
+                [
+                    &a.q_proj,
+                    &a.k_proj,
+                    &a.v_proj,
+                    &a.o_proj,
+                    &m.gate_proj,
+                    &m.up_proj,
+                    &m.down_proj,
+                ]
+                .iter()
+                .any(|p| p.weight.adapter().is_some())
+            })
+            .unwrap_or(self.weights.layers.len())
     }
 
     /// Logits `[rows, vocab]` of hidden states `[rows, hidden]` through the tied embedding.

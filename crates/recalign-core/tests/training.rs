@@ -598,3 +598,134 @@ fn compact_pairs_tokenise_as_lines_and_train() {
         first.loss
     );
 }
+
+/// The frozen-layer cache: the states entering the first adapted layer, computed once, then only
+/// the layers above, give the log-probs a full pass gives (two f32 evaluations of one value, see
+/// `fixtures::scores`); and a preference run with the cache ends where one without it does.
+#[test]
+fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
+    use recalign_core::fixtures::scores;
+    use recalign_core::lm::{FrozenAnswers, answer_log_probs, read_f32};
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    let policy = with_adapter(&lm, &busy_adapter(&lm, &lora)).unwrap();
+    let split = policy.model.first_adapted_layer();
+    assert_eq!(
+        split,
+        lm.model.config.n_layers - 1,
+        "LoRA on the top layer only"
+    );
+    let pad = lm.tokenizer.eos_id();
+    for p in pairs() {
+        let t = TokenisedPair::new(&lm, &p, 0).unwrap();
+        let full = answer_log_probs(&policy.model, &t.prompt_ids, &t.answers, pad).unwrap();
+        let frozen = FrozenAnswers::new(&policy.model, split, &t.prompt_ids, &t.answers, pad)
+            .unwrap()
+            .log_probs(&policy.model)
+            .unwrap();
+        let (full, frozen) = (
+            pollster::block_on(read_f32(full)).unwrap(),
+            pollster::block_on(read_f32(frozen)).unwrap(),
+        );
+        let d = scores::deviation(&frozen, &full).unwrap();
+        eprintln!("frozen-layer cache vs full pass: {d:.1} u");
+        assert!(d <= 2.0 * scores::F32_CPU, "{frozen:?} vs {full:?}");
+    }
+
+    // Three epochs over the pairs, so cached entries are reused, with and without the cache.
+    let run = |cache_mib: usize| {
+        let settings = TrainSettings {
+            cache_mib,
+            ..settings(6, 1e-2)
+        };
+        let start = busy_adapter(&lm, &lora);
+        let tokenised: Vec<TokenisedPair> = pairs()
+            .iter()
+            .map(|p| TokenisedPair::new(&lm, p, 1).unwrap())
+            .collect();
+        let reference = with_adapter(&lm, &start).unwrap();
+        let cached =
+            pollster::block_on(reference_log_probs(&reference, &tokenised, |_, _| {})).unwrap();
+        let mut trainer = PreferenceTrainer::new(
+            &lm,
+            lora.clone(),
+            Some(&start),
+            settings,
+            LossConfig::new(LossKind::Dpo),
+            tokenised,
+            cached,
+        )
+        .unwrap();
+        let mut losses = Vec::new();
+        while !trainer.is_done() {
+            losses.push(pollster::block_on(trainer.step()).unwrap().loss);
+        }
+        (losses, pollster::block_on(trainer.adapter()).unwrap())
+    };
+    let (with_cache, a) = run(64);
+    let (without, b) = run(0);
+    eprintln!(
+        "with vs without the cache: losses {with_cache:?} / {without:?}, factors {}",
+        max_diff(&a, &b)
+    );
+    for (x, y) in with_cache.iter().zip(&without) {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "{with_cache:?} vs {without:?}"
+        );
+    }
+    assert!(max_diff(&a, &b) <= 1e-5, "the factors moved apart");
+}
+
+/// A frozen-layer cache that would not fit its limit is refused before any work, naming the
+/// figure and the way out.
+#[test]
+fn a_cache_that_does_not_fit_is_refused_up_front() {
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        ..LoraSettings::default()
+    };
+    // Long prompts: about 2 MiB of 32-wide states over 400 pairs.
+    let long = "a history of many titles, ".repeat(6);
+    let tokenised: Vec<TokenisedPair> = (0..400)
+        .map(|i| {
+            let p = PreferencePair {
+                prompt: format!("{long} user {i}"),
+                chosen: "Heat".into(),
+                rejected: "Fargo".into(),
+                ..PreferencePair::default()
+            };
+            TokenisedPair::new(&lm, &p, 1).unwrap()
+        })
+        .collect();
+    let reference = vec![vec![0.0; 2]; tokenised.len()];
+    let settings = TrainSettings {
+        cache_mib: 1,
+        ..settings(2, 1e-2)
+    };
+    let err = PreferenceTrainer::new(
+        &lm,
+        lora,
+        None,
+        settings,
+        LossConfig::new(LossKind::Dpo),
+        tokenised,
+        reference,
+    )
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(
+        err.contains("frozen-layer cache of 400 pairs") && err.contains("--cache-mib"),
+        "{err}"
+    );
+}

@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::data::pairs::PreferencePair;
-use crate::lm::{LanguageModel, ScoredSequence, answer_log_probs, sequence_log_probs};
+use crate::lm::{
+    FrozenAnswers, LanguageModel, ScoredSequence, answer_log_probs, frozen_answer_bytes,
+    sequence_log_probs,
+};
 use crate::losses::scalar::gumbel_noise;
 use crate::losses::tensor::{LossInputs, batch_loss, read};
 use crate::losses::{LossConfig, LossState};
@@ -51,6 +54,16 @@ pub struct TrainSettings {
     pub max_grad_norm: f64,
     /// Seed of LoRA's init, the data order and beta-DPO's sampling.
     pub seed: u64,
+    /// Memory for the frozen-layer cache, MiB (0: no cache). Preference training keeps each
+    /// pair's residual stream below the first adapted layer ([`crate::lm::FrozenAnswers`])
+    /// after its first pass, so later passes run only the adapted layers; a run whose cache
+    /// would need more is refused before it starts.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
+}
+
+fn default_cache_mib() -> usize {
+    2048
 }
 
 impl Default for TrainSettings {
@@ -64,6 +77,7 @@ impl Default for TrainSettings {
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             seed: 2024,
+            cache_mib: default_cache_mib(),
         }
     }
 }
@@ -744,6 +758,35 @@ pub async fn reference_log_probs(
     Ok(out)
 }
 
+/// The frozen-layer cache's empty slots, one per pair, after checking that it fits
+/// `settings.cache_mib`; no slots when the cache is off or no layer is frozen.
+fn frozen_slots(
+    policy: &Llama,
+    settings: &TrainSettings,
+    pairs: &[TokenisedPair],
+) -> Result<Vec<Option<FrozenAnswers>>> {
+    if settings.cache_mib == 0 || policy.first_adapted_layer() == 0 {
+        return Ok(Vec::new());
+    }
+    let hidden = policy.config.hidden_size;
+    let bytes: u64 = pairs
+        .iter()
+        .map(|p| frozen_answer_bytes(p.prompt_ids.len(), &p.answers, hidden))
+        .sum();
+    let limit = settings.cache_mib as u64 * (1 << 20);
+    if bytes > limit {
+        return Err(Error::Train(format!(
+            "the frozen-layer cache of {} pairs needs {} MiB, more than its limit of {} MiB: \
+             raise the limit (`--cache-mib`), use fewer pairs, or set it to 0 to recompute the \
+             frozen layers at every pass",
+            pairs.len(),
+            bytes.div_ceil(1 << 20),
+            settings.cache_mib
+        )));
+    }
+    Ok(vec![None; pairs.len()])
+}
+
 /// Preference optimisation of LoRA adapters against a frozen reference.
 pub struct PreferenceTrainer {
     policy: Llama,
@@ -756,6 +799,9 @@ pub struct PreferenceTrainer {
     ids: Vec<burn::module::ParamId>,
     pad: u32,
     run: Loop,
+    /// Each pair's states below the policy's first adapted layer, filled on first use (empty
+    /// when the cache is off or every layer is adapted).
+    frozen: Vec<Option<FrozenAnswers>>,
 }
 
 impl PreferenceTrainer {
@@ -808,6 +854,7 @@ impl PreferenceTrainer {
         }
         let policy = trainable(base, &lora, start, settings.seed, &Default::default())?;
         let ids = trainable_ids(&policy);
+        let frozen = frozen_slots(&policy, &settings, &pairs)?;
         Ok(Self {
             run: Loop::new(settings, pairs.len())?,
             policy,
@@ -818,6 +865,7 @@ impl PreferenceTrainer {
             loss_state: LossState::default(),
             ids,
             pad: base.tokenizer.eos_id(),
+            frozen,
         })
     }
 
@@ -849,12 +897,22 @@ impl PreferenceTrainer {
                 (vec![], vec![], vec![], vec![], vec![]);
             for &i in &batch {
                 let p = &self.pairs[i];
-                rows.push(answer_log_probs(
-                    &self.policy,
-                    &p.prompt_ids,
-                    &p.answers,
-                    self.pad,
-                )?);
+                rows.push(match self.frozen.get_mut(i) {
+                    Some(slot) => {
+                        let frozen = match slot {
+                            Some(f) => f,
+                            None => slot.insert(FrozenAnswers::new(
+                                &self.policy,
+                                self.policy.first_adapted_layer(),
+                                &p.prompt_ids,
+                                &p.answers,
+                                self.pad,
+                            )?),
+                        };
+                        frozen.log_probs(&self.policy)?
+                    }
+                    None => answer_log_probs(&self.policy, &p.prompt_ids, &p.answers, self.pad)?,
+                });
                 tokens += p.prompt_ids.len() + p.answers.iter().map(Vec::len).sum::<usize>();
                 ref_c.push(self.reference[i][0]);
                 ref_r.extend_from_slice(&self.reference[i][1..]);
