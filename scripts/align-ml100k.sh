@@ -6,7 +6,8 @@
 # on) with the random and popularity rankers on the same candidates, Wilson intervals and
 # paired sign-flip tests (against popularity, and preference runs against SFT).
 # SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
-# Usage: [SEED=2024] [SFT_STEPS=300] [SPLIT=validation] [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
+# Usage: [SEED=2024] [SFT_STEPS=300] [LORA_RANK=16] [SPLIT=validation] [EVAL_WINDOWS=5] \
+#   scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). Tune on SPLIT=validation; run SPLIT=test once, at the end.
 # A step whose output exists is skipped, so an interrupted run continues where it stopped.
 set -euo pipefail
@@ -46,7 +47,7 @@ PY
 [ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
 ev zero-shot --prompt compact
 once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
-  --lora-targets all --lora-layers 8 --lora-rank 16 --lora-alpha 32 --lr 1e-3 --warmup 10 \
+  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-16}" --lora-alpha "$(( 2 * ${LORA_RANK:-16} ))" --lr 1e-3 --warmup 10 \
   --batch 4 --steps "${SFT_STEPS:-300}" --checkpoint-every 100 --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 

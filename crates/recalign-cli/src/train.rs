@@ -14,8 +14,8 @@ use recalign_core::prompt::PromptFormat;
 use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
 use recalign_core::train::{
-    Adapter, Checkpoint, LoraSettings, LoraTargets, PreferenceTrainer, SftTrainer, TokenisedPair,
-    TrainSettings, Trainer, reference_log_probs, with_adapter,
+    Adapter, Checkpoint, FactorType, LoraSettings, LoraTargets, PreferenceTrainer, SftTrainer,
+    TokenisedPair, TrainSettings, Trainer, reference_log_probs, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -209,6 +209,15 @@ pub enum AdapterCommand {
         /// The adapter.
         adapter: PathBuf,
         /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Rewrite an adapter with its factors in f16 (half the size; what ships as
+    /// models/default-adapter.safetensors).
+    F16 {
+        /// The adapter.
+        adapter: PathBuf,
+        /// Output file.
         #[arg(long)]
         out: PathBuf,
     },
@@ -739,6 +748,19 @@ pub fn adapter(command: AdapterCommand) -> CliResult {
                 serde_json::to_string_pretty(&a.peft_config()).map_err(|e| e.to_string())?;
             write_file(&out.join("adapter_config.json"), config.as_bytes())?;
             eprintln!("wrote {} (PEFT layout)", out.display());
+            Ok(())
+        }
+        AdapterCommand::F16 { adapter, out } => {
+            let a = read_adapter(&adapter)?;
+            let bytes = a
+                .to_safetensors_as(FactorType::F16)
+                .map_err(|e| e.to_string())?;
+            write_file(&out, &bytes)?;
+            eprintln!(
+                "wrote {} ({} KiB, f16 factors)",
+                out.display(),
+                bytes.len().div_ceil(1024)
+            );
             Ok(())
         }
         AdapterCommand::Import { dir, out } => {

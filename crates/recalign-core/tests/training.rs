@@ -729,3 +729,39 @@ fn a_cache_that_does_not_fit_is_refused_up_front() {
         "{err}"
     );
 }
+
+/// An adapter written with f16 factors stores them in half the bytes and reads back with every factor
+/// within half-precision rounding (2^-11 relative, or the smallest subnormal near zero), its
+/// settings and prompt format intact.
+#[test]
+fn an_f16_adapter_stores_factors_in_half_the_bytes_and_reads_back_within_rounding() {
+    use recalign_core::train::FactorType;
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        ..LoraSettings::default()
+    };
+    let adapter = busy_adapter(&lm, &lora);
+    let full = adapter.to_safetensors().unwrap();
+    let half = adapter.to_safetensors_as(FactorType::F16).unwrap();
+    // The factors take 2 bytes instead of 4; the header (names, offsets, settings) stays.
+    let factors: usize = adapter.layers.iter().map(|l| l.a.len() + l.b.len()).sum();
+    assert!(
+        half.len() + 2 * factors <= full.len() + 64,
+        "{} vs {} bytes for {factors} factors",
+        half.len(),
+        full.len()
+    );
+    let back = Adapter::from_safetensors(&half, None).unwrap();
+    assert_eq!(back.settings, adapter.settings);
+    assert_eq!(back.prompt, adapter.prompt);
+    for (x, y) in adapter.layers.iter().zip(&back.layers) {
+        for (p, q) in x.a.iter().zip(&y.a).chain(x.b.iter().zip(&y.b)) {
+            assert!(
+                (p - q).abs() <= p.abs() * 2f32.powi(-11) + 6e-8,
+                "{p} -> {q}"
+            );
+        }
+    }
+}

@@ -33,7 +33,7 @@ use crate::model::{Llama, LlamaWeights};
 use crate::prompt::PromptFormat;
 use crate::{Error, Result};
 pub use adamw::{OptimizerState, ParamMoments};
-pub use lora::{Adapter, LoraSettings, LoraTargets};
+pub use lora::{Adapter, FactorType, LoraSettings, LoraTargets};
 
 /// Optimiser, schedule and batching.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
