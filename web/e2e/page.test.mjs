@@ -21,7 +21,7 @@ if (!recalign || !dist) {
 const models = path.join(dist, 'models');
 fs.mkdirSync(models, { recursive: true });
 const tinyPath = path.join(models, 'tiny.gguf');
-execFileSync(recalign, ['write-fixture', '--out', tinyPath]);
+execFileSync(recalign, ['write-fixture', '--out', tinyPath, '--adapter', path.join(models, 'tiny-adapter.safetensors')]);
 const tiny = fs.readFileSync(tinyPath);
 fs.writeFileSync(path.join(models, 'truncated.gguf'), tiny.subarray(0, Math.floor(tiny.length / 2)));
 const notModel = path.join(models, 'not-a-model.gguf');
@@ -115,6 +115,29 @@ await test('loads the model on WebGPU, ranks 20 candidates, generates', true, as
   await page.click('#generate');
   await page.waitForSelector('#generation blockquote', { timeout: 120_000 });
   assert.match(await text(page, '#generation .meta'), /valid/i);
+});
+
+await test('a default adapter is loaded with the model and ranks in its own prompt; the base model is one click away; a missing one is reported', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf&adapter=models/tiny-adapter.safetensors`);
+  await ready(page);
+  await page.waitForSelector('#use-base', { timeout: 60_000 });
+  assert.match(await text(page, '#model-in-use'), /tiny-adapter/);
+  assert.match(await text(page, '#default-adapter'), /default adapter/);
+  const adapted = await rankingScores(page);
+  assert.equal(Object.keys(adapted).length, 20);
+  await page.click('#use-base');
+  await page.waitForFunction(() => document.querySelector('#model-in-use').textContent.includes('base model'));
+  await page.waitForSelector('#use-default');
+  const base = await rankingScores(page);
+  assert.notDeepEqual(base, adapted, 'the adapter (compact prompt, non-zero factors) changes the scores');
+  await page.click('#use-default');
+  await page.waitForFunction(() => document.querySelector('#model-in-use').textContent.includes('tiny-adapter'));
+
+  await page.goto(`${origin}/?model=models/tiny.gguf&adapter=models/no-such-adapter.safetensors`);
+  await ready(page);
+  await page.waitForSelector('#default-adapter', { timeout: 60_000 });
+  assert.match(await text(page, '#default-adapter'), /not loaded, so the base model ranks/);
+  assert.match(await text(page, '#model-in-use'), /base model/);
 });
 
 await test('with only a software WebGPU adapter the page picks the CPU and says why', true, async (page) => {

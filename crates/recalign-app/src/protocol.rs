@@ -66,6 +66,9 @@ pub enum Request {
         url: String,
         /// Which device to use.
         device: DevicePreference,
+        /// An adapter to rank with once the model is loaded (the shipped default adapter, or
+        /// `?adapter=`); listed first, not stored, and skipped with a notice when missing.
+        adapter: Option<String>,
     },
     /// Load a GGUF the user picked.
     LoadBytes {
@@ -518,6 +521,8 @@ pub enum Response {
     Runs(Vec<RunRecord>),
     /// A run continues from its checkpoint (its steps so far are in the record).
     Resuming(Box<RunRecord>),
+    /// The default adapter (`LoadUrl`'s): its index, now in use, or why the base model ranks.
+    DefaultAdapter(Result<usize, String>),
     /// Storing something failed; what the session has in memory is unaffected.
     StorageFailed {
         /// What was being stored.

@@ -238,6 +238,8 @@ pub struct AppState {
     pub adapters: Vec<String>,
     /// The adapter ranking and generation use (`None`: the base model).
     pub adapter_in_use: Option<usize>,
+    /// The shipped default adapter's index once loaded, or why it was not.
+    pub default_adapter: Option<Result<usize, String>>,
     /// A one-line confirmation (e.g. an export), shown in the Align card.
     pub notice: Option<String>,
     /// Every evaluation of this session, oldest first.
@@ -277,6 +279,7 @@ impl Default for AppState {
             training: None,
             adapters: Vec::new(),
             adapter_in_use: None,
+            default_adapter: None,
             notice: None,
             evaluations: Vec::new(),
             evaluating: None,
@@ -517,6 +520,7 @@ impl Reducible for AppState {
                     s.evaluating = None;
                 }
                 Response::AdapterAdded { index, name } => s.name_adapter(index, name),
+                Response::DefaultAdapter(outcome) => s.default_adapter = Some(outcome),
                 Response::AdapterExported { name, .. } => {
                     s.notice = Some(format!(
                         "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."

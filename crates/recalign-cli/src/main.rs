@@ -139,6 +139,10 @@ enum Command {
         /// Seed of its random weights.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also write a compact-prompt LoRA adapter for it (f16, every factor non-zero): the
+        /// page tests' stand-in for the shipped default adapter.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
     },
     /// Serve a built page directory on 127.0.0.1 (same-origin assets, strict CSP).
     Serve {
@@ -198,13 +202,9 @@ fn run(cli: Cli) -> CliResult {
             let (history, candidates) = (split_titles(&history), split_titles(&candidates));
             let options = ScoreOptions { length_normalised };
             let domain = recalign_core::data::Domain::Movies;
-            let ranking = match format {
-                PromptFormat::Llara => pollster::block_on(lm.rank(&history, &candidates, options)),
-                PromptFormat::Compact => {
-                    pollster::block_on(lm.rank_compact(domain, &history, &candidates, options))
-                }
-            }
-            .map_err(|e| e.to_string())?;
+            let ranking =
+                pollster::block_on(lm.rank_as(format, domain, &history, &candidates, options))
+                    .map_err(|e| e.to_string())?;
             if json {
                 // The exact prompt text goes along, so other implementations can score the same.
                 let mut value = serde_json::to_value(&ranking).map_err(|e| e.to_string())?;
@@ -242,12 +242,39 @@ fn run(cli: Cli) -> CliResult {
         Command::Train { what } => train::train(what),
         Command::Eval(args) => train::eval(args),
         Command::Adapter { what } => train::adapter(what),
-        Command::WriteFixture { out, seed } => {
-            std::fs::write(&out, recalign_core::fixtures::tiny_model_gguf(seed))
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))
+        Command::WriteFixture { out, seed, adapter } => {
+            let gguf = recalign_core::fixtures::tiny_model_gguf(seed);
+            std::fs::write(&out, &gguf)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            if let Some(path) = adapter {
+                let bytes = tiny_adapter(&gguf, seed).map_err(|e| e.to_string())?;
+                std::fs::write(&path, bytes)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
         }
         Command::Serve { dir, port } => serve::serve(&dir, port),
     }
+}
+
+/// A compact-prompt adapter (r 2, q and v of the top layer) for the tiny model in `gguf`.
+fn tiny_adapter(gguf: &[u8], seed: u64) -> recalign_core::Result<Vec<u8>> {
+    use recalign_core::train::{Adapter, FactorType, LoraSettings};
+    let lm = LanguageModel::from_gguf_bytes(gguf, &Device::flex())?;
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        ..LoraSettings::default()
+    };
+    let mut adapter = Adapter::fresh(&lora, &lm.model.config, seed)?;
+    for (i, l) in adapter.layers.iter_mut().enumerate() {
+        for (j, b) in l.b.iter_mut().enumerate() {
+            *b = (((i * 31 + j * 17) % 13) as f32 - 6.0) * 0.05;
+        }
+    }
+    adapter.prompt = recalign_core::prompt::PromptFormat::Compact;
+    adapter.to_safetensors_as(FactorType::F16)
 }
 
 fn model_path(args: &ModelArgs) -> CliResult<PathBuf> {

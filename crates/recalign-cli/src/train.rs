@@ -9,7 +9,7 @@ use recalign_core::LanguageModel;
 use recalign_core::data::pairs::read_jsonl;
 use recalign_core::data::split::{Example, SplitName};
 use recalign_core::data::{InteractionLog, ItemId};
-use recalign_core::eval::{EvalReport, Prompts, evaluate_with};
+use recalign_core::eval::EvalReport;
 use recalign_core::prompt::PromptFormat;
 use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
@@ -527,29 +527,13 @@ pub fn eval(args: EvalArgs) -> CliResult {
     let examples = train_data::draw(splits.get(name), args.max_examples, args.dataset.seed);
     let progress = bar(examples.len() as u64, "evaluating");
     let started = Instant::now();
-    let llara = |e: &Example| {
-        lm.request_prompt_ids(
-            &train_data::request_text(&log, args.template, e),
-            &log.catalogue.titles(&e.candidates),
-        )
-    };
-    let rank = |e: &Example| match format {
-        PromptFormat::Llara => Ok((
-            llara(e)?,
-            lm.candidate_ids(&log.catalogue.titles(&e.candidates))?,
-        )),
-        PromptFormat::Compact => train_data::compact_rank_ids(&lm, &log, e),
-    };
-    let prompts = Prompts {
-        rank: &rank,
-        generate: &llara,
-    };
-    let report = pollster::block_on(evaluate_with(
+    let report = pollster::block_on(train_data::evaluate(
         &lm,
+        format,
+        &log,
         &examples,
-        &log.catalogue,
         &splits.popularity,
-        &prompts,
+        args.template,
         args.generate,
         |d, _| progress.set_position(d as u64),
     ))

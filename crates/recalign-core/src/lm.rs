@@ -333,6 +333,25 @@ impl LanguageModel {
         })
     }
 
+    /// Ranks in `format`: [`LanguageModel::rank`] (LLaRA's prompt) or
+    /// [`LanguageModel::rank_compact`], as the adapter in use was trained.
+    pub async fn rank_as(
+        &self,
+        format: crate::prompt::PromptFormat,
+        domain: crate::data::Domain,
+        history: &[String],
+        candidates: &[String],
+        options: ScoreOptions,
+    ) -> Result<Ranking> {
+        match format {
+            crate::prompt::PromptFormat::Llara => self.rank(history, candidates, options).await,
+            crate::prompt::PromptFormat::Compact => {
+                self.rank_compact(domain, history, candidates, options)
+                    .await
+            }
+        }
+    }
+
     /// Greedy answer to `message` sent as a single ChatML user turn.
     pub async fn chat(&self, message: &str, max_new_tokens: usize) -> Result<Generation> {
         let ids = self.tokenizer.encode(&chatml_user(message))?;

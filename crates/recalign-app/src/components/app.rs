@@ -11,7 +11,10 @@ use crate::components::{
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request, Response};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
-use crate::{DEFAULT_INTERACTIONS_URL, DEFAULT_ITEMS_URL, DEFAULT_MODEL_URL, WORKER_LOADER};
+use crate::{
+    DEFAULT_ADAPTER_URL, DEFAULT_INTERACTIONS_URL, DEFAULT_ITEMS_URL, DEFAULT_MODEL_URL,
+    WORKER_LOADER,
+};
 
 /// Query parameters: `?model=` (a GGUF on this origin) and `?device=cpu`.
 fn query(name: &str) -> Option<String> {
@@ -66,8 +69,19 @@ pub fn app() -> Html {
         use_effect_with((), move |_| {
             let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
             let device = DevicePreference::from_query(query("device").as_deref());
+            // The default adapter was trained on the default model; another model gets one
+            // only when `?adapter=` names it (`?adapter=none`: the base model).
+            let adapter = match query("adapter").as_deref() {
+                Some("none") => None,
+                Some(a) => Some(a.to_string()),
+                None => (url == DEFAULT_MODEL_URL).then(|| DEFAULT_ADAPTER_URL.to_string()),
+            };
             bridge.send(Request::StorageStatus);
-            bridge.send(Request::LoadUrl { url, device });
+            bridge.send(Request::LoadUrl {
+                url,
+                device,
+                adapter,
+            });
             dispatcher_for_data.dispatch(Action::DataStarted("Loading ML-100K".into()));
             bridge.send(Request::LoadDataset(DataSource::Urls {
                 interactions: DEFAULT_INTERACTIONS_URL.into(),

@@ -101,6 +101,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     html! {
         <section class="card">
             <h2>{ "Recommend" }<span class="muted" id="model-in-use">{ format!(" · with {}", s.model_in_use()) }</span></h2>
+            { default_adapter(s, &props.send) }
             <div class="examples">
                 { "Examples: " }
                 { for EXAMPLES.iter().enumerate().map(|(i, e)| html! {
@@ -160,5 +161,31 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                 <p class="hint">{ "Ranking waits while a training run uses the model." }</p>
             }
         </section>
+    }
+}
+
+/// What the shipped default adapter is, with the switch to the base model and back.
+fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
+    match &s.default_adapter {
+        None => html! {},
+        Some(Err(why)) => html! { <p class="hint" id="default-adapter">{ why.clone() }</p> },
+        Some(Ok(index)) => {
+            let index = *index;
+            if s.adapter_in_use == Some(index) {
+                html! {
+                    <p class="hint" id="default-adapter">
+                        { "Ranking with the default adapter: LoRA trained on MovieLens 100K on a CPU by \
+                           the recipe in docs/alignment.md (models/default-adapter.md has its figures). " }
+                        <button class="link" id="use-base" onclick={ send.reform(|_| Request::UseAdapter { index: None }) }>{ "Use the base model" }</button>
+                    </p>
+                }
+            } else {
+                html! {
+                    <p class="hint" id="default-adapter">
+                        <button class="link" id="use-default" onclick={ send.reform(move |_| Request::UseAdapter { index: Some(index) }) }>{ "Use the default adapter" }</button>
+                    </p>
+                }
+            }
+        }
     }
 }

@@ -34,6 +34,7 @@ use recalign_core::oracle::sasrec::{
     SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
 };
 use recalign_core::oracle::{candidate_metrics, constant_scores, popularity_scores};
+use recalign_core::prompt::PromptFormat;
 use recalign_core::train::data as train_data;
 use recalign_core::train::{Adapter, with_adapter};
 
@@ -351,7 +352,11 @@ async fn handle(
             reply(Response::AdapterInUse { index });
             Ok(())
         }
-        Request::LoadUrl { url, device } => {
+        Request::LoadUrl {
+            url,
+            device,
+            adapter,
+        } => {
             let fail = |m: String| ("loading the model".to_string(), m);
             ensure_device(shared, device, reply).await;
             let name = url.rsplit('/').next().unwrap_or(&url).to_string();
@@ -391,6 +396,9 @@ async fn handle(
             if !from_store {
                 cache_model(shared, &name, &bytes, reply).await;
             }
+            if let Some(url) = adapter {
+                load_default_adapter(shared, &url, reply).await;
+            }
             restore_adapters(shared, reply).await;
             Ok(())
         }
@@ -410,10 +418,12 @@ async fn handle(
         } => {
             let fail = |m: String| ("ranking".to_string(), m);
             let lm = model(shared).map_err(fail)?;
+            let format = prompt_format(shared, None);
+            let domain = domain(shared);
             let options = ScoreOptions { length_normalised };
             let t = now_ms();
             let ranking = lm
-                .rank(&history, &candidates, options)
+                .rank_as(format, domain, &history, &candidates, options)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let ms = now_ms() - t;
@@ -421,8 +431,9 @@ async fn handle(
                 None => None,
                 Some(choice) => {
                     let (name, other) = chosen_model(shared, choice).map_err(fail)?;
+                    let format = prompt_format(shared, Some(choice));
                     let ranking = other
-                        .rank(&history, &candidates, options)
+                        .rank_as(format, domain, &history, &candidates, options)
                         .await
                         .map_err(|e| fail(format!("with {name}: {e}")))?;
                     Some(Box::new(crate::protocol::Comparison {
@@ -499,6 +510,70 @@ fn adapter_model(
         .ok_or_else(|| format!("there is no adapter #{}", index + 1))?;
     let lm = with_adapter(&base, &a.adapter).map_err(|e| format!("{}: {e}", a.name))?;
     Ok((a.name.clone(), lm))
+}
+
+/// The prompt format the model `choice` ranks with (`None`: the one in use): its adapter's,
+/// LLaRA's for the base model.
+fn prompt_format(
+    shared: &Rc<RefCell<Shared>>,
+    choice: Option<crate::protocol::ModelChoice>,
+) -> PromptFormat {
+    let s = shared.borrow();
+    let index = match choice {
+        None => s.with_adapter.as_ref().map(|(i, _)| *i),
+        Some(crate::protocol::ModelChoice::Base) => None,
+        Some(crate::protocol::ModelChoice::Adapter(i)) => Some(i),
+    };
+    index
+        .and_then(|i| s.adapters.get(i))
+        .map_or(PromptFormat::Llara, |a| a.adapter.prompt)
+}
+
+/// The loaded dataset's item kind (for the compact prompt's header); movies before any is.
+fn domain(shared: &Rc<RefCell<Shared>>) -> Domain {
+    dataset(shared).map_or(Domain::Movies, |d| d.0.domain)
+}
+
+/// Fetches the adapter at `url` and, when it fits the loaded model, lists it first and ranks
+/// with it. It is not stored (the server has it). A missing or unfit file leaves the base
+/// model in use and says why, since the page works without it.
+async fn load_default_adapter(shared: &Rc<RefCell<Shared>>, url: &str, reply: &dyn Fn(Response)) {
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or(url)
+        .trim_end_matches(".safetensors");
+    let added = async {
+        let bytes = download(url, &|_, _| {}, None)
+            .await?
+            .ok_or_else(|| "the download came back empty".to_string())?;
+        let adapter = Adapter::from_safetensors(&bytes, None).map_err(|e| e.to_string())?;
+        let lm = with_adapter(&base_model(shared)?, &adapter)
+            .map_err(|e| format!("it does not fit the loaded model: {e}"))?;
+        let mut s = shared.borrow_mut();
+        s.adapters.push(TrainedAdapter {
+            name: name.to_string(),
+            stage: None,
+            adapter,
+        });
+        let index = s.adapters.len() - 1;
+        s.with_adapter = Some((index, lm));
+        Ok::<usize, String>(index)
+    }
+    .await;
+    match added {
+        Ok(index) => {
+            reply(Response::AdapterAdded {
+                index,
+                name: name.to_string(),
+            });
+            reply(Response::AdapterInUse { index: Some(index) });
+            reply(Response::DefaultAdapter(Ok(index)));
+        }
+        Err(message) => reply(Response::DefaultAdapter(Err(format!(
+            "The default adapter ({url}) was not loaded, so the base model ranks: {message}"
+        )))),
+    }
 }
 
 /// The base model, without adapters.
@@ -859,14 +934,15 @@ async fn evaluate_model(
             .map_or_else(|| "base model".to_string(), |a| a.name.clone())
     };
     let examples = train_data::draw(splits.get(split), users, 2024);
-    let request = |e: &recalign_core::data::split::Example| train_data::request_text(log, None, e);
+    let format = prompt_format(shared, None);
     let started = now_ms();
-    let report = recalign_core::eval::evaluate(
+    let report = train_data::evaluate(
         &lm,
+        format,
+        log,
         &examples,
-        &log.catalogue,
         &splits.popularity,
-        &request,
+        None,
         generate,
         |done, total| {
             reply(Response::EvalProgress {

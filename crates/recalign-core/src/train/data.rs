@@ -109,6 +109,50 @@ pub fn compact_rank_ids(
     Ok((prompt, answers))
 }
 
+/// Evaluates `lm` on `examples` ranking in `format` (the adapter's own: [`crate::train::Adapter`]
+/// records it), generation always with LLaRA's prompt (ValidRatio needs the candidate list),
+/// the random and popularity rankers alongside. The CLI's `eval` and the page's Evaluate card
+/// are this one call.
+#[allow(clippy::too_many_arguments)]
+pub async fn evaluate(
+    lm: &LanguageModel,
+    format: PromptFormat,
+    log: &InteractionLog,
+    examples: &[Example],
+    popularity: &[u32],
+    template: Option<usize>,
+    max_new_tokens: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<crate::eval::EvalReport> {
+    let llara = |e: &Example| {
+        lm.request_prompt_ids(
+            &request_text(log, template, e),
+            &log.catalogue.titles(&e.candidates),
+        )
+    };
+    let rank = |e: &Example| match format {
+        PromptFormat::Llara => Ok((
+            llara(e)?,
+            lm.candidate_ids(&log.catalogue.titles(&e.candidates))?,
+        )),
+        PromptFormat::Compact => compact_rank_ids(lm, log, e),
+    };
+    let prompts = crate::eval::Prompts {
+        rank: &rank,
+        generate: &llara,
+    };
+    crate::eval::evaluate_with(
+        lm,
+        examples,
+        &log.catalogue,
+        popularity,
+        &prompts,
+        max_new_tokens,
+        progress,
+    )
+    .await
+}
+
 /// How sequence SFT cuts a training user's positives into documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SequenceConfig {
