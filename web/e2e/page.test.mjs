@@ -140,6 +140,24 @@ await test('a default adapter is loaded with the model and ranks in its own prom
   assert.match(await text(page, '#model-in-use'), /base model/);
 });
 
+await test('Quick align runs sequence SFT in the compact prompt, validates before, midway and after, and ranks with the adapter', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await ready(page);
+  await page.click('#quick-align-start');
+  await page.waitForSelector('#train-validation-result, #error', { timeout: 300_000 }).catch(async (e) => {
+    throw new Error(`${e.message}; progress: ${await page.locator('#train-progress').innerText().catch(() => '-')}`);
+  });
+  if (await page.locator('#error').count()) throw new Error(await text(page, '#error'));
+  assert.match(await text(page, '#train-summary'), /SFT #1: finished 48 of 48 steps .* on \d+ examples/);
+  assert.match(await text(page, '#train-validation-result'), /at step 0 → [\d.]+ at step 48/);
+  assert.equal(await page.locator('#train-prompt').inputValue(), 'compact');
+  assert.equal(await page.locator('#train-top-layers').inputValue(), '2', 'the tiny model has 2 layers');
+  assert.match(await text(page, '#model-in-use'), /SFT #1/);
+  const scores = await rankingScores(page);
+  assert.equal(Object.keys(scores).length, 20);
+});
+
 await test('with only a software WebGPU adapter the page picks the CPU and says why', true, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await ready(page);

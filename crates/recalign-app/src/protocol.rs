@@ -6,6 +6,7 @@ use recalign_core::data::split::SplitName;
 use recalign_core::data::stats::SplitStats;
 use recalign_core::eval::{EvalReport, RankMetrics};
 use recalign_core::losses::LossConfig;
+use recalign_core::prompt::PromptFormat;
 use recalign_core::train::{LoraSettings, StepReport, TrainSettings};
 use recalign_core::{Generation, Ranking};
 use serde::{Deserialize, Serialize};
@@ -234,6 +235,11 @@ pub struct TrainRequest {
     /// Validation users per check.
     #[serde(default)]
     pub validate_users: usize,
+    /// The prompt the run trains (and validates) in, which its adapter then ranks with.
+    /// Compact SFT is the sequence recipe (every title of a training user's history is a
+    /// target); LLaRA's is one target per prompt, as in the papers.
+    #[serde(default)]
+    pub format: PromptFormat,
 }
 
 /// The adapter being trained, ranked on validation users at one step.

@@ -159,16 +159,17 @@ async fn validation(
     let (log, splits) = &*data;
     let users = pending.run.request.validate_users.max(1);
     let examples = train_data::draw(&splits.validation, users, 2024);
-    let request = |e: &recalign_core::data::split::Example| train_data::request_text(log, None, e);
+    let format = pending.run.request.format;
     let checked = async {
         let adapter = trainer.adapter().await?;
         let lm = with_adapter(&base, &adapter)?;
-        recalign_core::eval::evaluate(
+        train_data::evaluate(
             &lm,
+            format,
+            log,
             &examples,
-            &log.catalogue,
             &splits.popularity,
-            &request,
+            None,
             0,
             |_, _| {},
         )
@@ -240,8 +241,18 @@ async fn prepare(
             let Some(data) = &data else {
                 unreachable!("SFT always loads the dataset")
             };
-            let sft = train_data::sft_examples(base, &data.0, &examples, None)
-                .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
+            let sft = match request.format {
+                PromptFormat::Llara => train_data::sft_examples(base, &data.0, &examples, None),
+                PromptFormat::Compact => train_data::sequence_examples(
+                    base,
+                    &data.0,
+                    &data.1.train_sequences,
+                    train_data::SequenceConfig::default(),
+                    request.prompts,
+                    settings.seed,
+                ),
+            }
+            .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
             let (n, skipped) = (sft.items.len(), sft.too_long);
             Ok((
                 Prepared::Sft(sft.items),
@@ -268,6 +279,19 @@ async fn prepare(
                 .rev()
                 .find(|a| a.stage == Some(TrainStage::Sft))
                 .map(|a| (a.name.clone(), a.adapter.clone()));
+            if let Some((name, a)) = &sft
+                && a.prompt != request.format
+            {
+                return Err((
+                    during,
+                    format!(
+                        "{name} was trained in the {} prompt and this run would use the {}; \
+                         pick the same prompt format for both",
+                        format_name(a.prompt),
+                        format_name(request.format)
+                    ),
+                ));
+            }
             let (reference, start) = match &sft {
                 Some((name, a)) => (with_adapter(base, a).map_err(err)?, name.clone()),
                 None => (base.clone(), "the base model".to_string()),
@@ -313,7 +337,7 @@ async fn prepare(
                                 &reference,
                                 log,
                                 &examples,
-                                PromptFormat::Llara,
+                                request.format,
                                 None,
                                 |d, t| progress("Scoring candidates for self-hard negatives", d, t),
                             )
@@ -333,7 +357,7 @@ async fn prepare(
                         log,
                         &splits.popularity,
                         &examples,
-                        PromptFormat::Llara,
+                        request.format,
                         None,
                         PairScores {
                             model: model_scores.as_deref(),
@@ -429,7 +453,9 @@ async fn run(
         sleep_ms(0).await;
     }
     let seconds = (now_ms() - started) / 1e3;
-    let adapter = trainer.adapter().await.map_err(fail)?;
+    let mut adapter = trainer.adapter().await.map_err(fail)?;
+    // It ranks in the prompt it was trained in.
+    adapter.prompt = pending.run.request.format;
     let stage = pending.run.request.stage.clone();
     let label = pending.run.label.clone();
     let index = {
@@ -479,4 +505,11 @@ async fn run(
     }
     persist::send_info(shared, reply).await;
     Ok(())
+}
+
+fn format_name(format: PromptFormat) -> &'static str {
+    match format {
+        PromptFormat::Llara => "LLaRA",
+        PromptFormat::Compact => "compact",
+    }
 }
