@@ -92,3 +92,46 @@ fn shared_prefix_scores_equal_separate_full_sequences() {
     let bound = 2.0 * 15.0 * recalign_core::fixtures::scores::F32_CPU;
     assert!(d <= bound, "{a:?} vs {b:?}: {d} u (bound {bound})");
 }
+
+/// The shipped default adapter (`models/default-adapter.safetensors`, committed): within the
+/// 2 MB the page downloads, f16, trained in the compact prompt on the top layers of this
+/// model, and it fits the model and moves its ranking.
+#[test]
+fn the_default_adapter_ships_small_fits_the_model_and_ranks() {
+    use recalign_core::prompt::PromptFormat;
+    use recalign_core::train::{Adapter, with_adapter};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/default-adapter.safetensors");
+    let bytes = std::fs::read(&path).expect("models/default-adapter.safetensors is committed");
+    assert!(bytes.len() <= 2_000_000, "{} bytes", bytes.len());
+    let adapter = Adapter::from_safetensors(&bytes, None).unwrap();
+    assert_eq!(adapter.prompt, PromptFormat::Compact);
+    assert!(adapter.settings.top_layers > 0);
+    let base = real_model();
+    let lm = with_adapter(base, &adapter).unwrap();
+    let history: Vec<String> = ["GoldenEye (1995)", "Seven (Se7en) (1995)", "Heat (1995)"]
+        .map(String::from)
+        .to_vec();
+    let candidates: Vec<String> = ["Toy Story (1995)", "Fargo (1996)", "Babe (1995)"]
+        .map(String::from)
+        .to_vec();
+    let domain = recalign_core::data::Domain::Movies;
+    let opts = ScoreOptions::default();
+    let tuned = pollster::block_on(lm.rank_compact(domain, &history, &candidates, opts)).unwrap();
+    let plain = pollster::block_on(base.rank_compact(domain, &history, &candidates, opts)).unwrap();
+    let score = |r: &recalign_core::Ranking, t: &str| {
+        r.ranked
+            .iter()
+            .find(|c| c.candidate.title == t)
+            .map(|c| c.candidate.score)
+            .unwrap()
+    };
+    let moved = candidates
+        .iter()
+        .map(|t| (score(&tuned, t) - score(&plain, t)).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved > 0.1,
+        "the adapter moves the scores by {moved} nats at most"
+    );
+}
