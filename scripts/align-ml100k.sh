@@ -64,4 +64,5 @@ once "$RUN/rosepo.safetensors" "$R" "${PREF[@]}" --type rosepo --pairs "$RUN/pai
 SFT_EVAL="$RUN/eval-sft-$SPLIT$W.json"
 ev dpo --adapter "$RUN/dpo.safetensors" --against "$SFT_EVAL"
 ev rosepo --adapter "$RUN/rosepo.safetensors" --against "$SFT_EVAL"
+python3 scripts/align-table.py "$RUN" "$SPLIT$W"
 echo "done: $RUN" >&2
