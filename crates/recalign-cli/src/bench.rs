@@ -126,7 +126,7 @@ fn bench_train(
     use recalign_core::losses::{LossConfig, LossKind};
     use recalign_core::train::{
         LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer, StepReport,
-        TokenisedPair, TrainSettings, reference_log_probs,
+        TokenisedPair, TrainSettings, Trainer, reference_log_probs,
     };
     let err = |e: recalign_core::Error| e.to_string();
     let lm = load_model(model)?;
@@ -181,16 +181,9 @@ fn bench_train(
         .map(|(p, chosen, _)| SftExample::new(&lm, p, chosen))
         .collect::<recalign_core::Result<Vec<_>>>()
         .map_err(err)?;
-    let mut sft = SftTrainer::new(&lm, lora.clone(), settings.clone(), examples).map_err(err)?;
-    pollster::block_on(sft.step()).map_err(err)?;
-    let (mut reports, mut secs) = (Vec::new(), Vec::new());
-    for _ in 0..steps {
-        let t = Instant::now();
-        reports.push(pollster::block_on(sft.step()).map_err(err)?);
-        secs.push(t.elapsed().as_secs_f64());
-    }
+    let sft = SftTrainer::new(&lm, lora.clone(), settings.clone(), examples).map_err(err)?;
+    let (reports, secs) = time_steps(Trainer::Sft(Box::new(sft)), steps)?;
     let sft_report = summarise(&reports, &secs);
-    drop(sft);
 
     let pairs = prompts
         .iter()
@@ -211,7 +204,7 @@ fn bench_train(
     // Every step revisits the same pairs, so after the untimed first step the frozen-layer
     // cache holds them all: "dpo" is a later epoch's speed, "dpo_no_cache" a first pass's.
     let dpo_run = |cache_mib: usize| -> Result<serde_json::Value, String> {
-        let mut dpo = PreferenceTrainer::new(
+        let dpo = PreferenceTrainer::new(
             &lm,
             lora.clone(),
             None,
@@ -224,13 +217,7 @@ fn bench_train(
             cached.clone(),
         )
         .map_err(err)?;
-        pollster::block_on(dpo.step()).map_err(err)?;
-        let (mut reports, mut secs) = (Vec::new(), Vec::new());
-        for _ in 0..steps {
-            let t = Instant::now();
-            reports.push(pollster::block_on(dpo.step()).map_err(err)?);
-            secs.push(t.elapsed().as_secs_f64());
-        }
+        let (reports, secs) = time_steps(Trainer::Preference(Box::new(dpo)), steps)?;
         Ok(summarise(&reports, &secs))
     };
     let dpo_no_cache = dpo_run(0)?;
@@ -255,6 +242,22 @@ fn bench_train(
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
     );
     Ok(())
+}
+
+/// One untimed warm-up step of `run`, then `steps` timed ones: their reports and seconds.
+fn time_steps(
+    mut run: recalign_core::train::Trainer,
+    steps: usize,
+) -> Result<(Vec<recalign_core::train::StepReport>, Vec<f64>), String> {
+    let err = |e: recalign_core::Error| e.to_string();
+    pollster::block_on(run.step()).map_err(err)?;
+    let (mut reports, mut secs) = (Vec::new(), Vec::new());
+    for _ in 0..steps {
+        let t = Instant::now();
+        reports.push(pollster::block_on(run.step()).map_err(err)?);
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    Ok((reports, secs))
 }
 
 /// The default template's user turn (without the chat wrapping the trainers add).

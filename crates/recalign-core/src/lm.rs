@@ -553,11 +553,6 @@ impl FrozenAnswers {
         ))
     }
 
-    /// The layer these states enter.
-    pub fn split(&self) -> usize {
-        self.split
-    }
-
     /// Bytes these states take (f32), the figure [`frozen_answer_bytes`] predicts.
     pub fn bytes(&self) -> u64 {
         let size = |t: &Tensor<3>| t.dims().iter().product::<usize>() as u64 * 4;

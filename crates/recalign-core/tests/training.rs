@@ -605,7 +605,7 @@ fn compact_pairs_tokenise_as_lines_and_train() {
 #[test]
 fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
     use recalign_core::fixtures::scores;
-    use recalign_core::lm::{FrozenAnswers, answer_log_probs, read_f32};
+    use recalign_core::lm::{FrozenAnswers, answer_log_probs, frozen_answer_bytes, read_f32};
     let lm = common::tiny_model();
     let lora = LoraSettings {
         rank: 2,
@@ -625,10 +625,15 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
     for p in pairs() {
         let t = TokenisedPair::new(&lm, &p, 0).unwrap();
         let full = answer_log_probs(&policy.model, &t.prompt_ids, &t.answers, pad).unwrap();
-        let frozen = FrozenAnswers::new(&policy.model, split, &t.prompt_ids, &t.answers, pad)
-            .unwrap()
-            .log_probs(&policy.model)
-            .unwrap();
+        let states =
+            FrozenAnswers::new(&policy.model, split, &t.prompt_ids, &t.answers, pad).unwrap();
+        // The size refused up front is the size held.
+        let hidden = lm.model.config.hidden_size;
+        assert_eq!(
+            states.bytes(),
+            frozen_answer_bytes(t.prompt_ids.len(), &t.answers, hidden)
+        );
+        let frozen = states.log_probs(&policy.model).unwrap();
         let (full, frozen) = (
             pollster::block_on(read_f32(full)).unwrap(),
             pollster::block_on(read_f32(frozen)).unwrap(),

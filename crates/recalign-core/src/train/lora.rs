@@ -479,22 +479,11 @@ impl Adapter {
                     ))
                 })?;
             let shape = view.shape().to_vec();
+            let data = view.data();
             let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                Dtype::F16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
+                Dtype::F32 => decode(data, f32::from_le_bytes),
+                Dtype::F16 => decode(data, |b| half::f16::from_le_bytes(b).to_f32()),
+                Dtype::BF16 => decode(data, |b| half::bf16::from_le_bytes(b).to_f32()),
                 other => {
                     return Err(bad(format!(
                         "{name:?} is {other:?}; adapters are read as F32, F16 or BF16"
@@ -625,6 +614,14 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Little-endian values of `N` bytes each (safetensors' layout) as f32.
+fn decode<const N: usize>(data: &[u8], value: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+    data.chunks_exact(N)
+        .filter_map(|c| <[u8; N]>::try_from(c).ok())
+        .map(value)
+        .collect()
 }
 
 fn to_bytes(values: &[f32]) -> Vec<u8> {

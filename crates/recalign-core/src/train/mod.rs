@@ -802,6 +802,8 @@ pub struct PreferenceTrainer {
     /// Each pair's states below the policy's first adapted layer, filled on first use (empty
     /// when the cache is off or every layer is adapted).
     frozen: Vec<Option<FrozenAnswers>>,
+    /// That layer (fixed for the run: training moves factors, never which layers have them).
+    first_adapted: usize,
 }
 
 impl PreferenceTrainer {
@@ -855,6 +857,7 @@ impl PreferenceTrainer {
         let policy = trainable(base, &lora, start, settings.seed, &Default::default())?;
         let ids = trainable_ids(&policy);
         let frozen = frozen_slots(&policy, &settings, &pairs)?;
+        let first_adapted = policy.first_adapted_layer();
         Ok(Self {
             run: Loop::new(settings, pairs.len())?,
             policy,
@@ -866,6 +869,7 @@ impl PreferenceTrainer {
             ids,
             pad: base.tokenizer.eos_id(),
             frozen,
+            first_adapted,
         })
     }
 
@@ -903,7 +907,7 @@ impl PreferenceTrainer {
                             Some(f) => f,
                             None => slot.insert(FrozenAnswers::new(
                                 &self.policy,
-                                self.policy.first_adapted_layer(),
+                                self.first_adapted,
                                 &p.prompt_ids,
                                 &p.answers,
                                 self.pad,
