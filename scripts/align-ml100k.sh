@@ -6,8 +6,10 @@
 # on) with the random and popularity rankers on the same candidates, Wilson intervals and
 # paired sign-flip tests (against popularity, and preference runs against SFT).
 # SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
-# Usage: [SEED=2024] [SFT_STEPS=300] [LORA_RANK=16] [SPLIT=validation] [EVAL_WINDOWS=5] \
-#   scripts/align-ml100k.sh [RUN_DIR]
+# ONE_TARGET_SHARE mixes LLaRA one-target examples into SFT (that share of the examples), which
+# generation with LLaRA's prompt (ValidRatio, measured on 47 validation users) needs.
+# Usage: [SEED=2024] [SFT_STEPS=300] [LORA_RANK=16] [ONE_TARGET_SHARE=0] [SPLIT=validation] \
+#   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). Tune on SPLIT=validation; run SPLIT=test once, at the end.
 # A step whose output exists is skipped, so an interrupted run continues where it stopped.
 set -euo pipefail
@@ -48,8 +50,16 @@ PY
 ev zero-shot --prompt compact
 once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
   --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-16}" --lora-alpha "$(( 2 * ${LORA_RANK:-16} ))" --lr 1e-3 --warmup 10 \
-  --batch 4 --steps "${SFT_STEPS:-300}" --checkpoint-every 100 --out "$RUN/sft.safetensors"
+  --batch 4 --steps "${SFT_STEPS:-300}" --checkpoint-every 100 \
+  --one-target-share "${ONE_TARGET_SHARE:-0}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
+VR="$RUN/validratio-sft-47.json"
+if [ ! -s "$VR" ]; then
+  t "$R" eval --split validation --max-examples 47 --generate 32 --json \
+    --adapter "$RUN/sft.safetensors" > "$VR.tmp"
+  mv "$VR.tmp" "$VR"
+fi
+python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["report"]["generation"]; print("SFT ValidRatio %.3f on %d validation users (LLaRA prompt, greedy)" % (g["valid_ratio"], g["examples"]))' "$VR"
 
 once "$RUN/pairs-random.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
   --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"

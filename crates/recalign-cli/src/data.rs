@@ -568,6 +568,29 @@ pub enum SplitArg {
     Train,
     Validation,
     Test,
+    /// Validation then test users: every example no training run sees (for a final figure
+    /// with twice the examples; tune on validation alone).
+    HeldOut,
+}
+
+impl SplitArg {
+    /// The split's examples and its name for reports.
+    pub fn examples(self, splits: &Splits) -> (Vec<split::Example>, &'static str) {
+        let one = |name: SplitName| (splits.get(name).to_vec(), name.name());
+        match self {
+            Self::Train => one(SplitName::Train),
+            Self::Validation => one(SplitName::Validation),
+            Self::Test => one(SplitName::Test),
+            Self::HeldOut => (
+                [
+                    splits.get(SplitName::Validation),
+                    splits.get(SplitName::Test),
+                ]
+                .concat(),
+                "held-out",
+            ),
+        }
+    }
 }
 
 pub fn pairs(command: PairsCommand) -> CliResult {
@@ -599,12 +622,8 @@ pub fn pairs(command: PairsCommand) -> CliResult {
         } => {
             let format = recalign_core::prompt::PromptFormat::from(prompt);
             let (log, splits) = dataset.splits()?;
-            let name = match split {
-                SplitArg::Train => SplitName::Train,
-                SplitArg::Validation => SplitName::Validation,
-                SplitArg::Test => SplitName::Test,
-            };
-            let examples = train_data::draw(splits.get(name), max_examples, dataset.seed);
+            let (examples, _) = split.examples(&splits);
+            let examples = train_data::draw(&examples, max_examples, dataset.seed);
             let mixture = if weights.is_empty() {
                 Mixture::OnePerStrategy(strategies.iter().map(|s| s.strategy()).collect())
             } else if weights.len() == strategies.len() {

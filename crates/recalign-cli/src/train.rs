@@ -46,6 +46,11 @@ pub enum TrainCommand {
         /// Sequence SFT: leading titles of a document that are context only.
         #[arg(long, default_value_t = 3)]
         context: usize,
+        /// Sequence SFT: share of the examples (0 to <1) that are LLaRA one-target examples
+        /// drawn from the training split, so the adapter also answers LLaRA's prompt with a
+        /// listed title (ValidRatio).
+        #[arg(long, default_value_t = 0.0)]
+        one_target_share: f64,
         #[command(flatten)]
         lora: LoraArgs,
         #[command(flatten)]
@@ -337,6 +342,7 @@ pub fn train(command: TrainCommand) -> CliResult {
             recipe,
             chunk,
             context,
+            one_target_share,
             lora,
             train,
             out,
@@ -346,6 +352,13 @@ pub fn train(command: TrainCommand) -> CliResult {
             let (log, splits) = dataset.splits()?;
             let (sft, prompt) = match recipe {
                 Recipe::OneTarget => {
+                    if one_target_share != 0.0 {
+                        return Err(
+                            "--one-target-share mixes one-target examples into --recipe sequence; \
+                             --recipe one-target is all one-target already"
+                                .into(),
+                        );
+                    }
                     let examples =
                         train_data::draw(splits.get(SplitName::Train), max_examples, dataset.seed);
                     let sft = train_data::sft_examples(&lm, &log, &examples, template);
@@ -360,7 +373,26 @@ pub fn train(command: TrainCommand) -> CliResult {
                         config,
                         max_examples,
                         dataset.seed,
-                    );
+                    )
+                    .and_then(|docs| {
+                        let n = docs.items.len();
+                        let mixed = train_data::mix_one_target(
+                            &lm,
+                            &log,
+                            docs,
+                            splits.get(SplitName::Train),
+                            one_target_share,
+                            template,
+                            dataset.seed,
+                        )?;
+                        if mixed.items.len() > n {
+                            eprintln!(
+                                "{n} documents and {} LLaRA one-target examples",
+                                mixed.items.len() - n
+                            );
+                        }
+                        Ok(mixed)
+                    });
                     (sft, PromptFormat::Compact)
                 }
             };
@@ -473,9 +505,12 @@ pub struct EvalArgs {
     /// Which split.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
-    /// Adapter to evaluate (default: the base model, zero-shot).
+    /// Adapter to evaluate (default: the base model, zero-shot). Repeat it to evaluate several
+    /// on the same examples in one pass (`none` is the base model): the frozen layers below
+    /// the lowest adapted one run once for all of them. All must rank in one prompt format;
+    /// with several, `--json` prints one line per model.
     #[arg(long)]
-    adapter: Option<PathBuf>,
+    adapter: Vec<PathBuf>,
     /// Examples (seeded draw; 0: all).
     #[arg(long, default_value_t = 0)]
     max_examples: usize,
@@ -492,6 +527,10 @@ pub struct EvalArgs {
     /// Compare against another run's `--json` output on the same examples (paired test).
     #[arg(long)]
     against: Option<PathBuf>,
+    /// With several `--adapter`s: compare every other model against the Kth (1-based; e.g.
+    /// the SFT adapter) with the paired test.
+    #[arg(long, conflicts_with = "against")]
+    against_model: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -507,37 +546,58 @@ pub struct EvalArgs {
 
 pub fn eval(args: EvalArgs) -> CliResult {
     let base = load_model(&args.model)?;
-    let (lm, trained_with): (LanguageModel, PromptFormat) = match &args.adapter {
-        Some(path) => {
-            let a = read_adapter(path)?;
-            (
-                with_adapter(&base, &a).map_err(|e| e.to_string())?,
-                a.prompt,
-            )
-        }
-        None => (base, PromptFormat::Llara),
+    // Each model with its path (None: the base model) and the format it was trained in.
+    let paths: Vec<Option<PathBuf>> = if args.adapter.is_empty() {
+        vec![None]
+    } else {
+        args.adapter
+            .iter()
+            .map(|p| (p.as_os_str() != "none").then(|| p.clone()))
+            .collect()
     };
-    let format = args.prompt.map_or(trained_with, PromptFormat::from);
+    let mut models: Vec<(Option<PathBuf>, LanguageModel, PromptFormat)> = Vec::new();
+    for path in paths {
+        let (lm, trained_with) = match &path {
+            Some(p) => {
+                let a = read_adapter(p)?;
+                (
+                    with_adapter(&base, &a).map_err(|e| e.to_string())?,
+                    a.prompt,
+                )
+            }
+            None => (base.clone(), PromptFormat::Llara),
+        };
+        models.push((path, lm, trained_with));
+    }
+    let formats: Vec<PromptFormat> = models
+        .iter()
+        .map(|(_, _, f)| args.prompt.map_or(*f, PromptFormat::from))
+        .collect();
+    let format = formats[0];
+    if let Some(i) = formats.iter().position(|&f| f != format) {
+        return Err(format!(
+            "{} ranks in the {:?} prompt format and {} in {format:?}; evaluate them in separate \
+             runs, or fix one with --prompt",
+            label(&models[i].0),
+            formats[i],
+            label(&models[0].0)
+        ));
+    }
+    if let Some(k) = args.against_model
+        && !(1..=models.len()).contains(&k)
+    {
+        return Err(format!(
+            "--against-model {k}: there are {} models (--adapter given {} times)",
+            models.len(),
+            args.adapter.len()
+        ));
+    }
+    if models.len() > 1 && args.scores_out.is_some() {
+        return Err("--scores-out takes one model; evaluate the others without it".into());
+    }
     let (log, splits) = args.dataset.splits()?;
-    let name = match args.split {
-        SplitArg::Train => SplitName::Train,
-        SplitArg::Validation => SplitName::Validation,
-        SplitArg::Test => SplitName::Test,
-    };
-    let examples = train_data::draw(splits.get(name), args.max_examples, args.dataset.seed);
-    let progress = bar(examples.len() as u64, "evaluating");
-    let started = Instant::now();
-    let report = pollster::block_on(train_data::evaluate(
-        &lm,
-        format,
-        &log,
-        &examples,
-        &splits.popularity,
-        args.template,
-        args.generate,
-        |d, _| progress.set_position(d as u64),
-    ))
-    .map_err(|e| e.to_string())?;
+    let (examples, name) = args.split.examples(&splits);
+    let examples = train_data::draw(&examples, args.max_examples, args.dataset.seed);
     let against: Option<EvalReport> = match &args.against {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -550,47 +610,80 @@ pub fn eval(args: EvalArgs) -> CliResult {
             })?;
             let r: EvalReport = serde_json::from_value(v["report"].clone())
                 .map_err(|e| format!("{}: no eval report in it: {e}", path.display()))?;
-            if r.hits_at_1.len() != report.hits_at_1.len() {
+            if r.hits_at_1.len() != examples.len() {
                 return Err(format!(
                     "{} holds {} examples, this run {}: a paired test needs the same examples",
                     path.display(),
                     r.hits_at_1.len(),
-                    report.hits_at_1.len()
+                    examples.len()
                 ));
             }
             Some(r)
         }
         None => None,
     };
+    let progress = bar(examples.len() as u64, "evaluating");
+    let started = Instant::now();
+    let lms: Vec<&LanguageModel> = models.iter().map(|(_, lm, _)| lm).collect();
+    let reports = pollster::block_on(train_data::evaluate_models(
+        &lms,
+        format,
+        &log,
+        &examples,
+        &splits.popularity,
+        args.template,
+        args.generate,
+        |d, _| progress.set_position(d as u64),
+    ))
+    .map_err(|e| e.to_string())?;
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    if let Some(path) = &args.scores_out {
+    if let (Some(path), Some(report)) = (&args.scores_out, reports.first()) {
         write_scores(
             path,
-            &lm,
+            lms[0],
             &log,
             &examples,
-            &report,
+            report,
             &splits.popularity,
             format,
         )?;
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "adapter": args.adapter, "split": name.name(), "examples": examples.len(),
-                "prompt": format, "seconds": secs, "report": report,
-                "hr_at_1": Interval::wilson(&report.hits_at_1),
-                "paired": paired_tests(&report, against.as_ref()),
-            })
-        );
-    } else {
-        println!("prompt format {format:?}");
-        print_report(&report, examples.len(), secs);
-        print_comparisons(&report, against.as_ref(), args.against.as_deref());
+    let against_model = args.against_model.map(|k| (k - 1, label(&models[k - 1].0)));
+    for (i, ((path, _, _), report)) in models.iter().zip(&reports).enumerate() {
+        let (against, against_path) = match &against_model {
+            Some((k, _)) if *k == i => (None, None),
+            Some((k, name)) => (Some(&reports[*k]), Some(Path::new(name.as_str()))),
+            None => (against.as_ref(), args.against.as_deref()),
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "adapter": path, "split": name, "examples": examples.len(),
+                    "prompt": format, "seconds": secs, "models_in_run": models.len(),
+                    "report": report,
+                    "hr_at_1": Interval::wilson(&report.hits_at_1),
+                    "paired": paired_tests(report, against),
+                    "against": against_path,
+                })
+            );
+        } else {
+            if models.len() > 1 {
+                println!("== {}", label(path));
+            }
+            println!("prompt format {format:?}");
+            print_report(report, examples.len(), secs);
+            print_comparisons(report, against, against_path);
+        }
     }
     Ok(())
+}
+
+/// How a report names its model.
+fn label(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "the base model".to_string(), |p| p.display().to_string())
 }
 
 fn write_scores(

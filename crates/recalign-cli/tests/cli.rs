@@ -395,3 +395,89 @@ fn loss_eval_prints_losses_and_refuses_bad_batches() {
         stderr(&out)
     );
 }
+
+/// Sequence SFT with one-target examples mixed in, then the base model and the adapter
+/// evaluated together on the held-out users (validation then test) with the paired test
+/// against the first; a bad `--against-model` and a bad share are clear errors.
+#[test]
+fn mixed_sft_then_several_models_on_the_held_out_users() {
+    let model = tiny_model("mixed.gguf");
+    let model = model.to_str().unwrap();
+    let (inter, items) = synthetic_dataset("mixed");
+    let (inter, items) = (inter.to_str().unwrap(), items.to_str().unwrap());
+    let adapter = std::env::temp_dir().join(format!(
+        "recalign-cli-mixed-{}.safetensors",
+        std::process::id()
+    ));
+    let adapter = adapter.to_str().unwrap();
+    let data = ["--interactions", inter, "--items", items, "--model", model];
+    let sft = |share: &str| {
+        let mut args = vec![
+            "train",
+            "sft",
+            "--recipe",
+            "sequence",
+            "--chunk",
+            "6",
+            "--context",
+            "2",
+            "--one-target-share",
+            share,
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--out",
+            adapter,
+        ];
+        args.extend(data);
+        recalign(&args)
+    };
+    let out = sft("0.25");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 24 training users of 12 positives in documents of 6 with 2 of context: 3 each.
+    assert!(
+        stderr(&out).contains("72 documents and 24 LLaRA one-target examples"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sft("1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("one-target share must be in [0, 1)"));
+
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--split",
+            "held-out",
+            "--prompt",
+            "compact",
+            "--json",
+            "--adapter",
+            "none",
+            "--adapter",
+            adapter,
+        ];
+        args.extend(extra);
+        args.extend(data);
+        recalign(&args)
+    };
+    let out = eval(&["--against-model", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "one line per model");
+    for r in &reports {
+        assert_eq!(r["split"], "held-out");
+        assert_eq!(r["examples"], 6, "3 validation and 3 test users, one window each");
+        assert_eq!(r["report"]["hits_at_1"].as_array().unwrap().len(), 6);
+    }
+    assert!(reports[0]["adapter"].is_null());
+    assert!(reports[0]["paired"]["vs_against"].is_null());
+    assert!(reports[1]["paired"]["vs_against"]["p_value"].is_number());
+    let out = eval(&["--against-model", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--against-model 3: there are 2 models"));
+}

@@ -421,17 +421,57 @@ pub async fn evaluate_with(
     popularity: &[u32],
     prompts: &Prompts<'_>,
     max_new_tokens: usize,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> crate::Result<EvalReport> {
-    let mut ranking = RankMetricsBuilder::default();
+    let mut reports = evaluate_many(
+        &[lm],
+        examples,
+        catalogue,
+        popularity,
+        prompts,
+        max_new_tokens,
+        progress,
+    )
+    .await?;
+    reports
+        .pop()
+        .ok_or_else(|| crate::Error::Train("no model to evaluate".into()))
+}
+
+/// One model's tallies in [`evaluate_many`].
+#[derive(Default)]
+struct Tally {
+    ranking: RankMetricsBuilder,
+    top: Vec<Vec<crate::data::ItemId>>,
+    hits: Vec<f64>,
+    scores: Vec<Vec<f32>>,
+    tail_hits: f64,
+    valid: usize,
+    generated_hits: usize,
+}
+
+/// [`evaluate_with`] for several models on the same examples and prompts, one report each in
+/// the order of `lms`. The models must be one base model with different adapters (or none):
+/// the layers below the lowest adapted one then run once per example for all of them
+/// ([`crate::LanguageModel::score_answer_ids_with`]). Prompts are built with the first model's
+/// tokenizer, which they all share.
+pub async fn evaluate_many(
+    lms: &[&crate::LanguageModel],
+    examples: &[crate::data::split::Example],
+    catalogue: &crate::data::Catalogue,
+    popularity: &[u32],
+    prompts: &Prompts<'_>,
+    max_new_tokens: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> crate::Result<Vec<EvalReport>> {
+    let Some((first, others)) = lms.split_first() else {
+        return Err(crate::Error::Train("no model to evaluate".into()));
+    };
+    let mut tallies: Vec<Tally> = lms.iter().map(|_| Tally::default()).collect();
     let (mut random, mut by_popularity) = (BaselineBuilder::default(), BaselineBuilder::default());
     let floor = head_floor(popularity);
     let pop = |i: crate::data::ItemId| popularity.get(i.index()).copied().unwrap_or(0);
-    let mut top = Vec::with_capacity(examples.len());
-    let mut hits = Vec::with_capacity(examples.len());
-    let mut scores = Vec::with_capacity(examples.len());
-    let (mut tail_targets, mut tail_hits) = (0usize, 0.0);
-    let (mut valid, mut generated_hits) = (0usize, 0usize);
+    let mut tail_targets = 0usize;
     for (n, e) in examples.iter().enumerate() {
         let titles = catalogue.titles(&e.candidates);
         let target = e
@@ -442,50 +482,62 @@ pub async fn evaluate_with(
                 crate::Error::Train(format!("example {n} has no target among its candidates"))
             })?;
         let (ids, answers) = (prompts.rank)(e)?;
-        let values = lm.score_answer_ids(&ids, &answers).await?;
-        let hit = ranking.add(&values, target);
-        hits.push(hit);
+        let per_model = first.score_answer_ids_with(others, &ids, &answers).await?;
         let pops: Vec<u32> = e.candidates.iter().map(|&c| pop(c)).collect();
         let tails: Vec<bool> = pops.iter().map(|&p| p < floor).collect();
-        if tails[target] {
-            tail_targets += 1;
-            tail_hits += hit;
-        }
-        random.add(&vec![0.0; values.len()], target, &pops, &tails);
+        let tail_target = tails[target];
+        tail_targets += usize::from(tail_target);
+        random.add(&vec![0.0; answers.len()], target, &pops, &tails);
         let pop_scores: Vec<f32> = pops.iter().map(|&p| p as f32).collect();
         by_popularity.add(&pop_scores, target, &pops, &tails);
-        let mut order: Vec<usize> = (0..values.len()).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-        top.push(order.iter().map(|&i| e.candidates[i]).collect());
-        scores.push(values);
-        if max_new_tokens > 0 {
-            let g = lm.generate(&(prompts.generate)(e)?, max_new_tokens).await?;
-            if let Some(i) = named_candidate(&g.text, &titles) {
-                valid += 1;
-                generated_hits += usize::from(i == target);
+        let generate_ids = if max_new_tokens > 0 {
+            Some((prompts.generate)(e)?)
+        } else {
+            None
+        };
+        for ((t, values), lm) in tallies.iter_mut().zip(per_model).zip(lms) {
+            let hit = t.ranking.add(&values, target);
+            t.hits.push(hit);
+            if tail_target {
+                t.tail_hits += hit;
+            }
+            let mut order: Vec<usize> = (0..values.len()).collect();
+            order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+            t.top.push(order.iter().map(|&i| e.candidates[i]).collect());
+            t.scores.push(values);
+            if let Some(ids) = &generate_ids {
+                let g = lm.generate(ids, max_new_tokens).await?;
+                if let Some(i) = named_candidate(&g.text, &titles) {
+                    t.valid += 1;
+                    t.generated_hits += usize::from(i == target);
+                }
             }
         }
         progress(n + 1, examples.len());
     }
     let total = examples.len().max(1) as f64;
-    Ok(EvalReport {
-        ranking: ranking.finish(),
-        bias_at_1: bias_metrics(&top, popularity, 1),
-        bias_at_5: bias_metrics(&top, popularity, 5),
-        popularity_by_rank: popularity_by_rank(&top, popularity),
-        generation: (max_new_tokens > 0).then(|| GenerationMetrics {
-            examples: examples.len(),
-            valid_ratio: valid as f64 / total,
-            hit_ratio_at_1: generated_hits as f64 / total,
-        }),
-        hits_at_1: hits,
-        tail_hr_at_1: tail_hits / tail_targets.max(1) as f64,
-        baselines: Some(Baselines {
-            random: random.finish(tail_targets),
-            popularity: by_popularity.finish(tail_targets),
-        }),
-        scores,
-    })
+    let baselines = Baselines {
+        random: random.finish(tail_targets),
+        popularity: by_popularity.finish(tail_targets),
+    };
+    Ok(tallies
+        .into_iter()
+        .map(|t| EvalReport {
+            ranking: t.ranking.finish(),
+            bias_at_1: bias_metrics(&t.top, popularity, 1),
+            bias_at_5: bias_metrics(&t.top, popularity, 5),
+            popularity_by_rank: popularity_by_rank(&t.top, popularity),
+            generation: (max_new_tokens > 0).then(|| GenerationMetrics {
+                examples: examples.len(),
+                valid_ratio: t.valid as f64 / total,
+                hit_ratio_at_1: t.generated_hits as f64 / total,
+            }),
+            hits_at_1: t.hits,
+            tail_hr_at_1: t.tail_hits / tail_targets.max(1) as f64,
+            baselines: Some(baselines.clone()),
+            scores: t.scores,
+        })
+        .collect())
 }
 
 #[cfg(test)]

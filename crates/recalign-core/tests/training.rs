@@ -770,3 +770,51 @@ fn an_f16_adapter_stores_factors_in_half_the_bytes_and_reads_back_within_roundin
         }
     }
 }
+
+/// Several adapters of one base scored in one pass (`score_answer_ids_with`, the lower layers
+/// run once) give each model's own scores: the base model, LoRA on the top layer only, and
+/// LoRA on every layer (so nothing is shared below it).
+#[test]
+fn adapters_scored_together_match_each_scored_alone() {
+    use recalign_core::fixtures::scores;
+    let lm = common::tiny_model();
+    let top = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    let every = LoraSettings {
+        top_layers: 0,
+        targets: LoraTargets::QueryValue,
+        ..top.clone()
+    };
+    let a = with_adapter(&lm, &busy_adapter(&lm, &top)).unwrap();
+    let b = with_adapter(&lm, &busy_adapter(&lm, &every)).unwrap();
+    assert_eq!(b.model.first_adapted_layer(), 0);
+    for p in pairs() {
+        let t = TokenisedPair::new(&lm, &p, 0).unwrap();
+        for others in [vec![&a], vec![&a, &b]] {
+            let together =
+                pollster::block_on(lm.score_answer_ids_with(&others, &t.prompt_ids, &t.answers))
+                    .unwrap();
+            assert_eq!(together.len(), others.len() + 1);
+            let models = std::iter::once(&lm).chain(others.iter().copied());
+            for (model, got) in models.zip(&together) {
+                let alone =
+                    pollster::block_on(model.score_answer_ids(&t.prompt_ids, &t.answers)).unwrap();
+                let d = scores::deviation(got, &alone).unwrap();
+                assert!(
+                    d <= 2.0 * scores::F32_CPU,
+                    "{got:?} vs {alone:?} ({d:.1} u)"
+                );
+            }
+        }
+        // The models' scores differ, so the comparison above could fail.
+        let alone_a = pollster::block_on(a.score_answer_ids(&t.prompt_ids, &t.answers)).unwrap();
+        let alone_base =
+            pollster::block_on(lm.score_answer_ids(&t.prompt_ids, &t.answers)).unwrap();
+        assert_ne!(alone_a, alone_base);
+    }
+}

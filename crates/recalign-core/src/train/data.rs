@@ -124,6 +124,39 @@ pub async fn evaluate(
     max_new_tokens: usize,
     progress: impl FnMut(usize, usize),
 ) -> Result<crate::eval::EvalReport> {
+    let mut reports = evaluate_models(
+        &[lm],
+        format,
+        log,
+        examples,
+        popularity,
+        template,
+        max_new_tokens,
+        progress,
+    )
+    .await?;
+    reports
+        .pop()
+        .ok_or_else(|| Error::Train("no model to evaluate".into()))
+}
+
+/// [`evaluate`] for several adapters of one base model (and the base model itself) on the same
+/// examples, in one format: one report each, in order, the frozen layers below the lowest
+/// adapted one run once per example ([`crate::eval::evaluate_many`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn evaluate_models(
+    lms: &[&LanguageModel],
+    format: PromptFormat,
+    log: &InteractionLog,
+    examples: &[Example],
+    popularity: &[u32],
+    template: Option<usize>,
+    max_new_tokens: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<crate::eval::EvalReport>> {
+    let lm = *lms
+        .first()
+        .ok_or_else(|| Error::Train("no model to evaluate".into()))?;
     let llara = |e: &Example| {
         lm.request_prompt_ids(
             &request_text(log, template, e),
@@ -141,8 +174,8 @@ pub async fn evaluate(
         rank: &rank,
         generate: &llara,
     };
-    crate::eval::evaluate_with(
-        lm,
+    crate::eval::evaluate_many(
+        lms,
         examples,
         &log.catalogue,
         popularity,
@@ -219,6 +252,44 @@ pub fn sequence_examples(
             answer_ids,
         })
     }))
+}
+
+/// Sequence SFT documents with LLaRA one-target examples mixed in, so that `share` of the
+/// result (0 <= share < 1) are one-target examples drawn (seeded) from `examples`. Documents
+/// alone teach the compact ranking prompt but not the LLaRA prompt's task of answering with one
+/// listed title, which generation (ValidRatio) needs; each one-target example costs a whole
+/// prompt for one target, hence a share rather than all of them.
+pub fn mix_one_target(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    documents: Tokenised<SftExample>,
+    examples: &[Example],
+    share: f64,
+    template: Option<usize>,
+    seed: u64,
+) -> Result<Tokenised<SftExample>> {
+    if !(0.0..1.0).contains(&share) {
+        return Err(Error::Train(format!(
+            "the one-target share must be in [0, 1), not {share}"
+        )));
+    }
+    let wanted = (documents.items.len() as f64 * share / (1.0 - share)).round() as usize;
+    if wanted == 0 {
+        return Ok(documents);
+    }
+    if examples.is_empty() {
+        return Err(Error::Train(
+            "no one-target examples to mix in: the training split has none".into(),
+        ));
+    }
+    // Fewer examples than wanted: all of them, once (the share is then lower; the caller
+    // reports the counts).
+    let drawn = draw(examples, wanted, seed ^ 0x6f6e_6574);
+    let one_target = sft_examples(lm, log, &drawn, template)?;
+    let mut out = documents;
+    out.items.extend(one_target.items);
+    out.too_long += one_target.too_long;
+    Ok(out)
 }
 
 /// The model's score of every candidate of every example (self-hard negatives), with a

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The final figures of a finished `scripts/align-ml100k.sh` run: the zero-shot model and every
+# adapter of RUN_DIR (sft, dpo, sdpo, rosepo, those present) on the held-out users, validation
+# then test (their last EVAL_WINDOWS windows each: 945 examples with 5 on ML-100K; no run
+# trains on them), all in the compact prompt and in one pass, so the frozen lower layers run
+# once per example for all the models. Paired tests against popularity and against the SFT
+# adapter; the results table at the end. Run it once per recipe, after the choices made on
+# validation. Usage: [EVAL_WINDOWS=5] scripts/eval-held-out.sh RUN_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN="${1:?usage: scripts/eval-held-out.sh RUN_DIR}"
+W="${EVAL_WINDOWS:-5}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
+cargo build -q --release -p recalign-cli
+R="$CARGO_TARGET_DIR/release/recalign"
+[ -s "$RUN/sft.safetensors" ] || { echo "$RUN/sft.safetensors is missing: run scripts/align-ml100k.sh $RUN first" >&2; exit 1; }
+names=(zero-shot) args=(--adapter none)
+for n in sft dpo sdpo rosepo; do
+  if [ -s "$RUN/$n.safetensors" ]; then names+=("$n"); args+=(--adapter "$RUN/$n.safetensors"); fi
+done
+out="$RUN/eval-held-out$W.jsonl"
+if [ ! -s "$out" ]; then
+  t0=$SECONDS
+  "$R" eval --split held-out --eval-windows "$W" --prompt compact --json --against-model 2 \
+    "${args[@]}" > "$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "  ($(( SECONDS - t0 )) s) held-out evaluation of ${names[*]}" | tee -a "$RUN/times.txt" >&2
+fi
+python3 - "$RUN" "held-out$W" "$out" "${names[@]}" <<'PY'
+import json, pathlib, sys
+run, tag, out, names = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+lines = open(out).read().splitlines()
+if len(lines) != len(names):
+    sys.exit(f"{out}: {len(lines)} reports for {len(names)} models")
+for name, line in zip(names, lines):
+    (run / f"eval-{name}-{tag}.json").write_text(line + "\n")
+PY
+python3 scripts/align-table.py "$RUN" "held-out$W"
