@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The native alignment recipe of docs/alignment.md on ML-100K with SmolLM2-135M, sized for a
 # 2-core CPU: sequence SFT over the training users' histories (compact documents, LoRA r 16 on
-# every linear layer of the top 8 blocks), then DPO and RosePO on compact pairs from that
+# every linear layer of the top 8 blocks), then DPO, S-DPO (3 random negatives) and RosePO on
+# compact pairs from that
 # adapter, each model evaluated on the held-out users' last EVAL_WINDOWS windows (never trained
 # on) with the random and popularity rankers on the same candidates, Wilson intervals and
 # paired sign-flip tests (against popularity, and preference runs against SFT).
@@ -24,13 +25,8 @@ R="$CARGO_TARGET_DIR/release/recalign"
 mkdir -p "$RUN"
 t() { local t0=$SECONDS; "$@"; echo "  ($(( SECONDS - t0 )) s) $*" | tee -a "$RUN/times.txt" >&2; }
 once() { local out="$1"; shift; [ -s "$out" ] || t "$@"; }
-ev() {
-  local name="$1" out="$RUN/eval-$1-$SPLIT$W.json"; shift
-  if [ ! -s "$out" ]; then
-    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json "$@" > "$out.tmp"
-    mv "$out.tmp" "$out"
-  fi
-  python3 - "$name" "$out" <<'PY'
+show() {
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[2])); r = v["report"]; h = v["hr_at_1"]; b = r["baselines"]
 p = v["paired"]["vs_popularity"]; a = v["paired"]["vs_against"]
@@ -44,6 +40,38 @@ line = (f'{sys.argv[1]:<10} n={v["examples"]} HR@1 {h["mean"]:.4f} [{h["low"]:.4
 if a: line += f'  | vs SFT {a["difference"]["mean"]:+.4f} p={a["p_value"]:.4f}'
 print(line)
 PY
+}
+# ev NAME EVAL-ARGS...: one model on the evaluation split, kept as eval-NAME-SPLITW.json.
+ev() {
+  local name="$1" out="$RUN/eval-$1-$SPLIT$W.json"; shift
+  if [ ! -s "$out" ]; then
+    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json "$@" > "$out.tmp"
+    mv "$out.tmp" "$out"
+  fi
+  show "$name" "$out"
+}
+# ev_adapters NAME...: the adapters RUN/NAME.safetensors in one pass (their frozen lower layers
+# run once per example) against the SFT adapter, one eval-NAME-SPLITW.json each.
+ev_adapters() {
+  local todo=() args=() n
+  for n in "$@"; do
+    if [ ! -s "$RUN/eval-$n-$SPLIT$W.json" ]; then todo+=("$n"); args+=(--adapter "$RUN/$n.safetensors"); fi
+  done
+  if [ ${#todo[@]} -gt 0 ]; then
+    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json --against "$RUN/eval-sft-$SPLIT$W.json" \
+      "${args[@]}" > "$RUN/eval-batch.tmp"
+    python3 - "$RUN" "$SPLIT$W" "$RUN/eval-batch.tmp" "${todo[@]}" <<'PY'
+import pathlib, sys
+run, tag, out, names = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+lines = open(out).read().splitlines()
+if len(lines) != len(names):
+    sys.exit(f"{out}: {len(lines)} reports for {len(names)} models")
+for name, line in zip(names, lines):
+    (run / f"eval-{name}-{tag}.json").write_text(line + "\n")
+PY
+    rm "$RUN/eval-batch.tmp"
+  fi
+  for n in "$@"; do show "$n" "$RUN/eval-$n-$SPLIT$W.json"; done
 }
 
 [ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
@@ -63,16 +91,18 @@ python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["report"]["genera
 
 once "$RUN/pairs-random.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
   --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"
+once "$RUN/pairs-sdpo.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
+  --strategies random --negatives 3 --out "$RUN/pairs-sdpo.jsonl"
 once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --prompt compact --max-examples 256 \
   --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
   --out "$RUN/pairs-rosepo.jsonl"
 PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps 64 --batch 4 --lr 2e-4 --warmup 4 --beta 1)
 once "$RUN/dpo.safetensors" "$R" "${PREF[@]}" --type dpo --pairs "$RUN/pairs-random.jsonl" \
   --out "$RUN/dpo.safetensors"
+once "$RUN/sdpo.safetensors" "$R" "${PREF[@]}" --type sdpo --negatives 3 \
+  --pairs "$RUN/pairs-sdpo.jsonl" --out "$RUN/sdpo.safetensors"
 once "$RUN/rosepo.safetensors" "$R" "${PREF[@]}" --type rosepo --pairs "$RUN/pairs-rosepo.jsonl" \
   --out "$RUN/rosepo.safetensors"
-SFT_EVAL="$RUN/eval-sft-$SPLIT$W.json"
-ev dpo --adapter "$RUN/dpo.safetensors" --against "$SFT_EVAL"
-ev rosepo --adapter "$RUN/rosepo.safetensors" --against "$SFT_EVAL"
+ev_adapters dpo sdpo rosepo
 python3 scripts/align-table.py "$RUN" "$SPLIT$W"
 echo "done: $RUN" >&2
