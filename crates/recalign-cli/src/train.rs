@@ -14,8 +14,8 @@ use recalign_core::prompt::PromptFormat;
 use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
 use recalign_core::train::{
-    Adapter, Checkpoint, FactorType, LoraSettings, LoraTargets, PreferenceTrainer, SftTrainer,
-    TokenisedPair, TrainSettings, Trainer, reference_log_probs, with_adapter,
+    Adapter, Checkpoint, FactorType, LoraSettings, LoraTargets, PreferenceTrainer, Reference,
+    SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -458,20 +458,21 @@ pub fn train(command: TrainCommand) -> CliResult {
                 .map(|p| TokenisedPair::new(&base, p, negatives))
                 .collect::<recalign_core::Result<_>>()
                 .map_err(|e| e.to_string())?;
-            let progress = bar(tokenised.len() as u64, "reference log-probs");
-            let started = Instant::now();
-            let cached = pollster::block_on(reference_log_probs(&reference, &tokenised, |d, _| {
-                progress.set_position(d as u64)
-            }))
-            .map_err(|e| e.to_string())?;
-            progress.finish_and_clear();
+            // The run scores each pair with the reference when it first draws it, through the
+            // frozen layers' states it shares with the policy's pass: pairs it never draws
+            // cost nothing.
             eprintln!(
-                "{} on {} pairs (K = {}); reference log-probs cached in {:.1} s",
+                "{} on {} pairs (K = {}); reference log-probs from {} as pairs are drawn",
                 config.kind.label(),
                 tokenised.len(),
                 tokenised.first().map_or(0, TokenisedPair::negatives),
-                started.elapsed().as_secs_f64()
+                if start.is_some() {
+                    "the starting adapter"
+                } else {
+                    "the base model"
+                }
             );
+            let reference = Reference::Model(Box::new(reference));
             let trainer = match &train.resume {
                 Some(path) => {
                     let c = read_checkpoint(path)?;
@@ -479,7 +480,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                         "resuming from step {} of {}",
                         c.state.step, c.state.settings.steps
                     );
-                    PreferenceTrainer::resume(&base, &c, tokenised, cached)
+                    PreferenceTrainer::resume(&base, &c, tokenised, reference)
                 }
                 None => PreferenceTrainer::new(
                     &base,
@@ -488,7 +489,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                     train.settings(),
                     config,
                     tokenised,
-                    cached,
+                    reference,
                 ),
             }
             .map_err(|e| e.to_string())?;

@@ -471,7 +471,10 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
     assert_eq!(reports.len(), 2, "one line per model");
     for r in &reports {
         assert_eq!(r["split"], "held-out");
-        assert_eq!(r["examples"], 6, "3 validation and 3 test users, one window each");
+        assert_eq!(
+            r["examples"], 6,
+            "3 validation and 3 test users, one window each"
+        );
         assert_eq!(r["report"]["hits_at_1"].as_array().unwrap().len(), 6);
     }
     assert!(reports[0]["adapter"].is_null());

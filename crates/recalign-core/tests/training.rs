@@ -8,8 +8,8 @@ use recalign_core::ScoreOptions;
 use recalign_core::data::pairs::PreferencePair;
 use recalign_core::losses::{LossConfig, LossKind};
 use recalign_core::train::{
-    Adapter, LoraSettings, LoraTargets, PreferenceTrainer, SftExample, SftTrainer, TokenisedPair,
-    TrainSettings, reference_log_probs, with_adapter,
+    Adapter, LoraSettings, LoraTargets, PreferenceTrainer, Reference, SftExample, SftTrainer,
+    TokenisedPair, TrainSettings, reference_log_probs, with_adapter,
 };
 
 fn titles() -> Vec<String> {
@@ -643,8 +643,10 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
         assert!(d <= 2.0 * scores::F32_CPU, "{frozen:?} vs {full:?}");
     }
 
-    // Three epochs over the pairs, so cached entries are reused, with and without the cache.
-    let run = |cache_mib: usize| {
+    // Three epochs over the pairs, so cached entries are reused, with and without the cache;
+    // and with the reference computed before the run or by the run on first use (sharing the
+    // frozen states when the cache is on).
+    let run = |cache_mib: usize, lazy: bool| {
         let settings = TrainSettings {
             cache_mib,
             ..settings(6, 1e-2)
@@ -655,8 +657,13 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
             .map(|p| TokenisedPair::new(&lm, p, 1).unwrap())
             .collect();
         let reference = with_adapter(&lm, &start).unwrap();
-        let cached =
-            pollster::block_on(reference_log_probs(&reference, &tokenised, |_, _| {})).unwrap();
+        let reference = if lazy {
+            Reference::Model(Box::new(reference))
+        } else {
+            Reference::Precomputed(
+                pollster::block_on(reference_log_probs(&reference, &tokenised, |_, _| {})).unwrap(),
+            )
+        };
         let mut trainer = PreferenceTrainer::new(
             &lm,
             lora.clone(),
@@ -664,7 +671,7 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
             settings,
             LossConfig::new(LossKind::Dpo),
             tokenised,
-            cached,
+            reference,
         )
         .unwrap();
         let mut losses = Vec::new();
@@ -673,19 +680,22 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
         }
         (losses, pollster::block_on(trainer.adapter()).unwrap())
     };
-    let (with_cache, a) = run(64);
-    let (without, b) = run(0);
-    eprintln!(
-        "with vs without the cache: losses {with_cache:?} / {without:?}, factors {}",
-        max_diff(&a, &b)
-    );
-    for (x, y) in with_cache.iter().zip(&without) {
-        assert!(
-            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-            "{with_cache:?} vs {without:?}"
+    let (without, b) = run(0, false);
+    for (cache_mib, lazy) in [(64, false), (64, true), (0, true)] {
+        let (with, a) = run(cache_mib, lazy);
+        eprintln!(
+            "cache {cache_mib} MiB, lazy reference {lazy} vs neither: losses {with:?} / \
+             {without:?}, factors {}",
+            max_diff(&a, &b)
         );
+        for (x, y) in with.iter().zip(&without) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{with:?} vs {without:?}"
+            );
+        }
+        assert!(max_diff(&a, &b) <= 1e-5, "the factors moved apart");
     }
-    assert!(max_diff(&a, &b) <= 1e-5, "the factors moved apart");
 }
 
 /// A frozen-layer cache that would not fit its limit is refused before any work, naming the

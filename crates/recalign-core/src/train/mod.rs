@@ -758,6 +758,24 @@ pub async fn reference_log_probs(
     Ok(out)
 }
 
+/// Where a preference run's reference log-probs come from.
+pub enum Reference {
+    /// Computed before the run, one row per pair ([`reference_log_probs`]).
+    Precomputed(Vec<Vec<f32>>),
+    /// This model's, computed the first time the run draws a pair. When its layers below the
+    /// policy's first adapted one are the base model's (the SFT adapter as reference for a run
+    /// that starts from it, or the base model itself), the reference pass shares the pair's
+    /// frozen-layer states with the policy's pass, so it costs only the layers above; and pairs
+    /// the run never draws cost nothing. The model must be on the policy's base weights.
+    Model(Box<LanguageModel>),
+}
+
+impl From<Vec<Vec<f32>>> for Reference {
+    fn from(values: Vec<Vec<f32>>) -> Self {
+        Self::Precomputed(values)
+    }
+}
+
 /// The frozen-layer cache's empty slots, one per pair, after checking that it fits
 /// `settings.cache_mib`; no slots when the cache is off or no layer is frozen.
 fn frozen_slots(
@@ -792,7 +810,10 @@ pub struct PreferenceTrainer {
     policy: Llama,
     lora: LoraSettings,
     pairs: Vec<TokenisedPair>,
-    reference: Vec<Vec<f32>>,
+    /// Each pair's reference log-probs, once known.
+    reference: Vec<Option<Vec<f32>>>,
+    /// The model that fills the missing ones ([`Reference::Model`]), on the policy's device.
+    reference_model: Option<Llama>,
     loss: LossConfig,
     /// Running statistics of alpha-DPO and beta-DPO.
     pub loss_state: LossState,
@@ -808,8 +829,9 @@ pub struct PreferenceTrainer {
 
 impl PreferenceTrainer {
     /// Prepares a run whose policy starts from `start` (the SFT adapter, or fresh adapters when
-    /// `None`) on `base`; `reference` holds the cached reference log-probs of `pairs` (ignored
-    /// entries for reference-free losses may be zeros).
+    /// `None`) on `base`; `reference` gives the reference log-probs of `pairs`: computed ones
+    /// (ignored entries for reference-free losses may be zeros) or the reference model, which
+    /// the run then scores each pair with when it first draws it.
     pub fn new(
         base: &LanguageModel,
         lora: LoraSettings,
@@ -817,7 +839,7 @@ impl PreferenceTrainer {
         settings: TrainSettings,
         loss: LossConfig,
         pairs: Vec<TokenisedPair>,
-        reference: Vec<Vec<f32>>,
+        reference: impl Into<Reference>,
     ) -> Result<Self> {
         loss.validate()?;
         let k = pairs.first().map_or(0, TokenisedPair::negatives);
@@ -826,16 +848,35 @@ impl PreferenceTrainer {
                 "every pair needs the same number (at least one) of rejected answers".into(),
             ));
         }
-        if reference.len() != pairs.len()
-            || reference
-                .iter()
-                .zip(&pairs)
-                .any(|(r, p)| r.len() != p.answers.len())
-        {
-            return Err(Error::Train(
-                "the reference log-probs do not match the pairs".into(),
-            ));
-        }
+        let (reference, reference_model) = match reference.into() {
+            Reference::Precomputed(values) => {
+                if values.len() != pairs.len()
+                    || values
+                        .iter()
+                        .zip(&pairs)
+                        .any(|(r, p)| r.len() != p.answers.len())
+                {
+                    return Err(Error::Train(
+                        "the reference log-probs do not match the pairs".into(),
+                    ));
+                }
+                (values.into_iter().map(Some).collect(), None)
+            }
+            Reference::Model(model) => {
+                if model.model.config != base.model.config {
+                    return Err(Error::Train(
+                        "the reference model is not the base model's shape".into(),
+                    ));
+                }
+                let device = base.model.device().clone().autodiff();
+                let model = *model;
+                let weights = model.model.weights.fork(&device).no_grad();
+                (
+                    vec![None; pairs.len()],
+                    Some(Llama::new(model.model.config, weights, &device)),
+                )
+            }
+        };
         if loss.kind == crate::losses::LossKind::Rosepo
             && pairs.iter().all(|p| p.eps.iter().all(|e| *e == 0.0))
         {
@@ -864,6 +905,7 @@ impl PreferenceTrainer {
             lora,
             pairs,
             reference,
+            reference_model,
             loss,
             loss_state: LossState::default(),
             ids,
@@ -896,30 +938,27 @@ impl PreferenceTrainer {
             let batch = self.run.next_batch();
             let b = batch.len();
             n_examples += b;
+            self.fill_reference(&batch).await?;
             let mut rows = Vec::with_capacity(b);
             let (mut ref_c, mut ref_r, mut len_c, mut len_r, mut eps) =
                 (vec![], vec![], vec![], vec![], vec![]);
             for &i in &batch {
-                let p = &self.pairs[i];
-                rows.push(match self.frozen.get_mut(i) {
-                    Some(slot) => {
-                        let frozen = match slot {
-                            Some(f) => f,
-                            None => slot.insert(FrozenAnswers::new(
-                                &self.policy,
-                                self.first_adapted,
-                                &p.prompt_ids,
-                                &p.answers,
-                                self.pad,
-                            )?),
-                        };
-                        frozen.log_probs(&self.policy)?
+                self.frozen_states(i)?;
+                let pass = match self.frozen.get(i).and_then(Option::as_ref) {
+                    Some(frozen) => frozen.log_probs(&self.policy)?,
+                    None => {
+                        let p = &self.pairs[i];
+                        answer_log_probs(&self.policy, &p.prompt_ids, &p.answers, self.pad)?
                     }
-                    None => answer_log_probs(&self.policy, &p.prompt_ids, &p.answers, self.pad)?,
-                });
+                };
+                rows.push(pass);
+                let p = &self.pairs[i];
                 tokens += p.prompt_ids.len() + p.answers.iter().map(Vec::len).sum::<usize>();
-                ref_c.push(self.reference[i][0]);
-                ref_r.extend_from_slice(&self.reference[i][1..]);
+                let reference = self.reference[i]
+                    .as_deref()
+                    .ok_or_else(|| Error::Train(format!("pair {i} has no reference log-probs")))?;
+                ref_c.push(reference[0]);
+                ref_r.extend_from_slice(&reference[1..]);
                 len_c.push(p.answers[0].len() as f32);
                 len_r.extend(p.answers[1..].iter().map(|a| a.len() as f32));
                 eps.extend(p.eps.iter().map(|&e| e as f32));
@@ -1015,6 +1054,67 @@ impl PreferenceTrainer {
         Adapter::read(&self.policy.weights, &self.lora).await
     }
 
+    /// Pair `i`'s states below the policy's first adapted layer, computed on first use; `None`
+    /// when the cache is off or no layer is frozen.
+    fn frozen_states(&mut self, i: usize) -> Result<Option<&FrozenAnswers>> {
+        if let Some(slot @ None) = self.frozen.get_mut(i) {
+            let p = &self.pairs[i];
+            *slot = Some(FrozenAnswers::new(
+                &self.policy,
+                self.first_adapted,
+                &p.prompt_ids,
+                &p.answers,
+                self.pad,
+            )?);
+        }
+        Ok(self.frozen.get(i).and_then(Option::as_ref))
+    }
+
+    /// Scores the pairs of `batch` that have no reference log-probs yet with the reference
+    /// model, in one read-back; through the frozen-layer states when the reference's layers
+    /// below the split are the base model's.
+    async fn fill_reference(&mut self, batch: &[usize]) -> Result<()> {
+        let mut missing: Vec<usize> = batch
+            .iter()
+            .copied()
+            .filter(|&i| self.reference[i].is_none())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let Some(model) = self.reference_model.take() else {
+            return Err(Error::Train("a pair has no reference log-probs".into()));
+        };
+        let shares = model.first_adapted_layer() >= self.first_adapted;
+        let mut parts = Vec::with_capacity(missing.len());
+        let mut scored = || -> Result<()> {
+            for &i in &missing {
+                let frozen = if shares { self.frozen_states(i)? } else { None };
+                parts.push(match frozen {
+                    Some(f) => f.log_probs(&model)?.detach(),
+                    None => {
+                        let p = &self.pairs[i];
+                        answer_log_probs(&model, &p.prompt_ids, &p.answers, self.pad)?.detach()
+                    }
+                });
+            }
+            Ok(())
+        };
+        let result = scored();
+        self.reference_model = Some(model);
+        result?;
+        let values = read(Tensor::cat(parts, 0)).await?;
+        let mut at = 0;
+        for i in missing {
+            let n = self.pairs[i].answers.len();
+            self.reference[i] = Some(values[at..at + n].to_vec());
+            at += n;
+        }
+        Ok(())
+    }
+
     /// Everything needed to continue this run exactly.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
         checkpoint(
@@ -1032,7 +1132,7 @@ impl PreferenceTrainer {
         base: &LanguageModel,
         checkpoint: &Checkpoint,
         pairs: Vec<TokenisedPair>,
-        reference: Vec<Vec<f32>>,
+        reference: impl Into<Reference>,
     ) -> Result<Self> {
         let s = &checkpoint.state;
         let loss = s.loss.clone().ok_or_else(|| {
