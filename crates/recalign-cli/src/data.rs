@@ -574,23 +574,48 @@ pub enum SplitArg {
 }
 
 impl SplitArg {
-    /// The split's examples and its name for reports.
-    pub fn examples(self, splits: &Splits) -> (Vec<split::Example>, &'static str) {
-        let one = |name: SplitName| (splits.get(name).to_vec(), name.name());
+    /// The split's examples, its name for reports, and its parts in order (name, examples):
+    /// one for a single split, validation then test for `held-out`.
+    pub fn examples(self, splits: &Splits) -> (Vec<split::Example>, &'static str, Vec<Part>) {
+        let one = |name: SplitName| {
+            let e = splits.get(name).to_vec();
+            let parts = vec![Part {
+                split: name.name(),
+                examples: e.len(),
+            }];
+            (e, name.name(), parts)
+        };
         match self {
             Self::Train => one(SplitName::Train),
             Self::Validation => one(SplitName::Validation),
             Self::Test => one(SplitName::Test),
-            Self::HeldOut => (
-                [
+            Self::HeldOut => {
+                let (v, t) = (
                     splits.get(SplitName::Validation),
                     splits.get(SplitName::Test),
-                ]
-                .concat(),
-                "held-out",
-            ),
+                );
+                let parts = vec![
+                    Part {
+                        split: SplitName::Validation.name(),
+                        examples: v.len(),
+                    },
+                    Part {
+                        split: SplitName::Test.name(),
+                        examples: t.len(),
+                    },
+                ];
+                ([v, t].concat(), "held-out", parts)
+            }
         }
     }
+}
+
+/// A run of consecutive examples from one split, so per-example results of `held-out` can be
+/// cut back into validation and test.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Part {
+    pub split: &'static str,
+    pub examples: usize,
 }
 
 pub fn pairs(command: PairsCommand) -> CliResult {
@@ -622,7 +647,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
         } => {
             let format = recalign_core::prompt::PromptFormat::from(prompt);
             let (log, splits) = dataset.splits()?;
-            let (examples, _) = split.examples(&splits);
+            let (examples, _, _) = split.examples(&splits);
             let examples = train_data::draw(&examples, max_examples, dataset.seed);
             let mixture = if weights.is_empty() {
                 Mixture::OnePerStrategy(strategies.iter().map(|s| s.strategy()).collect())

@@ -597,7 +597,13 @@ pub fn eval(args: EvalArgs) -> CliResult {
         return Err("--scores-out takes one model; evaluate the others without it".into());
     }
     let (log, splits) = args.dataset.splits()?;
-    let (examples, name) = args.split.examples(&splits);
+    let (examples, name, parts) = args.split.examples(&splits);
+    // A sample no longer lines up with the parts.
+    let parts = if args.max_examples == 0 || args.max_examples >= examples.len() {
+        parts
+    } else {
+        Vec::new()
+    };
     let examples = train_data::draw(&examples, args.max_examples, args.dataset.seed);
     let against: Option<EvalReport> = match &args.against {
         Some(path) => {
@@ -662,7 +668,7 @@ pub fn eval(args: EvalArgs) -> CliResult {
                 "{}",
                 serde_json::json!({
                     "adapter": path, "split": name, "examples": examples.len(),
-                    "prompt": format, "seconds": secs, "models_in_run": models.len(),
+                    "parts": parts, "prompt": format, "seconds": secs, "models_in_run": models.len(),
                     "report": report,
                     "hr_at_1": Interval::wilson(&report.hits_at_1),
                     "paired": paired_tests(report, against),

@@ -476,6 +476,13 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
             "3 validation and 3 test users, one window each"
         );
         assert_eq!(r["report"]["hits_at_1"].as_array().unwrap().len(), 6);
+        assert_eq!(
+            r["parts"],
+            serde_json::json!([
+                {"split": "validation", "examples": 3},
+                {"split": "test", "examples": 3}
+            ])
+        );
     }
     assert!(reports[0]["adapter"].is_null());
     assert!(reports[0]["paired"]["vs_against"].is_null());
