@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The native alignment recipe of docs/alignment.md on ML-100K with SmolLM2-135M, sized for a
-# 2-core CPU: sequence SFT over the training users' histories (compact documents, LoRA r 16 on
-# every linear layer of the top 8 blocks), then DPO, S-DPO (3 random negatives) and RosePO on
-# compact pairs from that
-# adapter, each model evaluated on the held-out users' last EVAL_WINDOWS windows (never trained
-# on) with the random and popularity rankers on the same candidates, Wilson intervals and
-# paired sign-flip tests (against popularity, and preference runs against SFT).
+# 2-core CPU (about 2 hours with its evaluations): sequence SFT over the training users'
+# histories (compact documents with a fifth LLaRA one-target examples mixed in; LoRA r 8 on
+# every linear layer of the top 8 blocks; 900 steps of 4), then DPO, S-DPO (3 random
+# negatives) and RosePO on compact pairs, each starting from and referenced to the SFT adapter.
+# Each model is evaluated on the validation users' last EVAL_WINDOWS windows (never trained on)
+# with the random and popularity rankers on the same candidates, Wilson intervals and paired
+# sign-flip tests (against popularity, and preference runs against SFT), and the SFT adapter's
+# ValidRatio with LLaRA's prompt on 47 validation users. The final figures on the held-out
+# users: scripts/eval-held-out.sh RUN_DIR, once.
 # SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
-# ONE_TARGET_SHARE mixes LLaRA one-target examples into SFT (that share of the examples), which
-# generation with LLaRA's prompt (ValidRatio, measured on 47 validation users) needs.
-# Usage: [SEED=2024] [SFT_STEPS=300] [LORA_RANK=16] [ONE_TARGET_SHARE=0] [SPLIT=validation] \
+# ONE_TARGET_SHARE: the share of one-target examples in SFT (0: documents only).
+# Usage: [SEED=2024] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
-# (after `./x fetch`). Tune on SPLIT=validation; run SPLIT=test once, at the end.
-# A step whose output exists is skipped, so an interrupted run continues where it stopped.
+# (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
+# where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"
@@ -77,9 +79,9 @@ PY
 [ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
 ev zero-shot --prompt compact
 once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
-  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-16}" --lora-alpha "$(( 2 * ${LORA_RANK:-16} ))" --lr 1e-3 --warmup 10 \
-  --batch 4 --steps "${SFT_STEPS:-300}" --checkpoint-every 100 \
-  --one-target-share "${ONE_TARGET_SHARE:-0}" --out "$RUN/sft.safetensors"
+  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr 1e-3 --warmup 10 \
+  --batch 4 --steps "${SFT_STEPS:-900}" --checkpoint-every 100 \
+  --one-target-share "${ONE_TARGET_SHARE:-0.2}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 VR="$RUN/validratio-sft-47.json"
 if [ ! -s "$VR" ]; then

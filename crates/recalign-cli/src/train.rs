@@ -48,9 +48,9 @@ pub enum TrainCommand {
         context: usize,
         /// Sequence SFT: share of the examples (0 to <1) that are LLaRA one-target examples
         /// drawn from the training split, so the adapter also answers LLaRA's prompt with a
-        /// listed title (ValidRatio).
-        #[arg(long, default_value_t = 0.0)]
-        one_target_share: f64,
+        /// listed title (ValidRatio). Default: the recipe's, 0.2.
+        #[arg(long)]
+        one_target_share: Option<f64>,
         #[command(flatten)]
         lora: LoraArgs,
         #[command(flatten)]
@@ -352,7 +352,7 @@ pub fn train(command: TrainCommand) -> CliResult {
             let (log, splits) = dataset.splits()?;
             let (sft, prompt) = match recipe {
                 Recipe::OneTarget => {
-                    if one_target_share != 0.0 {
+                    if one_target_share.is_some() {
                         return Err(
                             "--one-target-share mixes one-target examples into --recipe sequence; \
                              --recipe one-target is all one-target already"
@@ -381,7 +381,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                             &log,
                             docs,
                             splits.get(SplitName::Train),
-                            one_target_share,
+                            one_target_share.unwrap_or(train_data::ONE_TARGET_SHARE),
                             template,
                             dataset.seed,
                         )?;

@@ -560,7 +560,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             { preference_fields.unwrap_or_default() }
             <div class="quick" id="quick-align">
                 <button id="quick-align-start" class="primary" onclick={ quick } disabled={ !can_start }>{ "Quick align" }</button>
-                <span class="meta">{ " Sequence SFT of the compact prompt on 192 training histories: 48 steps of 4, LoRA r 8 on the top 8 layers, validated on 24 users before, midway and at the end. The progress line below gives the time it takes on this device (several minutes on one CPU thread); the validation chart and the summary show where HR@1 went from the base model's." }</span>
+                <span class="meta">{ " Sequence SFT of the compact prompt on 192 training histories (with 48 one-target examples of LLaRA's prompt mixed in, so that generation still names a listed title): 48 steps of 4, LoRA r 8 on the top 8 layers, validated on 24 users before, midway and at the end. The progress line below gives the time it takes on this device (several minutes on one CPU thread); the validation chart and the summary show where HR@1 went from the base model's." }</span>
             </div>
             <div class="actions">
                 <button id="train-start" class="primary" onclick={ start } disabled={ !can_start }>

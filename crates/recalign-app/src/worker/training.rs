@@ -243,6 +243,8 @@ async fn prepare(
             };
             let sft = match request.format {
                 PromptFormat::Llara => train_data::sft_examples(base, &data.0, &examples, None),
+                // The CLI's recipe: documents, with one-target examples mixed in so that the
+                // adapter still answers LLaRA's prompt with a listed title.
                 PromptFormat::Compact => train_data::sequence_examples(
                     base,
                     &data.0,
@@ -250,7 +252,18 @@ async fn prepare(
                     train_data::SequenceConfig::default(),
                     request.prompts,
                     settings.seed,
-                ),
+                )
+                .and_then(|docs| {
+                    train_data::mix_one_target(
+                        base,
+                        &data.0,
+                        docs,
+                        &data.1.train,
+                        train_data::ONE_TARGET_SHARE,
+                        None,
+                        settings.seed,
+                    )
+                }),
             }
             .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
             let (n, skipped) = (sft.items.len(), sft.too_long);

@@ -254,6 +254,11 @@ pub fn sequence_examples(
     }))
 }
 
+/// The recipe's share of LLaRA one-target examples in sequence SFT ([`mix_one_target`]): on
+/// ML-100K (900 steps, seed 2024) it took ValidRatio with LLaRA's prompt from 0.11 to 0.79 at
+/// the same ranking HR@1 (docs/alignment.md, run C).
+pub const ONE_TARGET_SHARE: f64 = 0.2;
+
 /// Sequence SFT documents with LLaRA one-target examples mixed in, so that `share` of the
 /// result (0 <= share < 1) are one-target examples drawn (seeded) from `examples`. Documents
 /// alone teach the compact ranking prompt but not the LLaRA prompt's task of answering with one
