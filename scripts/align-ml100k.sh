@@ -62,15 +62,7 @@ ev_adapters() {
   if [ ${#todo[@]} -gt 0 ]; then
     t "$R" eval --split "$SPLIT" --eval-windows "$W" --json --against "$RUN/eval-sft-$SPLIT$W.json" \
       "${args[@]}" > "$RUN/eval-batch.tmp"
-    python3 - "$RUN" "$SPLIT$W" "$RUN/eval-batch.tmp" "${todo[@]}" <<'PY'
-import pathlib, sys
-run, tag, out, names = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-lines = open(out).read().splitlines()
-if len(lines) != len(names):
-    sys.exit(f"{out}: {len(lines)} reports for {len(names)} models")
-for name, line in zip(names, lines):
-    (run / f"eval-{name}-{tag}.json").write_text(line + "\n")
-PY
+    python3 scripts/split-eval-lines.py "$RUN" "$SPLIT$W" "$RUN/eval-batch.tmp" "${todo[@]}"
     rm "$RUN/eval-batch.tmp"
   fi
   for n in "$@"; do show "$n" "$RUN/eval-$n-$SPLIT$W.json"; done

@@ -26,13 +26,5 @@ if [ ! -s "$out" ]; then
   mv "$out.tmp" "$out"
   echo "  ($(( SECONDS - t0 )) s) held-out evaluation of ${names[*]}" | tee -a "$RUN/times.txt" >&2
 fi
-python3 - "$RUN" "held-out$W" "$out" "${names[@]}" <<'PY'
-import json, pathlib, sys
-run, tag, out, names = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-lines = open(out).read().splitlines()
-if len(lines) != len(names):
-    sys.exit(f"{out}: {len(lines)} reports for {len(names)} models")
-for name, line in zip(names, lines):
-    (run / f"eval-{name}-{tag}.json").write_text(line + "\n")
-PY
+python3 scripts/split-eval-lines.py "$RUN" "held-out$W" "$out" "${names[@]}"
 python3 scripts/align-table.py "$RUN" "held-out$W"

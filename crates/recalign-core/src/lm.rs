@@ -185,6 +185,14 @@ impl LanguageModel {
         prompt_ids: &[u32],
         answers: &[Vec<u32>],
     ) -> Result<Vec<f32>> {
+        self.check_answer_ids(prompt_ids, answers)?;
+        let sums = answer_log_probs(&self.model, prompt_ids, answers, self.tokenizer.eos_id())?;
+        read_f32(sums).await
+    }
+
+    /// Refuses an empty answer list, an empty answer, or a prompt plus longest answer past the
+    /// context, before any work.
+    fn check_answer_ids(&self, prompt_ids: &[u32], answers: &[Vec<u32>]) -> Result<()> {
         if answers.is_empty() {
             return Err(Error::EmptyCandidates);
         }
@@ -195,9 +203,7 @@ impl LanguageModel {
             });
         }
         let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
-        self.check_fits(prompt_ids.len(), longest)?;
-        let sums = answer_log_probs(&self.model, prompt_ids, answers, self.tokenizer.eos_id())?;
-        read_f32(sums).await
+        self.check_fits(prompt_ids.len(), longest)
     }
 
     /// [`Self::score_answer_ids`] for `self` and each of `others` at once, where all are one base
@@ -215,17 +221,7 @@ impl LanguageModel {
         if others.is_empty() {
             return Ok(vec![self.score_answer_ids(prompt_ids, answers).await?]);
         }
-        if answers.is_empty() {
-            return Err(Error::EmptyCandidates);
-        }
-        if let Some(index) = answers.iter().position(Vec::is_empty) {
-            return Err(Error::EmptyCandidate {
-                index,
-                title: String::new(),
-            });
-        }
-        let longest = answers.iter().map(Vec::len).max().unwrap_or(1);
-        self.check_fits(prompt_ids.len(), longest)?;
+        self.check_answer_ids(prompt_ids, answers)?;
         let models: Vec<&Llama> = std::iter::once(&self.model)
             .chain(others.iter().map(|o| &o.model))
             .collect();
