@@ -11,7 +11,9 @@
 # users: scripts/eval-held-out.sh RUN_DIR, once.
 # SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
 # ONE_TARGET_SHARE: the share of one-target examples in SFT (0: documents only).
-# Usage: [SEED=2024] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
+# SFT_FROM=DIR starts from DIR's SFT adapter and its evaluations (copied), so only the preference
+# stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
+# Usage: [SEED=2024] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
 # where it stopped.
@@ -22,8 +24,11 @@ SPLIT="${SPLIT:-validation}"
 W="${EVAL_WINDOWS:-5}"
 RUN="${1:-runs/ml100k-seed$SEED}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
-cargo build -q --release -p recalign-cli
-R="$CARGO_TARGET_DIR/release/recalign"
+# RECALIGN=BINARY runs a fixed build (one that later rebuilds do not replace mid-run).
+if [ -n "${RECALIGN:-}" ]; then R="$RECALIGN"; else
+  cargo build -q --release -p recalign-cli
+  R="$CARGO_TARGET_DIR/release/recalign"
+fi
 mkdir -p "$RUN"
 t() { local t0=$SECONDS; "$@"; echo "  ($(( SECONDS - t0 )) s) $*" | tee -a "$RUN/times.txt" >&2; }
 once() { local out="$1"; shift; [ -s "$out" ] || t "$@"; }
@@ -69,6 +74,11 @@ ev_adapters() {
 }
 
 [ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
+if [ -n "${SFT_FROM:-}" ]; then
+  for f in sft.safetensors "eval-zero-shot-$SPLIT$W.json" "eval-sft-$SPLIT$W.json" validratio-sft-47.json; do
+    [ -s "$RUN/$f" ] || cp "$SFT_FROM/$f" "$RUN/$f"
+  done
+fi
 ev zero-shot --prompt compact
 once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
   --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr 1e-3 --warmup 10 \
@@ -83,11 +93,11 @@ if [ ! -s "$VR" ]; then
 fi
 python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["report"]["generation"]; print("SFT ValidRatio %.3f on %d validation users (LLaRA prompt, greedy)" % (g["valid_ratio"], g["examples"]))' "$VR"
 
-once "$RUN/pairs-random.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
+once "$RUN/pairs-random.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 512 \
   --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"
-once "$RUN/pairs-sdpo.jsonl" "$R" pairs build --prompt compact --max-examples 512 \
+once "$RUN/pairs-sdpo.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 512 \
   --strategies random --negatives 3 --out "$RUN/pairs-sdpo.jsonl"
-once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --prompt compact --max-examples 256 \
+once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 256 \
   --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
   --out "$RUN/pairs-rosepo.jsonl"
 PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps 64 --batch 4 --lr 2e-4 --warmup 4 --beta 1)

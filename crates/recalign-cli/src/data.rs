@@ -518,6 +518,10 @@ pub enum PairsCommand {
         /// Use at most this many examples (a seeded sample); 0 = all.
         #[arg(long, default_value_t = 0)]
         max_examples: usize,
+        /// Seed of the example sample and the negatives (default: the split's `--seed`), so
+        /// training seeds can draw different pairs from one split.
+        #[arg(long = "train-seed", id = "pair_seed")]
+        pair_seed: Option<u64>,
         /// Strategies; with --weights they are mixed, otherwise one pair per strategy per prompt.
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [StrategyArg::Random])]
         strategies: Vec<StrategyArg>,
@@ -632,6 +636,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             dataset,
             split,
             max_examples,
+            pair_seed,
             strategies,
             weights,
             negatives,
@@ -648,7 +653,8 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             let format = recalign_core::prompt::PromptFormat::from(prompt);
             let (log, splits) = dataset.splits()?;
             let (examples, _, _) = split.examples(&splits);
-            let examples = train_data::draw(&examples, max_examples, dataset.seed);
+            let pair_seed = pair_seed.unwrap_or(dataset.seed);
+            let examples = train_data::draw(&examples, max_examples, pair_seed);
             let mixture = if weights.is_empty() {
                 Mixture::OnePerStrategy(strategies.iter().map(|s| s.strategy()).collect())
             } else if weights.len() == strategies.len() {
@@ -669,7 +675,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             let config = PairConfig {
                 mixture,
                 negatives,
-                seed: dataset.seed,
+                seed: pair_seed,
                 smoothing: Smoothing {
                     temperature,
                     eps_max,

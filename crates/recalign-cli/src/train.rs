@@ -51,6 +51,11 @@ pub enum TrainCommand {
         /// listed title (ValidRatio). Default: the recipe's, 0.2.
         #[arg(long)]
         one_target_share: Option<f64>,
+        /// Go on training this adapter (a second phase; its shape overrides the LoRA options,
+        /// and the result ranks with its prompt format): e.g. `--recipe one-target` after
+        /// sequence SFT, to answer LLaRA's prompt with a listed title.
+        #[arg(long)]
+        init: Option<PathBuf>,
         #[command(flatten)]
         lora: LoraArgs,
         #[command(flatten)]
@@ -343,12 +348,14 @@ pub fn train(command: TrainCommand) -> CliResult {
             chunk,
             context,
             one_target_share,
+            init,
             lora,
             train,
             out,
             model,
         } => {
             let lm = load_model(&model)?;
+            let start = init.as_deref().map(read_adapter).transpose()?;
             let (log, splits) = dataset.splits()?;
             let (sft, prompt) = match recipe {
                 Recipe::OneTarget => {
@@ -415,9 +422,14 @@ pub fn train(command: TrainCommand) -> CliResult {
                     );
                     SftTrainer::resume(&lm, &c, sft)
                 }
-                None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
+                None => match &start {
+                    Some(a) => SftTrainer::continue_from(&lm, a, train.settings(), sft),
+                    None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
+                },
             }
             .map_err(|e| e.to_string())?;
+            // A continued adapter keeps ranking the way its first phase trained it.
+            let prompt = start.as_ref().map_or(prompt, |a| a.prompt);
             drive(Trainer::Sft(Box::new(trainer)), &train, &out, prompt)
         }
         TrainCommand::Pref {

@@ -195,6 +195,35 @@ fn data_oracle_and_pairs_end_to_end_on_csv() {
     let out = recalign(&["pairs", "check", pairs.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("pairs: 20"));
+
+    // `--train-seed` draws other pairs from the same split; the split's seed is its default.
+    let build = |seed: &str, out: &std::path::Path| {
+        let mut args = vec![
+            "pairs",
+            "build",
+            "--interactions",
+            inter,
+            "--items",
+            items,
+            "--no-smoothing",
+            "--max-examples",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if !seed.is_empty() {
+            args.extend(["--train-seed", seed]);
+        }
+        let o = recalign(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let p = |n: &str| {
+        std::env::temp_dir().join(format!("recalign-cli-{n}-{}.jsonl", std::process::id()))
+    };
+    let default = build("", &p("seed-default"));
+    assert_eq!(build("2024", &p("seed-2024")), default);
+    assert_ne!(build("7", &p("seed-7")), default);
 }
 
 #[test]
@@ -490,4 +519,60 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
     let out = eval(&["--against-model", "3"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--against-model 3: there are 2 models"));
+
+    // A second phase on LLaRA one-target prompts goes on from the first adapter and keeps
+    // ranking in its compact format (eval refuses adapters of two formats in one pass).
+    let second = adapter.replace(".safetensors", "-phase2.safetensors");
+    let mut args = vec![
+        "train",
+        "sft",
+        "--init",
+        adapter,
+        "--recipe",
+        "one-target",
+        "--max-examples",
+        "8",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--lr",
+        "1e-2",
+        "--out",
+        &second,
+    ];
+    args.extend(data);
+    let out = recalign(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(
+        adapter_values(std::path::Path::new(adapter)),
+        adapter_values(std::path::Path::new(&second)),
+        "the second phase trained the adapter"
+    );
+    let mut args = vec![
+        "eval",
+        "--split",
+        "validation",
+        "--json",
+        "--generate",
+        "3",
+        "--adapter",
+        adapter,
+        "--adapter",
+        &second,
+    ];
+    args.extend(data);
+    let out = recalign(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["prompt"], "compact", "{line}");
+        let g = &r["report"]["generation"];
+        assert_eq!(
+            g["answers"].as_array().unwrap().len(),
+            3,
+            "one answer per example"
+        );
+        assert!(g["valid_ratio"].as_f64().unwrap() <= 1.0);
+    }
 }

@@ -267,6 +267,9 @@ pub struct GenerationMetrics {
     pub valid_ratio: f64,
     /// Share of all answers that name the target (HitRatio@1 over the total).
     pub hit_ratio_at_1: f64,
+    /// The generated answers in example order, so an invalid one can be read.
+    #[serde(default)]
+    pub answers: Vec<String>,
 }
 
 /// Everything `recalign eval` reports for one model on one split.
@@ -448,6 +451,7 @@ struct Tally {
     tail_hits: f64,
     valid: usize,
     generated_hits: usize,
+    answers: Vec<String>,
 }
 
 /// [`evaluate_with`] for several models on the same examples and prompts, one report each in
@@ -511,6 +515,7 @@ pub async fn evaluate_many(
                     t.valid += 1;
                     t.generated_hits += usize::from(i == target);
                 }
+                t.answers.push(g.text);
             }
         }
         progress(n + 1, examples.len());
@@ -531,6 +536,7 @@ pub async fn evaluate_many(
                 examples: examples.len(),
                 valid_ratio: t.valid as f64 / total,
                 hit_ratio_at_1: t.generated_hits as f64 / total,
+                answers: t.answers,
             }),
             hits_at_1: t.hits,
             tail_hr_at_1: t.tail_hits / tail_targets.max(1) as f64,

@@ -365,7 +365,34 @@ impl SftTrainer {
         settings: TrainSettings,
         examples: Vec<SftExample>,
     ) -> Result<Self> {
-        let policy = trainable(base, &lora, None, settings.seed, &Default::default())?;
+        Self::prepare(base, lora, None, settings, examples)
+    }
+
+    /// Prepares a run that goes on training `start` (its shape fixes the LoRA settings): a
+    /// second phase on other examples, such as LLaRA one-target prompts after sequence SFT.
+    pub fn continue_from(
+        base: &LanguageModel,
+        start: &Adapter,
+        settings: TrainSettings,
+        examples: Vec<SftExample>,
+    ) -> Result<Self> {
+        Self::prepare(
+            base,
+            start.settings.clone(),
+            Some(start),
+            settings,
+            examples,
+        )
+    }
+
+    fn prepare(
+        base: &LanguageModel,
+        lora: LoraSettings,
+        start: Option<&Adapter>,
+        settings: TrainSettings,
+        examples: Vec<SftExample>,
+    ) -> Result<Self> {
+        let policy = trainable(base, &lora, start, settings.seed, &Default::default())?;
         let ids = trainable_ids(&policy);
         Ok(Self {
             run: Loop::new(settings, examples.len())?,
