@@ -10,6 +10,7 @@ use recalign_core::data::formats::{self, Dataset, DatasetFormat};
 use recalign_core::data::pairs::{self, Mixture, PairConfig, RejectStrategy, Smoothing};
 use recalign_core::data::split::{self, SplitConfig, SplitName, Splits};
 use recalign_core::data::stats::{split_stats, text_histogram};
+use recalign_core::data::windowed;
 use recalign_core::data::{Domain, InteractionLog};
 use recalign_core::oracle::sasrec::{
     SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
@@ -49,6 +50,11 @@ pub struct DatasetArgs {
     /// Examples per validation/test user: the last N windows (1: the papers' last item).
     #[arg(long, default_value_t = 1)]
     eval_windows: usize,
+    /// With pre-windowed rows as --interactions (LLaRA's `train_data.jsonl`): the held-out rows,
+    /// evaluated as `--split validation` (LLaRA's `Val_data.jsonl`, read with the same
+    /// id2name, or S-DPO's `.json` with its own candidates).
+    #[arg(long)]
+    held_out: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -88,13 +94,17 @@ impl DatasetArgs {
     }
 
     fn load(&self) -> CliResult<Dataset> {
-        let format = match self.format {
+        self.load_file(&self.interactions, self.format)
+    }
+
+    fn load_file(&self, file: &Path, format: Option<FormatArg>) -> CliResult<Dataset> {
+        let format = match format {
             Some(FormatArg::Recbole) => DatasetFormat::Recbole,
             Some(FormatArg::Grouplens) => DatasetFormat::Grouplens,
             Some(FormatArg::Table) => DatasetFormat::Table,
             Some(FormatArg::Llara) => DatasetFormat::Llara,
             Some(FormatArg::Sdpo) => DatasetFormat::Sdpo,
-            None => DatasetFormat::guess(&self.interactions.to_string_lossy()),
+            None => DatasetFormat::guess(&file.to_string_lossy()),
         };
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| {
@@ -106,11 +116,11 @@ impl DatasetArgs {
                 format!("cannot read {}: {e}{hint}", p.display())
             })
         };
-        let main = read(&self.interactions)?;
+        let main = read(file)?;
         let items = if format.needs_items() {
             let path = match &self.items {
                 Some(p) => p.clone(),
-                None => sibling_items(&self.interactions).ok_or_else(|| {
+                None => sibling_items(file).ok_or_else(|| {
                     "this format needs --items (the items table or id2name file)".to_string()
                 })?,
             };
@@ -118,24 +128,42 @@ impl DatasetArgs {
         } else {
             None
         };
-        formats::load(format, &main, items.as_deref(), self.domain()).map_err(|e| e.to_string())
+        formats::load(format, &main, items.as_deref(), self.domain())
+            .map_err(|e| format!("{}: {e}", file.display()))
     }
 
-    fn load_log(&self) -> CliResult<InteractionLog> {
-        match self.load()? {
-            Dataset::Log(log) => Ok(log),
-            Dataset::Examples(_) => Err(
-                "this needs an interaction log (RecBole, GroupLens or a table), \
-                                         not pre-windowed LLaRA/S-DPO rows"
-                    .into(),
-            ),
-        }
-    }
-
+    /// The dataset's split: a log's seeded user split, or pre-windowed rows as they are (the
+    /// training rows, and the --held-out rows as validation).
     pub(crate) fn splits(&self) -> CliResult<(InteractionLog, Splits)> {
-        let log = self.load_log()?;
-        let splits = split::split(&log, &self.split_config()).map_err(|e| e.to_string())?;
-        Ok((log, splits))
+        match self.load()? {
+            Dataset::Log(log) => {
+                if let Some(h) = &self.held_out {
+                    return Err(format!(
+                        "--held-out {} is for pre-windowed rows (LLaRA, S-DPO); an interaction \
+                         log is split into held-out users by itself",
+                        h.display()
+                    ));
+                }
+                let splits = split::split(&log, &self.split_config()).map_err(|e| e.to_string())?;
+                Ok((log, splits))
+            }
+            Dataset::Examples(train) => {
+                let held = match &self.held_out {
+                    Some(path) => match self.load_file(path, None)? {
+                        Dataset::Examples(set) => Some(set),
+                        Dataset::Log(_) => {
+                            return Err(format!(
+                                "--held-out {}: expected pre-windowed rows (LLaRA .jsonl or \
+                                 S-DPO .json), found an interaction log",
+                                path.display()
+                            ));
+                        }
+                    },
+                    None => None,
+                };
+                windowed::from_windows(train, held, &self.split_config()).map_err(|e| e.to_string())
+            }
+        }
     }
 }
 
@@ -146,6 +174,13 @@ fn sibling_items(interactions: &Path) -> Option<PathBuf> {
     }
     if name.ends_with(".inter") {
         return Some(interactions.with_extension("item"));
+    }
+    if name.ends_with(".jsonl") {
+        // LLaRA's layout: the rows next to their id2name.
+        return ["id2name.txt", "id2name.tsv"]
+            .iter()
+            .map(|n| interactions.with_file_name(n))
+            .find(|p| p.exists());
     }
     None
 }
@@ -579,8 +614,25 @@ pub enum SplitArg {
 
 impl SplitArg {
     /// The split's examples, its name for reports, and its parts in order (name, examples):
-    /// one for a single split, validation then test for `held-out`.
-    pub fn examples(self, splits: &Splits) -> (Vec<split::Example>, &'static str, Vec<Part>) {
+    /// one for a single split, validation then test for `held-out`. An empty split is an
+    /// error (pre-windowed rows have no test split, and validation only with --held-out).
+    pub fn examples(
+        self,
+        splits: &Splits,
+    ) -> CliResult<(Vec<split::Example>, &'static str, Vec<Part>)> {
+        let got = self.examples_or_none(splits);
+        if got.0.is_empty() {
+            return Err(format!(
+                "the {} split has no examples (with pre-windowed rows the training file is \
+                 `--split train`, the --held-out file `--split validation`, and there is no test \
+                 split)",
+                got.1
+            ));
+        }
+        Ok(got)
+    }
+
+    fn examples_or_none(self, splits: &Splits) -> (Vec<split::Example>, &'static str, Vec<Part>) {
         let one = |name: SplitName| {
             let e = splits.get(name).to_vec();
             let parts = vec![Part {
@@ -652,7 +704,7 @@ pub fn pairs(command: PairsCommand) -> CliResult {
         } => {
             let format = recalign_core::prompt::PromptFormat::from(prompt);
             let (log, splits) = dataset.splits()?;
-            let (examples, _, _) = split.examples(&splits);
+            let (examples, _, _) = split.examples(&splits)?;
             let pair_seed = pair_seed.unwrap_or(dataset.seed);
             let examples = train_data::draw(&examples, max_examples, pair_seed);
             let mixture = if weights.is_empty() {

@@ -609,7 +609,7 @@ pub fn eval(args: EvalArgs) -> CliResult {
         return Err("--scores-out takes one model; evaluate the others without it".into());
     }
     let (log, splits) = args.dataset.splits()?;
-    let (examples, name, parts) = args.split.examples(&splits);
+    let (examples, name, parts) = args.split.examples(&splits)?;
     // A sample no longer lines up with the parts.
     let parts = if args.max_examples == 0 || args.max_examples >= examples.len() {
         parts

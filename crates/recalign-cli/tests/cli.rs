@@ -576,3 +576,170 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
         assert!(g["valid_ratio"].as_f64().unwrap() <= 1.0);
     }
 }
+
+/// The shared data folder next to the checkout (`../shared/data`), where the papers' files are.
+fn shared_data() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    [here, PathBuf::from("/work/shared/data")]
+        .into_iter()
+        .find(|p| p.join("llara-lastfm/train_data.jsonl").exists())
+        .expect("the papers' files in ../shared/data (see shared/data/README.md)")
+}
+
+/// LLaRA's LastFM rows and S-DPO's LastFM validation entries, sliced but otherwise as published:
+/// SFT, pairs, preference training and evaluation on them end to end; and bad rows named.
+#[test]
+fn the_papers_lastfm_files_train_and_evaluate_as_they_are() {
+    let shared = shared_data();
+    let dir = std::env::temp_dir().join(format!("recalign-cli-lastfm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows = std::fs::read_to_string(shared.join("llara-lastfm/train_data.jsonl")).unwrap();
+    let slice: String = rows.lines().take(120).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("train_data.jsonl"), slice).unwrap();
+    std::fs::copy(
+        shared.join("llara-lastfm/id2name.txt"),
+        dir.join("id2name.txt"),
+    )
+    .unwrap();
+    let val: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(shared.join("sdpo-lastfm/lastfm-val.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("val.json"),
+        serde_json::to_string(&val[..4]).unwrap(),
+    )
+    .unwrap();
+    let model = tiny_model("lastfm.gguf");
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (train, held, model) = (
+        p("train_data.jsonl"),
+        p("val.json"),
+        model.to_str().unwrap().to_string(),
+    );
+    let data = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend(
+            [
+                "--interactions",
+                &train,
+                "--domain",
+                "music",
+                "--model",
+                &model,
+            ]
+            .map(String::from),
+        );
+        v
+    };
+    let run = |args: Vec<String>| recalign(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = run(data(&[
+        "train",
+        "sft",
+        "--recipe",
+        "sequence",
+        "--chunk",
+        "6",
+        "--context",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--out",
+        &p("sft.safetensors"),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = data(&[
+        "eval",
+        "--split",
+        "validation",
+        "--json",
+        "--adapter",
+        &p("sft.safetensors"),
+    ]);
+    args.extend(["--held-out".to_string(), held.clone()]);
+    let out = run(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["examples"], 4,
+        "S-DPO's entries with their own candidates"
+    );
+    assert!(r["report"]["baselines"]["popularity"]["ranking"]["hr"][0].is_number());
+
+    let out = run(data(&[
+        "pairs",
+        "build",
+        "--prompt",
+        "compact",
+        "--no-smoothing",
+        "--max-examples",
+        "6",
+        "--out",
+        &p("pairs.jsonl"),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = recalign(&[
+        "train",
+        "pref",
+        "--type",
+        "dpo",
+        "--pairs",
+        &p("pairs.jsonl"),
+        "--init",
+        &p("sft.safetensors"),
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--model",
+        &model,
+        "--out",
+        &p("dpo.safetensors"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The default split is test, which pre-windowed files do not have.
+    let out = run(data(&["eval"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the test split has no examples"),
+        "{}",
+        stderr(&out)
+    );
+    // A held-out entry with 19 candidates, and a row naming an id id2name lacks.
+    let mut short = val[0].clone();
+    short["itemList"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|t| *t != val[0]["itemList"][0] || *t == val[0]["trueSelection"]);
+    let short_list = short["itemList"].as_array().unwrap().len();
+    std::fs::write(
+        dir.join("short.json"),
+        serde_json::to_string(&[short]).unwrap(),
+    )
+    .unwrap();
+    let mut args = data(&["eval", "--split", "validation"]);
+    args.extend(["--held-out".to_string(), p("short.json")]);
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "entry 1: {short_list} candidates, but the protocol ranks 20"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let mut bad = std::fs::read_to_string(&train).unwrap();
+    bad.push_str("{\"seq\": [1, 99999, 4606, 4606, 4606, 4606, 4606, 4606, 4606, 4606], \"len_seq\": 2, \"next\": 3}\n");
+    std::fs::write(&train, bad).unwrap();
+    let out = recalign(&["data", "stats", "--interactions", &train]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("line 121: invalid JSON: history item 99999 is not in id2name"),
+        "{}",
+        stderr(&out)
+    );
+}

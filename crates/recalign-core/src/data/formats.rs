@@ -465,13 +465,22 @@ struct LlaraRow {
 
 /// LLaRA's JSONL rows (`{"seq": [...], "len_seq": n, "next": id}`) over an `id2name` catalogue.
 ///
-/// The first `len_seq` entries of `seq` are the history; the rest is padding (counted). Rows
-/// whose target is not in the catalogue are errors; history entries that are not are padding.
+/// The first `len_seq` entries of `seq` are the history; the rest, and the padding id (one past
+/// the largest id) anywhere, is padding (counted). A target or a history entry that is neither
+/// in the catalogue nor padding is an error naming the line.
 /// LLaRA rows carry no candidate lists: attach them with [`super::split::attach_candidates`].
 pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<ExampleSet, DataError> {
     let file = "llara rows";
     let text = utf8(file, rows)?;
     let catalogue = llara_id2name(id2name)?;
+    // LLaRA pads `seq` with one past the largest id (its catalogue size); its cold-start rows
+    // have `len_seq` 1 over padding alone.
+    let padding = catalogue
+        .items()
+        .iter()
+        .filter_map(|i| i.key.parse::<i64>().ok())
+        .max()
+        .map_or(0, |m| m + 1);
     let mut report = LoadReport::default();
     let mut examples = Vec::new();
     for (i, line) in text
@@ -494,6 +503,15 @@ pub fn llara_jsonl(rows: &[u8], id2name: &[u8], domain: Domain) -> Result<Exampl
         for (pos, &id) in row.seq.iter().enumerate() {
             match item(id) {
                 Some(it) if pos < row.len_seq => history.push(it),
+                None if pos < row.len_seq && id != padding => {
+                    return Err(DataError::at(
+                        file,
+                        i + 1,
+                        DataErrorKind::Json(format!(
+                            "history item {id} is not in id2name (padding is {padding})"
+                        )),
+                    ));
+                }
                 _ => report.padding += 1,
             }
         }
@@ -606,7 +624,8 @@ mod tests {
                 duplicate_rows: 1,
                 unknown_items: 1,
                 untitled_items: 1,
-                padding: 0
+                padding: 0,
+                empty_histories: 0,
             }
         );
     }
@@ -628,6 +647,13 @@ mod tests {
         assert_eq!(set.examples[0].history, [ItemId(0), ItemId(1)]);
         assert_eq!(set.examples[0].target, ItemId(2));
         assert_eq!(set.report.padding, 2);
+        let unknown = "{\"seq\": [0, 1], \"len_seq\": 2, \"next\": 2}\n{\"seq\": [0, 7], \"len_seq\": 2, \"next\": 2}\n";
+        let err = llara_jsonl(unknown.as_bytes(), names.as_bytes(), Domain::Movies).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(
+            err.to_string()
+                .contains("history item 7 is not in id2name (padding is 3)")
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   CSV/TSV, LLaRA JSONL splits, S-DPO JSON and TRL preference JSONL.
 //! - [`split`]: positive filter, chronological sort, the seeded 8:1:1 user split, sliding
 //!   windows and seeded 20-item candidate sets.
+//! - [`windowed`]: the same splits from pre-windowed files (LLaRA, S-DPO): their rows, their
+//!   candidates, sequences and popularity rebuilt from the training rows.
 //! - [`stats`]: counts and distributions of a split.
 //! - [`pairs`]: rejected-item strategies, their mixture and the oracle's smoothing factor.
 //!
@@ -16,6 +18,7 @@ pub mod formats;
 pub mod pairs;
 pub mod split;
 pub mod stats;
+pub mod windowed;
 
 use std::collections::HashMap;
 
@@ -187,6 +190,9 @@ pub struct LoadReport {
     pub untitled_items: usize,
     /// Padding entries (LLaRA's `seq` pads with the catalogue size).
     pub padding: usize,
+    /// Pre-windowed training rows with no history item (LLaRA's cold-start rows), skipped.
+    #[serde(default)]
+    pub empty_histories: usize,
 }
 
 /// What was wrong with an input file, specifically enough to fix it.
