@@ -28,8 +28,9 @@ pub enum TrainCommand {
     Sft {
         #[command(flatten)]
         dataset: DatasetArgs,
-        /// Training examples drawn (seeded) from the training split (0: all).
-        #[arg(long, default_value_t = 256)]
+        /// Training examples (with `sequence`: documents) drawn, seeded, from the training split
+        /// (0: all).
+        #[arg(long, default_value_t = 0)]
         max_examples: usize,
         /// Fix one prompt template (default: vary per example).
         #[arg(long)]
@@ -38,7 +39,7 @@ pub enum TrainCommand {
         /// with the loss on every title after the first few (many targets per pass); or
         /// `one-target`, LLaRA's prompt with the candidate list and one answer per example.
         /// With `sequence`, --max-examples counts documents.
-        #[arg(long, value_enum, default_value_t = Recipe::OneTarget)]
+        #[arg(long, value_enum, default_value_t = Recipe::Sequence)]
         recipe: Recipe,
         /// Sequence SFT: titles per document.
         #[arg(long, default_value_t = 30)]
@@ -128,11 +129,12 @@ pub struct LoraArgs {
     #[arg(long = "lora-alpha", id = "lora_alpha", default_value_t = 16.0)]
     alpha: f64,
     /// Adapted layers.
-    #[arg(long = "lora-targets", id = "lora_targets", value_enum, default_value_t = TargetsArg::Qv)]
+    #[arg(long = "lora-targets", id = "lora_targets", value_enum, default_value_t = TargetsArg::All)]
     targets: TargetsArg,
-    /// Adapt only the top N decoder blocks (0: all): backward stops below them.
-    #[arg(long = "lora-layers", id = "lora_layers", default_value_t = 0)]
-    top_layers: usize,
+    /// Adapt only the top N decoder blocks (0: all): backward stops below them (default: 8,
+    /// or all of a model with fewer).
+    #[arg(long = "lora-layers", id = "lora_layers")]
+    top_layers: Option<usize>,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -144,7 +146,8 @@ enum TargetsArg {
 }
 
 impl LoraArgs {
-    fn settings(&self) -> LoraSettings {
+    /// The settings for a model with `layers` decoder blocks.
+    fn settings(&self, layers: usize) -> LoraSettings {
         LoraSettings {
             rank: self.rank,
             alpha: self.alpha,
@@ -153,22 +156,24 @@ impl LoraArgs {
                 TargetsArg::Qv => LoraTargets::QueryValue,
                 TargetsArg::All => LoraTargets::AllLinear,
             },
-            top_layers: self.top_layers,
+            top_layers: self.top_layers.unwrap_or(if layers > 8 { 8 } else { 0 }),
         }
     }
 }
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 64)]
-    steps: usize,
-    /// Peak learning rate (AdamW; linear warm-up, cosine decay).
-    #[arg(long, default_value_t = 2e-4)]
-    lr: f64,
-    /// Warm-up steps.
-    #[arg(long, default_value_t = 4)]
-    warmup: usize,
+    /// Optimiser steps (default: 200 for `sft`, about 10 minutes of a 2-core CPU; 64 for
+    /// `pref`).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Peak learning rate (AdamW; linear warm-up, cosine decay; default: 1e-3 for `sft`, 2e-4
+    /// for `pref`).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Warm-up steps (default: 10 for `sft`, 4 for `pref`).
+    #[arg(long)]
+    warmup: Option<usize>,
     /// Examples per micro-batch.
     #[arg(long, default_value_t = 4)]
     batch: usize,
@@ -196,12 +201,23 @@ pub struct TrainArgs {
     cache_mib: usize,
 }
 
+/// The recipe's settings of a stage where the command line leaves them out (docs/alignment.md).
+#[derive(Clone, Copy)]
+enum Stage {
+    Sft,
+    Pref,
+}
+
 impl TrainArgs {
-    fn settings(&self) -> TrainSettings {
+    fn settings(&self, stage: Stage) -> TrainSettings {
+        let (steps, lr, warmup) = match stage {
+            Stage::Sft => (200, 1e-3, 10),
+            Stage::Pref => (64, 2e-4, 4),
+        };
         TrainSettings {
-            learning_rate: self.lr,
-            warmup_steps: self.warmup,
-            steps: self.steps,
+            learning_rate: self.lr.unwrap_or(lr),
+            warmup_steps: self.warmup.unwrap_or(warmup),
+            steps: self.steps.unwrap_or(steps),
             batch_size: self.batch,
             accumulation: self.accumulation,
             weight_decay: self.weight_decay,
@@ -279,8 +295,13 @@ pub fn read_checkpoint(path: &Path) -> CliResult<Checkpoint> {
 /// Runs the remaining steps, printing a line per step, appending JSON lines to
 /// `<out>.steps.jsonl`, checkpointing every `every` steps, and saving the adapter at the end.
 /// A failing step (a NaN loss) leaves a checkpoint of the last good step behind.
-fn drive(mut run: Trainer, train: &TrainArgs, out: &Path, prompt: PromptFormat) -> CliResult {
-    let (steps, every) = (train.steps, train.checkpoint_every);
+fn drive(
+    mut run: Trainer,
+    (train, stage): (&TrainArgs, Stage),
+    out: &Path,
+    prompt: PromptFormat,
+) -> CliResult {
+    let (steps, every) = (train.settings(stage).steps, train.checkpoint_every);
     let started = Instant::now();
     let log_path = out.with_extension("steps.jsonl");
     let mut log = std::fs::OpenOptions::new()
@@ -423,14 +444,24 @@ pub fn train(command: TrainCommand) -> CliResult {
                     SftTrainer::resume(&lm, &c, sft)
                 }
                 None => match &start {
-                    Some(a) => SftTrainer::continue_from(&lm, a, train.settings(), sft),
-                    None => SftTrainer::new(&lm, lora.settings(), train.settings(), sft),
+                    Some(a) => SftTrainer::continue_from(&lm, a, train.settings(Stage::Sft), sft),
+                    None => SftTrainer::new(
+                        &lm,
+                        lora.settings(lm.model.config.n_layers),
+                        train.settings(Stage::Sft),
+                        sft,
+                    ),
                 },
             }
             .map_err(|e| e.to_string())?;
             // A continued adapter keeps ranking the way its first phase trained it.
             let prompt = start.as_ref().map_or(prompt, |a| a.prompt);
-            drive(Trainer::Sft(Box::new(trainer)), &train, &out, prompt)
+            drive(
+                Trainer::Sft(Box::new(trainer)),
+                (&train, Stage::Sft),
+                &out,
+                prompt,
+            )
         }
         TrainCommand::Pref {
             pairs,
@@ -458,9 +489,10 @@ pub fn train(command: TrainCommand) -> CliResult {
             }
             let config = loss.config()?;
             let start = init.as_deref().map(read_adapter).transpose()?;
-            let lora = start
-                .as_ref()
-                .map_or_else(|| lora.settings(), |a| a.settings.clone());
+            let lora = start.as_ref().map_or_else(
+                || lora.settings(base.model.config.n_layers),
+                |a| a.settings.clone(),
+            );
             let reference = match &start {
                 Some(a) => with_adapter(&base, a).map_err(|e| e.to_string())?,
                 None => base.clone(),
@@ -498,7 +530,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                     &base,
                     lora,
                     start.as_ref(),
-                    train.settings(),
+                    train.settings(Stage::Pref),
                     config,
                     tokenised,
                     reference,
@@ -506,7 +538,12 @@ pub fn train(command: TrainCommand) -> CliResult {
             }
             .map_err(|e| e.to_string())?;
             // The adapter ranks with the prompt format its pairs were written in.
-            drive(Trainer::Preference(Box::new(trainer)), &train, &out, format)
+            drive(
+                Trainer::Preference(Box::new(trainer)),
+                (&train, Stage::Pref),
+                &out,
+                format,
+            )
         }
     }
 }
