@@ -11,9 +11,12 @@
 # users: scripts/eval-held-out.sh RUN_DIR, once.
 # SEED is the training seed (LoRA init, data order); the split and its held-out users stay fixed.
 # ONE_TARGET_SHARE: the share of one-target examples in SFT (0: documents only).
+# DATA="..." are dataset options for every command that reads data (default: ML-100K), e.g.
+# the papers' pre-windowed files (scripts/align-lastfm.sh); ORACLE the SASRec file for them;
+# EVAL_MAX=N evaluates a seeded sample of N examples (0: all).
 # SFT_FROM=DIR starts from DIR's SFT adapter and its evaluations (copied), so only the preference
 # stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
-# Usage: [SEED=2024] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
+# Usage: [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
 # where it stopped.
@@ -30,6 +33,9 @@ if [ -n "${RECALIGN:-}" ]; then R="$RECALIGN"; else
   R="$CARGO_TARGET_DIR/release/recalign"
 fi
 mkdir -p "$RUN"
+read -r -a D <<< "${DATA:-}"
+ORACLE="${ORACLE:-models/sasrec-ml-100k.safetensors}"
+EM=(); [ "${EVAL_MAX:-0}" = 0 ] || EM=(--max-examples "$EVAL_MAX")
 t() { local t0=$SECONDS; "$@"; echo "  ($(( SECONDS - t0 )) s) $*" | tee -a "$RUN/times.txt" >&2; }
 once() { local out="$1"; shift; [ -s "$out" ] || t "$@"; }
 show() {
@@ -52,7 +58,7 @@ PY
 ev() {
   local name="$1" out="$RUN/eval-$1-$SPLIT$W.json"; shift
   if [ ! -s "$out" ]; then
-    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json "$@" > "$out.tmp"
+    t "$R" eval "${D[@]}" "${EM[@]}" --split "$SPLIT" --eval-windows "$W" --json "$@" > "$out.tmp"
     mv "$out.tmp" "$out"
   fi
   show "$name" "$out"
@@ -65,7 +71,7 @@ ev_adapters() {
     if [ ! -s "$RUN/eval-$n-$SPLIT$W.json" ]; then todo+=("$n"); args+=(--adapter "$RUN/$n.safetensors"); fi
   done
   if [ ${#todo[@]} -gt 0 ]; then
-    t "$R" eval --split "$SPLIT" --eval-windows "$W" --json --against "$RUN/eval-sft-$SPLIT$W.json" \
+    t "$R" eval "${D[@]}" "${EM[@]}" --split "$SPLIT" --eval-windows "$W" --json --against "$RUN/eval-sft-$SPLIT$W.json" \
       "${args[@]}" > "$RUN/eval-batch.tmp"
     python3 scripts/split-eval-lines.py "$RUN" "$SPLIT$W" "$RUN/eval-batch.tmp" "${todo[@]}"
     rm "$RUN/eval-batch.tmp"
@@ -73,31 +79,31 @@ ev_adapters() {
   for n in "$@"; do show "$n" "$RUN/eval-$n-$SPLIT$W.json"; done
 }
 
-[ -f models/sasrec-ml-100k.safetensors ] || t "$R" oracle train
+[ -f "$ORACLE" ] || t "$R" oracle train "${D[@]}" --out "$ORACLE"
 if [ -n "${SFT_FROM:-}" ]; then
   for f in sft.safetensors "eval-zero-shot-$SPLIT$W.json" "eval-sft-$SPLIT$W.json" validratio-sft-47.json; do
     [ -s "$RUN/$f" ] || cp "$SFT_FROM/$f" "$RUN/$f"
   done
 fi
 ev zero-shot --prompt compact
-once "$RUN/sft.safetensors" "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 \
+once "$RUN/sft.safetensors" "$R" train sft "${D[@]}" --train-seed "$SEED" --recipe sequence --max-examples 0 \
   --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr 1e-3 --warmup 10 \
   --batch 4 --steps "${SFT_STEPS:-900}" --checkpoint-every 100 \
   --one-target-share "${ONE_TARGET_SHARE:-0.2}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 VR="$RUN/validratio-sft-47.json"
 if [ ! -s "$VR" ]; then
-  t "$R" eval --split validation --max-examples 47 --generate 32 --json \
+  t "$R" eval "${D[@]}" --split validation --max-examples 47 --generate 32 --json \
     --adapter "$RUN/sft.safetensors" > "$VR.tmp"
   mv "$VR.tmp" "$VR"
 fi
 python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["report"]["generation"]; print("SFT ValidRatio %.3f on %d validation users (LLaRA prompt, greedy)" % (g["valid_ratio"], g["examples"]))' "$VR"
 
-once "$RUN/pairs-random.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 512 \
+once "$RUN/pairs-random.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples 512 \
   --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"
-once "$RUN/pairs-sdpo.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 512 \
+once "$RUN/pairs-sdpo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples 512 \
   --strategies random --negatives 3 --out "$RUN/pairs-sdpo.jsonl"
-once "$RUN/pairs-rosepo.jsonl" "$R" pairs build --train-seed "$SEED" --prompt compact --max-examples 256 \
+once "$RUN/pairs-rosepo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples 256 \
   --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
   --out "$RUN/pairs-rosepo.jsonl"
 PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps 64 --batch 4 --lr 2e-4 --warmup 4 --beta 1)
