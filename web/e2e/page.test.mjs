@@ -297,6 +297,32 @@ await test('a malformed dataset picked or dropped by the user is refused by line
   assert.match(await text(page, '#dataset-info'), /ml-100k\.inter/);
 });
 
+await test("the papers' files as they are: LLaRA's LastFM rows with id2name and S-DPO's validation entries load as the split; a test user comes from the held-out rows", false, async (page) => {
+  const shared = [path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../shared/data'), '/work/shared/data']
+    .find((d) => fs.existsSync(path.join(d, 'llara-lastfm/train_data.jsonl')));
+  assert.ok(shared, "the papers' files in ../shared/data");
+  const rows = fs.readFileSync(path.join(shared, 'llara-lastfm/train_data.jsonl'), 'utf8').split('\n').slice(0, 120).join('\n') + '\n';
+  const val = JSON.parse(fs.readFileSync(path.join(shared, 'sdpo-lastfm/lastfm-val.json'), 'utf8')).slice(0, 4);
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.selectOption('#data-domain', 'music');
+  await page.setInputFiles('#data-files', [
+    { name: 'train_data.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(rows) },
+    { name: 'id2name.txt', mimeType: 'text/plain', buffer: fs.readFileSync(path.join(shared, 'llara-lastfm/id2name.txt')) },
+    { name: 'lastfm-val.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(val)) },
+  ]);
+  await page.waitForFunction(() => document.querySelector('#dataset-info strong')?.textContent === 'train_data.jsonl', null, { timeout: 60_000 });
+  const info = await text(page, '#dataset-info');
+  // 120 rows: the users' cold-start rows are skipped, the 4 S-DPO entries are the validation examples.
+  assert.match(info, /examples \d+ \/ 4 \/ 0/, info);
+  assert.match(info, /cold-start rows without history skipped/, info);
+  await page.click('#test-user-button');
+  await page.waitForSelector('#test-user', { timeout: 30_000 });
+  const chose = val.map((v) => v.trueSelection);
+  const said = await text(page, '#test-user');
+  assert.ok(chose.some((t) => said.includes(t)), said);
+});
+
 await test('the worker trains LoRA SFT then DPO on WebGPU (5 steps each); ranking uses the adapter; pause, resume and cancel; the main thread stays responsive', true, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf&device=webgpu`);
   await ready(page);

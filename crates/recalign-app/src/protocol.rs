@@ -353,6 +353,11 @@ pub enum DataSource {
         interactions: Vec<u8>,
         /// Items bytes, when the layout has an items file.
         items: Option<Vec<u8>>,
+        /// With pre-windowed training rows (LLaRA): the held-out rows (LLaRA's
+        /// `Val_data.jsonl` or S-DPO's `.json`) as the validation examples, with the file name.
+        held_out: Option<(String, Vec<u8>)>,
+        /// What the items are, for the prompt wording.
+        domain: recalign_core::data::Domain,
     },
 }
 

@@ -3,6 +3,8 @@
 
 use yew::prelude::*;
 
+use recalign_core::data::Domain;
+
 use super::files;
 use crate::protocol::{DataSource, Request};
 use crate::state::{Action, AppState};
@@ -34,37 +36,67 @@ fn is_items_file(name: &str) -> bool {
         || n.contains("movies")
 }
 
+/// Which picked file is which, by name: (main, items, held-out), indices into `names`. The
+/// items file is the one named like one (`.item`, `id2name`...); a held-out file is named like
+/// LLaRA's or S-DPO's validation rows (`val`, `test`) or is S-DPO's `.json` next to LLaRA's
+/// `.jsonl` rows; the main file is the rest.
+fn roles(names: &[String]) -> Result<(usize, Option<usize>, Option<usize>), String> {
+    if names.is_empty() || names.len() > 3 {
+        return Err("Pick the interactions file and its items file, or LLaRA's training rows \
+             with id2name and (optionally) the held-out rows, or one S-DPO file."
+            .into());
+    }
+    let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    let items: Vec<usize> = (0..names.len()).filter(|&i| is_items_file(&lower[i])).collect();
+    let rows = |i: usize| lower[i].ends_with(".jsonl") || lower[i].ends_with(".json");
+    let held: Vec<usize> = (0..names.len())
+        .filter(|i| !items.contains(i) && rows(*i))
+        .filter(|&i| {
+            lower[i].contains("val")
+                || lower[i].contains("test")
+                || (lower[i].ends_with(".json") && lower.iter().any(|n| n.ends_with(".jsonl")))
+        })
+        .collect();
+    let main: Vec<usize> = (0..names.len())
+        .filter(|i| !items.contains(i) && !held.contains(i))
+        .collect();
+    match (main.as_slice(), items.as_slice(), held.as_slice()) {
+        ([m], [], []) => Ok((*m, None, None)),
+        ([m], [i], []) => Ok((*m, Some(*i), None)),
+        ([m], [i], [h]) => Ok((*m, Some(*i), Some(*h))),
+        ([m], [], [h]) => Ok((*m, None, Some(*h))),
+        // One file of rows named like held-out rows is the whole dataset (an S-DPO file).
+        ([], [], [h]) => Ok((*h, None, None)),
+        ([], [i], [h]) => Ok((*h, Some(*i), None)),
+        // Both names look like items files: take them in the order given.
+        ([], [a, b], []) => Ok((*a, Some(*b), None)),
+        _ => Err(format!(
+            "Could not tell which of {} is the interactions (or training rows) file, the items \
+             file and the held-out rows.",
+            names.join(", ")
+        )),
+    }
+}
+
 /// Dataset statistics, your own files, the oracle and test users.
 #[function_component(DataPanel)]
 pub fn data_panel(props: &DataPanelProps) -> Html {
     let state = &props.state;
     let busy = state.data_busy();
+    let domain = use_state(|| Domain::Movies);
     // Picked or dropped files go the same way.
     let load_files = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch, domain) = (props.send.clone(), props.dispatch.clone(), *domain);
         Callback::from(move |files: Vec<web_sys::File>| {
-            if files.is_empty() || files.len() > 2 {
-                dispatch.emit(Action::Error(
-                    "Pick the interactions file and its items file (two files), or one S-DPO/LLaRA file.".into(),
-                ));
-                return;
-            }
-            let (items, main): (Vec<_>, Vec<_>) =
-                files.into_iter().partition(|f| is_items_file(&f.name()));
-            let (main, items) = match (main.len(), items.len()) {
-                (1, _) => (main.into_iter().next(), items.into_iter().next()),
-                // Both names look like items files: take them in the order given.
-                (0, 2) => {
-                    let mut it = items.into_iter();
-                    (it.next(), it.next())
-                }
-                (0, 1) => (None, None),
-                _ => (None, None),
+            let names: Vec<String> = files.iter().map(|f| f.name()).collect();
+            let roles = match roles(&names) {
+                Ok(r) => r,
+                Err(e) => return dispatch.emit(Action::Error(e)),
             };
-            let Some(main) = main else {
-                dispatch.emit(Action::Error(
-                    "Could not tell the interactions file apart from the items file.".into(),
-                ));
+            let mut files: Vec<Option<web_sys::File>> = files.into_iter().map(Some).collect();
+            let mut take = |i: Option<usize>| i.and_then(|i| files[i].take());
+            let (Some(main), items, held) = (take(Some(roles.0)), take(roles.1), take(roles.2))
+            else {
                 return;
             };
             let name = main.name();
@@ -75,12 +107,41 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
                     Ok(bytes) => bytes,
                     Err(e) => return dispatch.emit(Action::Error(e)),
                 };
+                let held_out = match held {
+                    Some(f) => {
+                        let n = f.name();
+                        match files::read_pair(f, None).await {
+                            Ok((bytes, _)) => Some((n, bytes)),
+                            Err(e) => return dispatch.emit(Action::Error(e)),
+                        }
+                    }
+                    None => None,
+                };
                 send.emit(Request::LoadDataset(DataSource::Files {
                     name,
                     interactions,
                     items,
+                    held_out,
+                    domain,
                 }));
             });
+        })
+    };
+    let on_domain = {
+        let domain = domain.clone();
+        Callback::from(move |e: Event| {
+            use wasm_bindgen::JsCast;
+            if let Some(select) = e
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
+            {
+                domain.set(match select.value().as_str() {
+                    "music" => Domain::Music,
+                    "games" => Domain::Games,
+                    "books" => Domain::Books,
+                    _ => Domain::Movies,
+                });
+            }
         })
     };
     let on_files = load_files.reform(|e: Event| files::picked(&e));
@@ -136,6 +197,9 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
                 <strong>{ &d.name }</strong>
                 { format!(" · {} users (train {tr}, validation {va}, test {te}) · {} items · examples {etr} / {eva} / {ete} · top 10% of items hold {:.0}% of training interactions (Gini {:.2})",
                     s.users, s.items, 100.0 * s.popularity.top_decile_share, s.popularity.gini) }
+                if d.report.empty_histories > 0 {
+                    <span class="muted">{ format!(" · pre-windowed rows: {} cold-start rows without history skipped", d.report.empty_histories) }</span>
+                }
                 if skipped > 0 || s.short_users > 0 {
                     <span class="muted">{ format!(" · skipped: {} duplicate rows, {} unknown items, {} untitled items, {} users with too few positives",
                         d.report.duplicate_rows, d.report.unknown_items, d.report.untitled_items, s.short_users) }</span>
@@ -177,8 +241,18 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             { progress.unwrap_or_default() }
             { stats.unwrap_or_else(|| html! { <p id="dataset-info">{ "No dataset loaded." }</p> }) }
             <label class="file">
-                { "Use your own interactions + items files (CSV/TSV with user, item, timestamp[, rating] and id, title; or drop them on this card): " }
+                { "Use your own interactions + items files (CSV/TSV with user, item, timestamp[, rating] and id, title), or the papers' files as they are (LLaRA's training rows + id2name + validation rows, or S-DPO's .json); or drop them on this card: " }
                 <input type="file" id="data-files" multiple=true onchange={ on_files } disabled={ busy } />
+            </label>
+            <label>
+                { "The items are " }
+                <select id="data-domain" onchange={ on_domain } disabled={ busy }>
+                    <option value="movies" selected={ *domain == Domain::Movies }>{ "movies" }</option>
+                    <option value="music" selected={ *domain == Domain::Music }>{ "music" }</option>
+                    <option value="games" selected={ *domain == Domain::Games }>{ "games" }</option>
+                    <option value="books" selected={ *domain == Domain::Books }>{ "books" }</option>
+                </select>
+                { " (the prompts' wording)" }
             </label>
             <div class="actions">
                 <button id="train-oracle" onclick={ train } disabled={ busy || state.dataset.is_none() }>

@@ -28,6 +28,7 @@ use crate::protocol::{
 use crate::store::MODELS;
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
 use recalign_core::data::split::{self, SplitConfig, Splits};
+use recalign_core::data::windowed;
 use recalign_core::data::stats::split_stats;
 use recalign_core::data::{Domain, InteractionLog};
 use recalign_core::oracle::sasrec::{
@@ -167,7 +168,12 @@ async fn handle(
         Request::TestUser { index } => {
             let data = dataset(shared).map_err(|m| ("picking a test user".to_string(), m))?;
             let (log, splits) = &*data;
-            let test = &splits.test;
+            // Pre-windowed files have no test split: their held-out rows stand in.
+            let test = if splits.test.is_empty() {
+                &splits.validation
+            } else {
+                &splits.test
+            };
             if test.is_empty() {
                 return Err((
                     "picking a test user".into(),
@@ -681,7 +687,7 @@ async fn load_dataset(
             total: None,
         })
     };
-    let (name, main, items) = match source {
+    let (name, main, items, held_out, domain) = match source {
         DataSource::Urls {
             interactions,
             items,
@@ -697,28 +703,53 @@ async fn load_dataset(
                 .next()
                 .unwrap_or(&interactions)
                 .to_string();
-            (name, main, Some(side))
+            (name, main, Some(side), None, Domain::Movies)
         }
         DataSource::Files {
             name,
             interactions,
             items,
-        } => (name, interactions, items),
+            held_out,
+            domain,
+        } => (name, interactions, items, held_out, domain),
     };
     stage("Parsing and splitting");
     let format = DatasetFormat::guess(&name);
-    let log = match formats::load(format, &main, items.as_deref(), Domain::Movies)
-        .map_err(|e| e.to_string())?
+    let (log, splits) = match formats::load(format, &main, items.as_deref(), domain)
+        .map_err(|e| format!("{name}: {e}"))?
     {
-        Dataset::Log(log) => log,
-        Dataset::Examples(_) => {
-            return Err(format!(
-                "{name} holds pre-windowed examples (LLaRA/S-DPO); the page needs an interaction \
-                 log (RecBole .inter/.item, GroupLens u.data/u.item, or a CSV/TSV pair)"
-            ));
+        Dataset::Log(log) => {
+            if let Some((h, _)) = &held_out {
+                return Err(format!(
+                    "{h} is a held-out file for pre-windowed rows (LLaRA, S-DPO), but {name} is an \
+                     interaction log, which is split into held-out users by itself"
+                ));
+            }
+            let splits =
+                split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
+            (log, splits)
+        }
+        Dataset::Examples(train) => {
+            // The papers' files as they are: their rows are the split (data::windowed).
+            let held = match &held_out {
+                Some((h, bytes)) => {
+                    match formats::load(DatasetFormat::guess(h), bytes, items.as_deref(), domain)
+                        .map_err(|e| format!("{h}: {e}"))?
+                    {
+                        Dataset::Examples(set) => Some(set),
+                        Dataset::Log(_) => {
+                            return Err(format!(
+                                "{h}: expected held-out rows (LLaRA .jsonl or S-DPO .json)"
+                            ));
+                        }
+                    }
+                }
+                None => None,
+            };
+            windowed::from_windows(train, held, &SplitConfig::default())
+                .map_err(|e| e.to_string())?
         }
     };
-    let splits = split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
     let info = DatasetInfo {
         name,
         stats: split_stats(&log, &splits),
