@@ -16,13 +16,18 @@
 # EVAL_MAX=N evaluates a seeded sample of N examples (0: all).
 # SFT_FROM=DIR starts from DIR's SFT adapter and its evaluations (copied), so only the preference
 # stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
-# Usage: [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
+# PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage; `BUDGET=20` is the 20-minute
+# preset (SFT 200 steps, 24 preference steps each, 128 RosePO pairs).
+# Usage: [BUDGET=20] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
 # where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"
+if [ "${BUDGET:-}" = 20 ]; then
+  SFT_STEPS="${SFT_STEPS:-200}"; PREF_STEPS="${PREF_STEPS:-24}"; ROSEPO_PAIRS="${ROSEPO_PAIRS:-128}"
+fi
 SPLIT="${SPLIT:-validation}"
 W="${EVAL_WINDOWS:-5}"
 RUN="${1:-runs/ml100k-seed$SEED}"
@@ -103,10 +108,10 @@ once "$RUN/pairs-random.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --t
   --strategies random --negatives 1 --out "$RUN/pairs-random.jsonl"
 once "$RUN/pairs-sdpo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples 512 \
   --strategies random --negatives 3 --out "$RUN/pairs-sdpo.jsonl"
-once "$RUN/pairs-rosepo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples 256 \
+once "$RUN/pairs-rosepo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples "${ROSEPO_PAIRS:-256}" \
   --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
   --out "$RUN/pairs-rosepo.jsonl"
-PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps 64 --batch 4 --lr 2e-4 --warmup 4 --beta 1)
+PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps "${PREF_STEPS:-64}" --batch 4 --lr 2e-4 --warmup 4 --beta 1)
 once "$RUN/dpo.safetensors" "$R" "${PREF[@]}" --type dpo --pairs "$RUN/pairs-random.jsonl" \
   --out "$RUN/dpo.safetensors"
 once "$RUN/sdpo.safetensors" "$R" "${PREF[@]}" --type sdpo --negatives 3 \
@@ -115,4 +120,7 @@ once "$RUN/rosepo.safetensors" "$R" "${PREF[@]}" --type rosepo --pairs "$RUN/pai
   --out "$RUN/rosepo.safetensors"
 ev_adapters dpo sdpo rosepo
 python3 scripts/align-table.py "$RUN" "$SPLIT$W"
+# The training budget: every step but the evaluations, as times.txt recorded them.
+awk '!/ eval /{gsub(/[()s]/, "", $1); t += $1} END {printf "training (oracle, SFT, pairs, preference): %d s\n", t}' \
+  "$RUN/times.txt" >&2
 echo "done: $RUN" >&2
