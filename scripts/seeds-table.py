@@ -21,17 +21,25 @@ print(f"| run | model | HR@1 [95%] | vs SFT (paired) | AvgPop@1 | Tail@1 |")
 print("|---|---|---|---|---|---|")
 per = {m: [] for m in models}
 checks = []
+seen_sft = []
 for run in runs:
     got = {m: load(run, m) for m in models}
     for m, v in got.items():
         if v is None:
             continue
+        # Preference-stage seeds share one SFT (SFT_FROM): count it once in the means.
+        shared = False
+        if m == "sft":
+            hits = v["report"]["hits_at_1"]
+            shared = hits in seen_sft
+            seen_sft.append(hits)
         h, r = v["hr_at_1"], v["report"]
         a = v["paired"].get("vs_against")
         diff = "–" if m == "sft" or not a else \
             f"{a['difference']['mean']:+.3f} [{a['difference']['low']:+.3f}, {a['difference']['high']:+.3f}] p={a['p_value']:.3f}"
         pop = r["bias_at_1"]["average_popularity"]
-        per[m].append((h["mean"], pop))
+        if not shared:
+            per[m].append((h["mean"], pop))
         print(f"| {run.name} | {m} | {h['mean']:.3f} [{h['low']:.3f}, {h['high']:.3f}] | {diff} | "
               f"{pop:.1f} | {r['bias_at_1']['tail_percentage']:.3f} |")
     d, ro = got["dpo"], got["rosepo"]
@@ -41,7 +49,7 @@ for run in runs:
         checks.append((run.name, pr < pd and hr >= hd, hr - hd, pr - pd))
 
 print("\nMean over runs:\n")
-print("| model | runs | HR@1 mean (sd) | AvgPop@1 mean |")
+print("| model | runs (distinct) | HR@1 mean (sd) | AvgPop@1 mean |")
 print("|---|---|---|---|")
 for m in models:
     xs = per[m]
