@@ -42,12 +42,16 @@ fn is_items_file(name: &str) -> bool {
 /// `.jsonl` rows; the main file is the rest.
 fn roles(names: &[String]) -> Result<(usize, Option<usize>, Option<usize>), String> {
     if names.is_empty() || names.len() > 3 {
-        return Err("Pick the interactions file and its items file, or LLaRA's training rows \
+        return Err(
+            "Pick the interactions file and its items file, or LLaRA's training rows \
              with id2name and (optionally) the held-out rows, or one S-DPO file."
-            .into());
+                .into(),
+        );
     }
     let lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
-    let items: Vec<usize> = (0..names.len()).filter(|&i| is_items_file(&lower[i])).collect();
+    let items: Vec<usize> = (0..names.len())
+        .filter(|&i| is_items_file(&lower[i]))
+        .collect();
     let rows = |i: usize| lower[i].ends_with(".jsonl") || lower[i].ends_with(".json");
     let held: Vec<usize> = (0..names.len())
         .filter(|i| !items.contains(i) && rows(*i))

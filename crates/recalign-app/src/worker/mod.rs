@@ -28,8 +28,8 @@ use crate::protocol::{
 use crate::store::MODELS;
 use recalign_core::data::formats::{self, Dataset, DatasetFormat};
 use recalign_core::data::split::{self, SplitConfig, Splits};
-use recalign_core::data::windowed;
 use recalign_core::data::stats::split_stats;
+use recalign_core::data::windowed;
 use recalign_core::data::{Domain, InteractionLog};
 use recalign_core::oracle::sasrec::{
     SasRecConfig, SasRecOracle, SasRecTrainer, SasRecTraining, catalogue_fingerprint,
@@ -725,8 +725,7 @@ async fn load_dataset(
                      interaction log, which is split into held-out users by itself"
                 ));
             }
-            let splits =
-                split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
+            let splits = split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
             (log, splits)
         }
         Dataset::Examples(train) => {
