@@ -135,35 +135,12 @@ impl DatasetArgs {
     /// The dataset's split: a log's seeded user split, or pre-windowed rows as they are (the
     /// training rows, and the --held-out rows as validation).
     pub(crate) fn splits(&self) -> CliResult<(InteractionLog, Splits)> {
-        match self.load()? {
-            Dataset::Log(log) => {
-                if let Some(h) = &self.held_out {
-                    return Err(format!(
-                        "--held-out {} is for pre-windowed rows (LLaRA, S-DPO); an interaction \
-                         log is split into held-out users by itself",
-                        h.display()
-                    ));
-                }
-                let splits = split::split(&log, &self.split_config()).map_err(|e| e.to_string())?;
-                Ok((log, splits))
-            }
-            Dataset::Examples(train) => {
-                let held = match &self.held_out {
-                    Some(path) => match self.load_file(path, None)? {
-                        Dataset::Examples(set) => Some(set),
-                        Dataset::Log(_) => {
-                            return Err(format!(
-                                "--held-out {}: expected pre-windowed rows (LLaRA .jsonl or \
-                                 S-DPO .json), found an interaction log",
-                                path.display()
-                            ));
-                        }
-                    },
-                    None => None,
-                };
-                windowed::from_windows(train, held, &self.split_config()).map_err(|e| e.to_string())
-            }
-        }
+        let held = self
+            .held_out
+            .as_deref()
+            .map(|p| self.load_file(p, None))
+            .transpose()?;
+        windowed::split_dataset(self.load()?, held, &self.split_config()).map_err(|e| e.to_string())
     }
 }
 

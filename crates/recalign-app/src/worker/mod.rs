@@ -26,8 +26,8 @@ use crate::protocol::{
     Response, TrainStage,
 };
 use crate::store::MODELS;
-use recalign_core::data::formats::{self, Dataset, DatasetFormat};
-use recalign_core::data::split::{self, SplitConfig, Splits};
+use recalign_core::data::formats::{self, DatasetFormat};
+use recalign_core::data::split::{SplitConfig, Splits};
 use recalign_core::data::stats::split_stats;
 use recalign_core::data::windowed;
 use recalign_core::data::{Domain, InteractionLog};
@@ -715,40 +715,18 @@ async fn load_dataset(
     };
     stage("Parsing and splitting");
     let format = DatasetFormat::guess(&name);
-    let (log, splits) = match formats::load(format, &main, items.as_deref(), domain)
-        .map_err(|e| format!("{name}: {e}"))?
-    {
-        Dataset::Log(log) => {
-            if let Some((h, _)) = &held_out {
-                return Err(format!(
-                    "{h} is a held-out file for pre-windowed rows (LLaRA, S-DPO), but {name} is an \
-                     interaction log, which is split into held-out users by itself"
-                ));
-            }
-            let splits = split::split(&log, &SplitConfig::default()).map_err(|e| e.to_string())?;
-            (log, splits)
-        }
-        Dataset::Examples(train) => {
-            // The papers' files as they are: their rows are the split (data::windowed).
-            let held = match &held_out {
-                Some((h, bytes)) => {
-                    match formats::load(DatasetFormat::guess(h), bytes, items.as_deref(), domain)
-                        .map_err(|e| format!("{h}: {e}"))?
-                    {
-                        Dataset::Examples(set) => Some(set),
-                        Dataset::Log(_) => {
-                            return Err(format!(
-                                "{h}: expected held-out rows (LLaRA .jsonl or S-DPO .json)"
-                            ));
-                        }
-                    }
-                }
-                None => None,
-            };
-            windowed::from_windows(train, held, &SplitConfig::default())
-                .map_err(|e| e.to_string())?
-        }
+    let main = formats::load(format, &main, items.as_deref(), domain)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let held = match &held_out {
+        Some((h, bytes)) => Some(
+            formats::load(DatasetFormat::guess(h), bytes, items.as_deref(), domain)
+                .map_err(|e| format!("{h}: {e}"))?,
+        ),
+        None => None,
     };
+    // The papers' files go as they are: their rows are the split (data::windowed).
+    let (log, splits) =
+        windowed::split_dataset(main, held, &SplitConfig::default()).map_err(|e| e.to_string())?;
     let info = DatasetInfo {
         name,
         stats: split_stats(&log, &splits),

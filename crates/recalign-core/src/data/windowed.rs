@@ -19,9 +19,37 @@
 
 use std::collections::HashMap;
 
-use super::formats::ExampleSet;
+use super::formats::{Dataset, ExampleSet};
 use super::split::{Example, SplitConfig, Splits, attach_candidates};
 use super::{DataError, DataErrorKind, InteractionLog, ItemId};
+
+/// The split of any parsed dataset: a log's seeded user split ([`super::split::split`]), or
+/// pre-windowed rows as they are with `held_out`'s rows as validation ([`from_windows`]). A
+/// held-out file goes only with pre-windowed rows, and must hold such rows itself.
+pub fn split_dataset(
+    main: Dataset,
+    held_out: Option<Dataset>,
+    config: &SplitConfig,
+) -> Result<(InteractionLog, Splits), DataError> {
+    match (main, held_out) {
+        (Dataset::Log(log), None) => {
+            let splits = super::split::split(&log, config)?;
+            Ok((log, splits))
+        }
+        (Dataset::Log(_), Some(_)) => Err(DataError::setting(
+            "a held-out file is for pre-windowed rows (LLaRA, S-DPO); an interaction log is \
+             split into held-out users by itself",
+        )),
+        (Dataset::Examples(_), Some(Dataset::Log(_))) => Err(DataError::setting(
+            "the held-out file is an interaction log; it must hold pre-windowed rows (LLaRA \
+             .jsonl or S-DPO .json)",
+        )),
+        (Dataset::Examples(train), Some(Dataset::Examples(held))) => {
+            from_windows(train, Some(held), config)
+        }
+        (Dataset::Examples(train), None) => from_windows(train, None, config),
+    }
+}
 
 /// The split of a pre-windowed training file and an optional held-out file (its rows are the
 /// validation examples; the test split stays empty), with an interaction log that carries the
