@@ -2,6 +2,7 @@
 //! chat, rank candidates, prepare data and the oracle, evaluate losses, benchmark, and serve the
 //! built page.
 
+mod alloc;
 mod bench;
 mod data;
 mod fetch;
@@ -158,6 +159,7 @@ enum Command {
 type CliResult<T = ()> = Result<T, String>;
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
