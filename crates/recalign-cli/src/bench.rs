@@ -181,6 +181,10 @@ fn bench_train(
         .map(|(p, chosen, _)| SftExample::new(&lm, p, chosen))
         .collect::<recalign_core::Result<Vec<_>>>()
         .map_err(err)?;
+    let sft_inputs: Vec<_> = examples
+        .iter()
+        .map(|e| json!({ "prompt_ids": e.prompt_ids, "answer_ids": e.answer_ids }))
+        .collect();
     let sft = SftTrainer::new(&lm, lora.clone(), settings.clone(), examples).map_err(err)?;
     let (reports, secs) = time_steps(Trainer::Sft(Box::new(sft)), steps)?;
     let sft_report = summarise(&reports, &secs);
@@ -258,6 +262,8 @@ fn bench_train(
         "dpo_first_pass_with_reference_ms": first_ms,
         "dpo_no_cache": dpo_no_cache,
         "dpo": dpo_cached,
+        // The SFT batch's token ids, for a peer running the same step (scripts/bench-compare.py).
+        "inputs": { "sft_examples": sft_inputs, "learning_rate": settings.learning_rate },
     });
     println!(
         "{}",
@@ -353,6 +359,13 @@ fn bench_rank(model: &ModelArgs, repeats: usize, separate_repeats: usize) -> Cli
         "speedup_shared_prefix": sep / shared,
         "max_abs_logprob_difference": max_diff,
         "peak_rss_mib": peak_rss_mib(),
+        // The exact token ids and scores, so a peer (scripts/bench-compare.py) runs the same
+        // work and checks it got the same answer.
+        "inputs": {
+            "prompt_ids": prompt,
+            "answer_ids": answers,
+            "log_probs": warm.iter().map(|c| c.log_prob).collect::<Vec<_>>(),
+        },
     });
     println!(
         "{}",

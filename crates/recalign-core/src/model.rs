@@ -445,11 +445,16 @@ impl Llama {
         }
         let (h, kvh, hd) = (c.n_heads, c.n_kv_heads, c.head_dim());
         let total = start + t;
-        // Query i (absolute position start+i) may see keys 0..=start+i.
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 }))
+        let group = h / kvh;
+        // Query i (absolute position start+i) may see keys 0..=start+i; rows are the `group`
+        // query heads of one key/value head, each `t` positions long (the layout below).
+        let mask: Vec<f32> = (0..group * t)
+            .flat_map(|r| {
+                let i = r % t;
+                (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 })
+            })
             .collect();
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [t, total]), &self.device)
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [group * t, total]), &self.device)
             .unsqueeze::<4>();
         let scale = (hd as f64).powf(-0.5);
 
@@ -477,15 +482,13 @@ impl Llama {
                 None => (k, v),
             };
             new_layers.push((k.clone(), v.clone()));
-            // Grouped-query attention: each key/value head serves n_heads / n_kv_heads queries.
-            let group = |y: Tensor<4>| {
-                y.unsqueeze_dim::<5>(2)
-                    .expand([b, kvh, h / kvh, total, hd])
-                    .reshape([b, h, total, hd])
-            };
-            let (k, v) = (group(k), group(v));
+            // Grouped-query attention: each key/value head serves `group` query heads. Query
+            // head n is kv head n / group, so [b, h, t, hd] is [b, kvh, group * t, hd] as is,
+            // and every kv head meets its queries in one matmul, with no copy of K or V per
+            // query head.
+            let q = q.reshape([b, kvh, group * t, hd]);
             let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
-            let attn = softmax(scores, 3).matmul(v);
+            let attn = softmax(scores, 3).matmul(v).reshape([b, h, t, hd]);
             let attn = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
             x = x + project(&a.o_proj, attn);
 
