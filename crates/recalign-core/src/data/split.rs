@@ -51,7 +51,9 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
-    fn check(&self) -> Result<(), DataError> {
+    /// Refuses settings no split can satisfy (also for pre-windowed rows, which use the same
+    /// candidate count and seed).
+    pub(crate) fn check(&self) -> Result<(), DataError> {
         if self.min_history == 0 || self.min_history > self.max_history {
             return Err(DataError::setting(format!(
                 "history bounds must satisfy 1 <= min ({}) <= max ({})",

@@ -59,9 +59,7 @@ pub fn from_windows(
     held_out: Option<ExampleSet>,
     config: &SplitConfig,
 ) -> Result<(InteractionLog, Splits), DataError> {
-    if config.candidates < 2 {
-        return Err(DataError::setting("at least 2 candidates are needed"));
-    }
+    config.check()?;
     let mut catalogue = train.catalogue;
     let mut report = train.report;
     let mut sequences: Vec<Vec<ItemId>> = Vec::new();
