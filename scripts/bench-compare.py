@@ -10,6 +10,10 @@ only recalign's figures are printed.
     python3 -m venv /tmp/peer && /tmp/peer/bin/pip install torch transformers peft gguf
     /tmp/peer/bin/python scripts/bench-compare.py [--recalign BINARY] [--json OUT] [--quick]
 
+On a GPU machine (scripts/gpu-bench.sh): `--device wgpu --peer-device cuda` puts recalign on
+Burn's wgpu (Vulkan) and the peer on CUDA; times then include each side's own synchronisation
+(scores read back, `loss.item()`), and peak RSS says nothing about GPU memory.
+
 The peer's setup mirrors recalign's bench: the GGUF read by transformers (dequantised to f32),
 KV cache of the prompt repeated over the 20 candidates, LoRA r 8 (alpha 16) on q,v of every
 layer, and the recipe's shape (every linear layer of the top 8 blocks), AdamW, batch 4, the
@@ -30,7 +34,9 @@ GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def run_recalign(binary, args):
-    out = subprocess.run([binary, *args], cwd=ROOT, check=True, capture_output=True, text=True)
+    out = subprocess.run([binary, *args], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"recalign {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
 
 
@@ -38,16 +44,25 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def peer_rank(torch, model, inputs, repeats, bf16):
+def autocast(torch, dev, bf16):
+    return torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else torch.autocast(dev.type, enabled=False)
+
+
+def sync(torch, dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peer_rank(torch, model, inputs, repeats, bf16, dev):
     """Shared-prefix ranking and separate full sequences: times (ms) and scores."""
     prompt = inputs["prompt_ids"]
     answers = inputs["answer_ids"]
     n, longest = len(answers), max(len(a) for a in answers)
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
+    ctx = autocast(torch, dev, bf16)
 
     def shared():
         with torch.inference_mode(), ctx:
-            out = model(torch.tensor([prompt]), use_cache=True)
+            out = model(torch.tensor([prompt], device=dev), use_cache=True)
             first = torch.log_softmax(out.logits[0, -1].float(), -1)
             cache = out.past_key_values
             cache.batch_repeat_interleave(n)
@@ -56,8 +71,9 @@ def peer_rank(torch, model, inputs, repeats, bf16):
                 cont[i, : len(a) - 1] = torch.tensor(a[:-1])
             mask = torch.ones((n, len(prompt) + longest - 1), dtype=torch.long)
             logp = torch.log_softmax(
-                model(cont, past_key_values=cache, attention_mask=mask).logits.float(), -1
-            )
+                model(cont.to(dev), past_key_values=cache, attention_mask=mask.to(dev)).logits.float(), -1
+            ).cpu()
+            first = first.cpu()
             scores = []
             for i, a in enumerate(answers):
                 s = first[a[0]].item()
@@ -74,9 +90,11 @@ def peer_rank(torch, model, inputs, repeats, bf16):
             ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
         with torch.inference_mode(), ctx:
-            model(ids, attention_mask=mask)
+            model(ids.to(dev), attention_mask=mask.to(dev))
+        sync(torch, dev)
 
     shared()  # warm-up
+    separate()
     times, scores = [], None
     for _ in range(repeats):
         t = time.perf_counter()
@@ -88,7 +106,7 @@ def peer_rank(torch, model, inputs, repeats, bf16):
     return {"shared_ms": median(times), "runs_ms": times, "separate_ms": sep, "scores": scores}
 
 
-def peer_train(torch, base, examples, lr, steps, bf16, targets, layers):
+def peer_train(torch, base, examples, lr, steps, bf16, targets, layers, dev):
     """LoRA SFT steps at the bench's batch: ms per step and tokens/s."""
     from peft import LoraConfig, get_peft_model
 
@@ -108,8 +126,9 @@ def peer_train(torch, base, examples, lr, steps, bf16, targets, layers):
         p = len(e["prompt_ids"])
         labels[i, p : len(r)] = torch.tensor(e["answer_ids"])
     tokens = sum(len(r) for r in rows)
+    ids, mask, labels = ids.to(dev), mask.to(dev), labels.to(dev)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else torch.autocast("cpu", enabled=False)
+    ctx = autocast(torch, dev, bf16)
 
     def step():
         with ctx:
@@ -135,20 +154,24 @@ def main():
     ap.add_argument("--recalign", default=os.path.join(target, "release", "recalign"))
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    ap.add_argument("--model", default=GGUF, help="GGUF file for both sides")
+    ap.add_argument("--device", choices=["flex", "wgpu"], default="flex", help="recalign's device")
+    ap.add_argument("--peer-device", choices=["cpu", "cuda"], default="cpu", help="the peer's device")
     a = ap.parse_args()
     if not os.path.exists(a.recalign):
         sys.exit(f"no recalign binary at {a.recalign}: cargo build --release -p recalign-cli")
-    if not os.path.exists(GGUF):
-        sys.exit(f"no model at {GGUF}: run ./x fetch")
+    if not os.path.exists(a.model):
+        sys.exit(f"no model at {a.model}: run ./x fetch")
     repeats, steps = (2, 1) if a.quick else (5, 3)
+    common = ["--model", a.model, "--device", a.device]
 
     print("recalign bench rank ...", file=sys.stderr)
-    rank = run_recalign(a.recalign, ["bench", "rank", "--repeats", str(repeats), "--separate-repeats", "1"])
+    rank = run_recalign(a.recalign, ["bench", "rank", "--repeats", str(repeats), "--separate-repeats", "1", *common])
     print("recalign bench train (q,v) ...", file=sys.stderr)
-    train_qv = run_recalign(a.recalign, ["bench", "train", "--steps", str(steps)])
+    train_qv = run_recalign(a.recalign, ["bench", "train", "--steps", str(steps), *common])
     print("recalign bench train (recipe: all linear, top 8) ...", file=sys.stderr)
     train_top = run_recalign(
-        a.recalign, ["bench", "train", "--steps", str(steps), "--all-linear", "--top-layers", "8"]
+        a.recalign, ["bench", "train", "--steps", str(steps), "--all-linear", "--top-layers", "8", *common]
     )
     threads = rank["threads"]
     ours = {
@@ -158,7 +181,7 @@ def main():
         "sft_qv": train_qv["sft"],
         "sft_top8": train_top["sft"],
     }
-    report = {"threads": threads, "recalign": ours, "peer": None}
+    report = {"threads": threads, "device": a.device, "peer_device": a.peer_device, "recalign": ours, "peer": None}
 
     try:
         import torch
@@ -173,14 +196,17 @@ def main():
 
     if torch is not None:
         torch.set_num_threads(threads)
-        folder, name = os.path.split(GGUF)
+        dev = torch.device(a.peer_device)
+        folder, name = os.path.split(os.path.abspath(a.model))
         print(f"peer: torch {torch.__version__}, transformers {transformers.__version__}, "
-              f"{threads} threads ...", file=sys.stderr)
+              f"{threads} threads, {dev} ...", file=sys.stderr)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
-        model.eval()
-        peer = {"torch": torch.__version__, "transformers": transformers.__version__}
+        model.to(dev).eval()
+        peer = {"torch": torch.__version__, "transformers": transformers.__version__, "device": str(dev)}
+        if dev.type == "cuda":
+            peer["gpu"] = torch.cuda.get_device_name(dev)
         for label, bf16 in [("f32", False), ("bf16", True)]:
-            r = peer_rank(torch, model, rank["inputs"], repeats, bf16)
+            r = peer_rank(torch, model, rank["inputs"], repeats, bf16, dev)
             diff = max(abs(x - y) for x, y in zip(r["scores"], rank["inputs"]["log_probs"]))
             peer[f"rank_{label}"] = {**{k: v for k, v in r.items() if k != "scores"}, "max_abs_score_diff": diff}
         layers = model.config.num_hidden_layers
@@ -188,9 +214,9 @@ def main():
         lr = train_qv["inputs"]["learning_rate"]
         all_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
         for label, bf16 in [("f32", False), ("bf16", True)]:
-            peer[f"sft_qv_{label}"] = peer_train(torch, model, examples, lr, steps, bf16, ["q_proj", "v_proj"], None)
+            peer[f"sft_qv_{label}"] = peer_train(torch, model, examples, lr, steps, bf16, ["q_proj", "v_proj"], None, dev)
             peer[f"sft_top8_{label}"] = peer_train(
-                torch, model, examples, lr, steps, bf16, all_linear, list(range(layers - 8, layers))
+                torch, model, examples, lr, steps, bf16, all_linear, list(range(layers - 8, layers)), dev
             )
         peer["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         report["peer"] = peer
@@ -201,7 +227,7 @@ def main():
         ("LoRA SFT step, batch 4, r 8 on q,v (tokens/s)", ours["sft_qv"]["tokens_per_s"], "sft_qv_{}", "tokens_per_s", True),
         ("LoRA SFT step, batch 4, r 8 all linear, top 8 (tokens/s)", ours["sft_top8"]["tokens_per_s"], "sft_top8_{}", "tokens_per_s", True),
     ]
-    print(f"\n{threads} threads; recalign peak RSS: ranking {ours['rank_peak_rss_mib']:.0f} MiB, "
+    print(f"\nrecalign on {a.device}, peer on {a.peer_device}; {threads} threads; recalign peak RSS: ranking {ours['rank_peak_rss_mib']:.0f} MiB, "
           f"training {train_qv['sft']['peak_rss_mib_so_far']:.0f} MiB")
     p = report["peer"]
     if p:
