@@ -5,7 +5,10 @@
 #   scripts/gpu-bench.sh prepare   # here: a wgpu build of the CLI, the model's header, the
 #                                  # Vulkan loader and the gguf wheel, all under ignored folders
 #   scripts/gpu-bench.sh run       # there, from the repo root, carrying .gpu .gl .whl; $OUT
-#                                  # receives every figure
+#                                  # receives every figure (results.tgz)
+#
+# FEATURES=wgpu-tuned (prepare) builds with Burn's fusion and autotune; CPU=0 (run) skips the
+# comparison on the machine's CPU.
 #
 # The device machine takes 64 MiB per call and reaches no network, so the real 94 MiB GGUF does
 # not travel: `run` rebuilds a file of the same size, tensor table and metadata with random
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/.."
 prepare() {
   set -e
   : "${CARGO_TARGET_DIR:?set CARGO_TARGET_DIR as for ./x}"
-  cargo build --release -p recalign-cli --features wgpu
+  cargo build --release -p recalign-cli --features "${FEATURES:-wgpu}"
   mkdir -p .gpu .gl .whl
   for d in .gpu .gl .whl; do grep -qx "/$d/" .git/info/exclude 2>/dev/null || echo "/$d/" >>.git/info/exclude; done
   # Stripped and gzipped: the wgpu build is ~67 MB, over what one call carries.
@@ -92,7 +95,7 @@ run() {
   cd - >/dev/null || exit 1
 
   # 3. The same comparison on this machine's CPU (every core), for the scaling question.
-  step compare-cpu 120 python3 scripts/bench-compare.py --recalign "$bin" --model "$m" \
+  [ "${CPU:-1}" = 0 ] || step compare-cpu 120 python3 scripts/bench-compare.py --recalign "$bin" --model "$m" \
     --json "$RES/compare-cpu-report.json"
   kill "$smi" 2>/dev/null
   tar czf "$OUT/results.tgz" -C "$RES" .
