@@ -93,7 +93,7 @@ def f16(x):
     return struct.pack("<e", x)
 
 
-def fill_tensor(name, dims, ggml):
+def fill_tensor(dims, ggml):
     n = nbytes(dims, ggml)
     if ggml == 0:  # norms: ones keep activations in range through 30 blocks
         return struct.pack("<f", 1.0) * (n // 4)
@@ -137,7 +137,7 @@ def main():
             if offset < pos:
                 sys.exit(f"tensor {name} overlaps the one before it")
             out.write(b"\0" * (offset - pos))
-            out.write(fill_tensor(name, dims, ggml))
+            out.write(fill_tensor(dims, ggml))
     kinds = sorted({NAMES[t[2]] for t in tensors})
     print(f"{dst}: {len(tensors)} tensors ({', '.join(kinds)}), {os.path.getsize(dst)} bytes")
 

@@ -78,14 +78,12 @@ run() {
   # 2. Dispatches: CubeCL logs every kernel it runs (profiling level "minimal"); the difference
   #    between 1 and 3 timed rankings (1 and 2 training steps) is per ranking (per step).
   mkdir -p /tmp/prof && cd /tmp/prof || exit 1
-  for n in 1 3; do
-    printf '[profiling.logger]\nlevel = "minimal"\nfile = "/tmp/prof/rank%s.log"\nappend = false\n' "$n" >cubecl.toml
-    step "dispatch-rank$n" 60 "$bin" bench rank --model "$m" --device wgpu --repeats "$n" --separate-repeats 1
-  done
-  for n in 1 2; do
-    printf '[profiling.logger]\nlevel = "minimal"\nfile = "/tmp/prof/train%s.log"\nappend = false\n' "$n" >cubecl.toml
-    step "dispatch-train$n" 90 "$bin" bench train --model "$m" --device wgpu --steps "$n"
-  done
+  logged() { # log name, step seconds, command...: one run with every kernel launch logged
+    printf '[profiling.logger]\nlevel = "minimal"\nfile = "/tmp/prof/%s.log"\nappend = false\n' "$1" >cubecl.toml
+    step "dispatch-$1" "${@:2}"
+  }
+  for n in 1 3; do logged "rank$n" 60 "$bin" bench rank --model "$m" --device wgpu --repeats "$n" --separate-repeats 1; done
+  for n in 1 2; do logged "train$n" 90 "$bin" bench train --model "$m" --device wgpu --steps "$n"; done
   rm -f cubecl.toml
   for f in /tmp/prof/*.log; do
     b=$(basename "$f" .log)

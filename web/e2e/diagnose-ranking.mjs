@@ -1,9 +1,10 @@
 // Diagnoses the first ranking in the page (docs/benchmarks.md, "an unexplained stall"): every
 // console line of page and worker, page errors, and the status texts every 5 s until it shows.
-// Usage: node web/e2e/diagnose-ranking.mjs <recalign binary> <dist dir> [query] [seconds]
+// Usage: node web/e2e/diagnose-ranking.mjs <recalign binary> <dist dir> [query] [seconds] [delay]
+// (delay: ms between the model's ready notice and the click; 0 clicks at once)
 import { chromium } from 'playwright-core';
 import { startServer, chromiumArgs } from './serve.mjs';
-const [recalign, dist, query = 'device=cpu', limit = '240'] = process.argv.slice(2);
+const [recalign, dist, query = 'device=cpu', limit = '240', delay = '0'] = process.argv.slice(2);
 const { origin, stop } = await startServer(recalign, dist, 25000);
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...chromiumArgs, '--enable-unsafe-webgpu'] });
 const t0 = Date.now();
@@ -18,6 +19,7 @@ try {
   await page.waitForSelector('#model-info strong', { timeout: 600_000 });
   log('model ready:', (await page.locator('#model-info').innerText()).replace(/\s+/g, ' ').slice(0, 200));
   log('rank enabled:', await page.locator('#rank').isEnabled());
+  await new Promise((r) => setTimeout(r, Number(delay)));
   await page.click('#rank', { timeout: 120_000 });
   log('clicked');
   for (let i = 0; i < Number(limit) / 5; i++) {
