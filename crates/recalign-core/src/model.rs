@@ -446,21 +446,15 @@ impl Llama {
         let (h, kvh, hd) = (c.n_heads, c.n_kv_heads, c.head_dim());
         let total = start + t;
         let group = h / kvh;
-        // Natively the query heads are regrouped per key/value head (below), so the mask's rows
-        // are `group` runs of `t` positions. The page keeps the expanded form: with the
-        // regrouped one its worker never answered the real model's first ranking on the CPU
-        // device in 3 of 3 tries (not understood yet; docs/benchmarks.md), and the expanded form
-        // costs only speed.
-        let regroup = !cfg!(target_arch = "wasm32");
-        let rows = if regroup { group * t } else { t };
-        // Query i (absolute position start+i) may see keys 0..=start+i.
-        let mask: Vec<f32> = (0..rows)
+        // Query i (absolute position start+i) may see keys 0..=start+i; rows are the `group`
+        // query heads of one key/value head, each `t` positions long (the layout below).
+        let mask: Vec<f32> = (0..group * t)
             .flat_map(|r| {
                 let i = r % t;
                 (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 })
             })
             .collect();
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, total]), &self.device)
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [group * t, total]), &self.device)
             .unsqueeze::<4>();
         let scale = (hd as f64).powf(-0.5);
 
@@ -492,19 +486,9 @@ impl Llama {
             // head n is kv head n / group, so [b, h, t, hd] is [b, kvh, group * t, hd] as is,
             // and every kv head meets its queries in one matmul, with no copy of K or V per
             // query head.
-            let attn = if regroup {
-                let q = q.reshape([b, kvh, group * t, hd]);
-                let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
-                softmax(scores, 3).matmul(v).reshape([b, h, t, hd])
-            } else {
-                let expand = |y: Tensor<4>| {
-                    y.unsqueeze_dim::<5>(2)
-                        .expand([b, kvh, group, total, hd])
-                        .reshape([b, h, total, hd])
-                };
-                let scores = q.matmul(expand(k).swap_dims(2, 3)) * scale + mask.clone();
-                softmax(scores, 3).matmul(expand(v))
-            };
+            let q = q.reshape([b, kvh, group * t, hd]);
+            let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
+            let attn = softmax(scores, 3).matmul(v).reshape([b, h, t, hd]);
             let attn = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
             x = x + project(&a.o_proj, attn);
 
