@@ -140,6 +140,27 @@ await test('a default adapter is loaded with the model and ranks in its own prom
   assert.match(await text(page, '#model-in-use'), /base model/);
 });
 
+await test('a ranking asked for while the default adapter is still loading is made with the adapter and stays', false, async (page) => {
+  // The adapter's download held back, as on a slow network: the page used to rank with the base
+  // model and then clear that ranking when the adapter arrived, so a first click showed nothing.
+  const held = [];
+  await page.context().route('**/tiny-adapter.safetensors', async (route) => {
+    held.push(route.request().method());
+    await new Promise((r) => setTimeout(r, 5000));
+    await route.continue();
+  });
+  await page.goto(`${origin}/?model=models/tiny.gguf&adapter=models/tiny-adapter.safetensors`);
+  await ready(page);
+  await page.waitForFunction(() => document.querySelector('#default-adapter')?.textContent.includes('Loading the default adapter'), null, { timeout: 30_000 });
+  assert.equal(await page.locator('#rank').isEnabled(), false, 'Rank waits for the default adapter');
+  await page.click('#rank', { timeout: 60_000 }); // as soon as it is enabled
+  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
+  assert.ok(held.includes('GET'), `the adapter's download went through the held route (${held})`);
+  assert.match(await text(page, '#model-in-use'), /tiny-adapter/);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await page.locator('#ranking tr.candidate').count(), 20, 'the ranking stays on the page');
+});
+
 await test('Quick align runs sequence SFT in the compact prompt, validates before, midway and after, and ranks with the adapter', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });

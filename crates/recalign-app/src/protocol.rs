@@ -165,6 +165,49 @@ pub enum Request {
     },
 }
 
+/// How a request meets a model load (see [`Request::model_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelAccess {
+    /// It loads a model (and, for the page's first load, the default adapter): it runs alone.
+    Load,
+    /// It uses the model in use: it waits until every load asked for before it has finished,
+    /// so it never runs on a model that is about to change.
+    Use,
+    /// It does not touch the model (data, storage, training controls): it goes ahead.
+    Independent,
+}
+
+impl Request {
+    /// Whether the request loads the model, uses it, or neither. The worker orders requests
+    /// with it: a ranking asked for while the default adapter was still loading used to run on
+    /// the base model and then be cleared by the adapter's arrival, so the page showed nothing.
+    pub fn model_access(&self) -> ModelAccess {
+        match self {
+            Self::LoadUrl { .. } | Self::LoadBytes { .. } | Self::LoadStored { .. } => {
+                ModelAccess::Load
+            }
+            Self::Rank { .. }
+            | Self::Generate { .. }
+            | Self::Train(_)
+            | Self::ResumeTraining
+            | Self::Evaluate { .. }
+            | Self::UseAdapter { .. }
+            | Self::ExportAdapter { .. }
+            | Self::ImportAdapter { .. }
+            | Self::LoadPairs { .. } => ModelAccess::Use,
+            Self::LoadDataset(_)
+            | Self::TrainOracle { .. }
+            | Self::TestUser { .. }
+            | Self::CancelTraining
+            | Self::PauseTraining(_)
+            | Self::DiscardCheckpoint
+            | Self::StorageStatus
+            | Self::ClearStorage
+            | Self::ImportRuns { .. } => ModelAccess::Independent,
+        }
+    }
+}
+
 /// The base model or one of the session's adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelChoice {

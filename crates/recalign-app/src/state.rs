@@ -240,6 +240,9 @@ pub struct AppState {
     pub adapter_in_use: Option<usize>,
     /// The shipped default adapter's index once loaded, or why it was not.
     pub default_adapter: Option<Result<usize, String>>,
+    /// The default adapter was asked for and has not arrived (or failed) yet: ranking waits,
+    /// since a ranking made before it would be with the base model.
+    pub default_adapter_pending: bool,
     /// A one-line confirmation (e.g. an export), shown in the Align card.
     pub notice: Option<String>,
     /// Every evaluation of this session, oldest first.
@@ -280,6 +283,7 @@ impl Default for AppState {
             adapters: Vec::new(),
             adapter_in_use: None,
             default_adapter: None,
+            default_adapter_pending: false,
             notice: None,
             evaluations: Vec::new(),
             evaluating: None,
@@ -375,6 +379,8 @@ pub enum Action {
     UseExample(usize),
     /// A request was sent to the worker.
     Started,
+    /// The model load just sent also brings the default adapter.
+    DefaultAdapterAsked,
     /// A local model file is being read.
     LoadingFile(String),
     /// A dataset or oracle request was sent.
@@ -520,7 +526,10 @@ impl Reducible for AppState {
                     s.evaluating = None;
                 }
                 Response::AdapterAdded { index, name } => s.name_adapter(index, name),
-                Response::DefaultAdapter(outcome) => s.default_adapter = Some(outcome),
+                Response::DefaultAdapter(outcome) => {
+                    s.default_adapter = Some(outcome);
+                    s.default_adapter_pending = false;
+                }
                 Response::AdapterExported { name, .. } => {
                     s.notice = Some(format!(
                         "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
@@ -546,6 +555,7 @@ impl Reducible for AppState {
                     s.busy = false;
                     // A failed load keeps a previously loaded model usable.
                     s.progress = None;
+                    s.default_adapter_pending = false;
                 }
             },
             Action::SetHistory(t) => s.history = t,
@@ -571,6 +581,7 @@ impl Reducible for AppState {
                 s.busy = true;
                 s.error = None;
             }
+            Action::DefaultAdapterAsked => s.default_adapter_pending = true,
             Action::LoadingFile(name) => {
                 s.progress = Some(Progress {
                     stage: format!("Reading {name}"),

@@ -76,6 +76,9 @@ pub fn app() -> Html {
                 Some(a) => Some(a.to_string()),
                 None => (url == DEFAULT_MODEL_URL).then(|| DEFAULT_ADAPTER_URL.to_string()),
             };
+            if adapter.is_some() {
+                dispatcher_for_data.dispatch(Action::DefaultAdapterAsked);
+            }
             bridge.send(Request::StorageStatus);
             bridge.send(Request::LoadUrl {
                 url,

@@ -35,7 +35,8 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     } else {
         None
     };
-    let disabled = !s.ready() || s.busy || s.training() || problem.is_some();
+    let disabled =
+        !s.ready() || s.default_adapter_pending || s.busy || s.training() || problem.is_some();
     let compare = use_state(|| None::<ModelChoice>);
     // A compared adapter that no longer exists (a new session) falls back to none.
     let compare_with = (*compare).filter(|c| match c {
@@ -167,6 +168,9 @@ pub fn request_form(props: &RequestFormProps) -> Html {
 /// What the shipped default adapter is, with the switch to the base model and back.
 fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
     match &s.default_adapter {
+        None if s.default_adapter_pending && s.ready() => html! {
+            <p class="hint" id="default-adapter">{ "Loading the default adapter…" }</p>
+        },
         None => html! {},
         Some(Err(why)) => html! { <p class="hint" id="default-adapter">{ why.clone() }</p> },
         Some(Ok(index)) => {

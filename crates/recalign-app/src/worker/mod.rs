@@ -22,8 +22,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::protocol::{
-    DataSource, DatasetInfo, DeviceKind, DevicePreference, ModelInfo, OracleSummary, Request,
-    Response, TrainStage,
+    DataSource, DatasetInfo, DeviceKind, DevicePreference, ModelAccess, ModelInfo, OracleSummary,
+    Request, Response, TrainStage,
 };
 use crate::store::MODELS;
 use recalign_core::data::formats::{self, DatasetFormat};
@@ -81,6 +81,9 @@ struct TrainedAdapter {
 /// The model host (a `gloo-worker` actor).
 pub struct ModelWorker {
     shared: Rc<RefCell<Shared>>,
+    /// Held by a model load for its whole run; a request that uses the model takes it and lets
+    /// go at once, so it never starts while the model (or its default adapter) is changing.
+    loads: Rc<futures::lock::Mutex<()>>,
 }
 
 impl Worker for ModelWorker {
@@ -92,15 +95,24 @@ impl Worker for ModelWorker {
         console_error_panic_hook::set_once();
         Self {
             shared: Rc::default(),
+            loads: Rc::default(),
         }
     }
 
     fn update(&mut self, _scope: &WorkerScope<Self>, _msg: ()) {}
 
     fn received(&mut self, scope: &WorkerScope<Self>, request: Request, id: HandlerId) {
-        let (scope, shared) = (scope.clone(), self.shared.clone());
+        let (scope, shared, loads) = (scope.clone(), self.shared.clone(), self.loads.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let reply = |r: Response| scope.respond(id, r);
+            let _load = match request.model_access() {
+                ModelAccess::Load => Some(loads.lock().await),
+                ModelAccess::Use => {
+                    drop(loads.lock().await);
+                    None
+                }
+                ModelAccess::Independent => None,
+            };
             let data_request = matches!(
                 request,
                 Request::LoadDataset(_) | Request::TrainOracle { .. } | Request::TestUser { .. }
