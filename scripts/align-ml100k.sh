@@ -16,9 +16,10 @@
 # EVAL_MAX=N evaluates a seeded sample of N examples (0: all).
 # SFT_FROM=DIR starts from DIR's SFT adapter and its evaluations (copied), so only the preference
 # stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
-# PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage; `BUDGET=20` is the 20-minute
-# preset (SFT 200 steps, 24 preference steps each, 128 RosePO pairs).
-# Usage: [BUDGET=20] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
+# PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage; SFT_LR (1e-3) is SFT's learning
+# rate; `BUDGET=20` is the 20-minute preset (SFT 200 steps at lr 5e-3, the best of
+# scripts/sweep-sft.sh at that length; 24 preference steps each, 128 RosePO pairs).
+# Usage: [BUDGET=20] [SFT_LR=1e-3] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
 # where it stopped.
@@ -26,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"
 if [ "${BUDGET:-}" = 20 ]; then
-  SFT_STEPS="${SFT_STEPS:-200}"; PREF_STEPS="${PREF_STEPS:-24}"; ROSEPO_PAIRS="${ROSEPO_PAIRS:-128}"
+  SFT_STEPS="${SFT_STEPS:-200}"; SFT_LR="${SFT_LR:-5e-3}"; PREF_STEPS="${PREF_STEPS:-24}"; ROSEPO_PAIRS="${ROSEPO_PAIRS:-128}"
 fi
 SPLIT="${SPLIT:-validation}"
 W="${EVAL_WINDOWS:-5}"
@@ -92,7 +93,7 @@ if [ -n "${SFT_FROM:-}" ]; then
 fi
 ev zero-shot --prompt compact
 once "$RUN/sft.safetensors" "$R" train sft "${D[@]}" --train-seed "$SEED" --recipe sequence --max-examples 0 \
-  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr 1e-3 --warmup 10 \
+  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr "${SFT_LR:-1e-3}" --warmup 10 \
   --batch 4 --steps "${SFT_STEPS:-900}" --checkpoint-every 100 \
   --one-target-share "${ONE_TARGET_SHARE:-0.2}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
