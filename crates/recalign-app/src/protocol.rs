@@ -170,8 +170,8 @@ pub enum Request {
 pub enum ModelAccess {
     /// It loads a model (and, for the page's first load, the default adapter): it runs alone.
     Load,
-    /// It uses the model in use: it waits until every load asked for before it has finished,
-    /// so it never runs on a model that is about to change.
+    /// It uses the model in use: it waits while a load runs, so it never starts on a model
+    /// that is about to change.
     Use,
     /// It does not touch the model (data, storage, training controls): it goes ahead.
     Independent,

@@ -199,6 +199,20 @@ pub const EXAMPLES: [Example; 2] = [
     },
 ];
 
+/// The adapter the page loads with the model (the shipped default, or `?adapter=`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultAdapter {
+    /// None was asked for (another model, or `?adapter=none`).
+    NotAsked,
+    /// Asked for with the model and not arrived yet: ranking waits, since a ranking made
+    /// before it would be with the base model.
+    Loading,
+    /// Loaded as the session's adapter `index`.
+    Loaded(usize),
+    /// Not loaded, and why (the base model ranks).
+    Failed(String),
+}
+
 /// Everything the page shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppState {
@@ -238,11 +252,8 @@ pub struct AppState {
     pub adapters: Vec<String>,
     /// The adapter ranking and generation use (`None`: the base model).
     pub adapter_in_use: Option<usize>,
-    /// The shipped default adapter's index once loaded, or why it was not.
-    pub default_adapter: Option<Result<usize, String>>,
-    /// The default adapter was asked for and has not arrived (or failed) yet: ranking waits,
-    /// since a ranking made before it would be with the base model.
-    pub default_adapter_pending: bool,
+    /// The shipped default adapter (or `?adapter=`): asked for, loaded, or why not.
+    pub default_adapter: DefaultAdapter,
     /// A one-line confirmation (e.g. an export), shown in the Align card.
     pub notice: Option<String>,
     /// Every evaluation of this session, oldest first.
@@ -282,8 +293,7 @@ impl Default for AppState {
             training: None,
             adapters: Vec::new(),
             adapter_in_use: None,
-            default_adapter: None,
-            default_adapter_pending: false,
+            default_adapter: DefaultAdapter::NotAsked,
             notice: None,
             evaluations: Vec::new(),
             evaluating: None,
@@ -527,8 +537,10 @@ impl Reducible for AppState {
                 }
                 Response::AdapterAdded { index, name } => s.name_adapter(index, name),
                 Response::DefaultAdapter(outcome) => {
-                    s.default_adapter = Some(outcome);
-                    s.default_adapter_pending = false;
+                    s.default_adapter = match outcome {
+                        Ok(index) => DefaultAdapter::Loaded(index),
+                        Err(why) => DefaultAdapter::Failed(why),
+                    };
                 }
                 Response::AdapterExported { name, .. } => {
                     s.notice = Some(format!(
@@ -555,7 +567,10 @@ impl Reducible for AppState {
                     s.busy = false;
                     // A failed load keeps a previously loaded model usable.
                     s.progress = None;
-                    s.default_adapter_pending = false;
+                    // A failed model load never gets to its adapter.
+                    if s.default_adapter == DefaultAdapter::Loading {
+                        s.default_adapter = DefaultAdapter::NotAsked;
+                    }
                 }
             },
             Action::SetHistory(t) => s.history = t,
@@ -581,7 +596,7 @@ impl Reducible for AppState {
                 s.busy = true;
                 s.error = None;
             }
-            Action::DefaultAdapterAsked => s.default_adapter_pending = true,
+            Action::DefaultAdapterAsked => s.default_adapter = DefaultAdapter::Loading,
             Action::LoadingFile(name) => {
                 s.progress = Some(Progress {
                     stage: format!("Reading {name}"),

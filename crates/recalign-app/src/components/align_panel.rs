@@ -129,8 +129,7 @@ impl AlignForm {
     /// linear layer of the top 8 blocks, batch 4) cut to 48 steps on 192 training histories,
     /// so the CPU device in one wasm thread finishes in minutes; validation before, midway and
     /// at the end shows where HR@1 went. Its learning rate is the short runs' (docs/alignment.md,
-    /// the SFT learning-rate sweep: at 200 steps 5e-3 had the lowest loss on new documents and
-    /// the highest HR@1 of 1e-3..5e-3), not the long recipe's 1e-3.
+    /// the SFT learning-rate sweep at 200 steps), not the long recipe's 1e-3.
     fn quick(layers: usize) -> Self {
         Self {
             preference: false,
@@ -304,9 +303,9 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             send.emit(Request::Train(Box::new(request)));
         })
     };
+    let layers = state.model.as_ref().map_or(8, |m| m.layers);
     let quick = {
         let (form, send, dispatch) = (form.clone(), props.send.clone(), props.dispatch.clone());
-        let layers = state.model.as_ref().map_or(8, |m| m.layers);
         Callback::from(move |_| {
             // The preset becomes the form, so what ran stays visible and editable.
             let preset = AlignForm {
@@ -562,7 +561,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             { preference_fields.unwrap_or_default() }
             <div class="quick" id="quick-align">
                 <button id="quick-align-start" class="primary" onclick={ quick } disabled={ !can_start }>{ "Quick align" }</button>
-                <span class="meta">{ " Sequence SFT of the compact prompt on 192 training histories (with 48 one-target examples of LLaRA's prompt mixed in, so that generation still names a listed title): 48 steps of 4 at learning rate 5e-3, LoRA r 8 on the top 8 layers, validated on 24 users before, midway and at the end. On the CPU device in one thread of a 2-core Xeon it takes about 15 minutes (13 s a step, under 2 minutes a check); the progress line below gives the time on this device. The validation chart and the summary show where HR@1 and the popularity of the top pick went from the base model's; with 24 users one hit is 0.04, so the Evaluate card's larger sample is the measure." }</span>
+                <span class="meta">{ quick_summary(&AlignForm::quick(layers)) }</span>
             </div>
             <div class="actions">
                 <button id="train-start" class="primary" onclick={ start } disabled={ !can_start }>
@@ -587,6 +586,32 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             <RunsView state={ state.clone() } send={ props.send.clone() } dispatch={ props.dispatch.clone() } />
         </section>
     }
+}
+
+/// What Quick align runs, read from its preset so the card cannot disagree with it, and what it
+/// took on the real model (docs/alignment.md, "Training in the page").
+fn quick_summary(q: &AlignForm) -> String {
+    let share = recalign_core::train::data::ONE_TARGET_SHARE;
+    let one_target = (q.prompts as f64 * share / (1.0 - share)).round();
+    format!(
+        " Sequence SFT of the compact prompt on {} training histories (with {one_target} one-target \
+         examples of LLaRA's prompt mixed in, so that generation still names a listed title): {} \
+         steps of {} at learning rate {:e}, LoRA r {} on the top {} layers, validated on {} users \
+         before, midway and at the end. On the default model, the CPU device in one thread of a \
+         2-core Xeon takes about 15 minutes (13 s a step, under 2 minutes a check); the progress \
+         line below gives the time on this device. The validation chart and the summary show \
+         where HR@1 and the popularity of the top pick went from the base model's; with {} users \
+         one hit is {:.2}, so the Evaluate card's larger sample is the measure.",
+        q.prompts,
+        q.steps,
+        q.batch,
+        q.learning_rate,
+        q.rank,
+        q.top_layers,
+        q.validate_users,
+        q.validate_users,
+        1.0 / q.validate_users.max(1) as f64,
+    )
 }
 
 /// Progress, ETA, a chart of loss and margin, the last steps, and how the run ended.

@@ -5,7 +5,7 @@ use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use crate::protocol::{ModelChoice, Request};
-use crate::state::{Action, AppState, EXAMPLES};
+use crate::state::{Action, AppState, DefaultAdapter, EXAMPLES};
 
 /// Props of [`RequestForm`].
 #[derive(Properties, PartialEq)]
@@ -35,8 +35,11 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     } else {
         None
     };
-    let disabled =
-        !s.ready() || s.default_adapter_pending || s.busy || s.training() || problem.is_some();
+    let disabled = !s.ready()
+        || s.default_adapter == DefaultAdapter::Loading
+        || s.busy
+        || s.training()
+        || problem.is_some();
     let compare = use_state(|| None::<ModelChoice>);
     // A compared adapter that no longer exists (a new session) falls back to none.
     let compare_with = (*compare).filter(|c| match c {
@@ -168,12 +171,14 @@ pub fn request_form(props: &RequestFormProps) -> Html {
 /// What the shipped default adapter is, with the switch to the base model and back.
 fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
     match &s.default_adapter {
-        None if s.default_adapter_pending && s.ready() => html! {
+        DefaultAdapter::Loading if s.ready() => html! {
             <p class="hint" id="default-adapter">{ "Loading the default adapter…" }</p>
         },
-        None => html! {},
-        Some(Err(why)) => html! { <p class="hint" id="default-adapter">{ why.clone() }</p> },
-        Some(Ok(index)) => {
+        DefaultAdapter::NotAsked | DefaultAdapter::Loading => html! {},
+        DefaultAdapter::Failed(why) => {
+            html! { <p class="hint" id="default-adapter">{ why.clone() }</p> }
+        }
+        DefaultAdapter::Loaded(index) => {
             let index = *index;
             if s.adapter_in_use == Some(index) {
                 html! {
