@@ -32,12 +32,8 @@ fi
 SPLIT="${SPLIT:-validation}"
 W="${EVAL_WINDOWS:-5}"
 RUN="${1:-runs/ml100k-seed$SEED}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
-# RECALIGN=BINARY runs a fixed build (one that later rebuilds do not replace mid-run).
-if [ -n "${RECALIGN:-}" ]; then R="$RECALIGN"; else
-  cargo build -q --release -p recalign-cli
-  R="$CARGO_TARGET_DIR/release/recalign"
-fi
+# R (the CLI; RECALIGN=BINARY for a fixed build) and SFT_RECIPE.
+source scripts/recipe.sh
 mkdir -p "$RUN"
 read -r -a D <<< "${DATA:-}"
 ORACLE="${ORACLE:-models/sasrec-ml-100k.safetensors}"
@@ -92,10 +88,8 @@ if [ -n "${SFT_FROM:-}" ]; then
   done
 fi
 ev zero-shot --prompt compact
-once "$RUN/sft.safetensors" "$R" train sft "${D[@]}" --train-seed "$SEED" --recipe sequence --max-examples 0 \
-  --lora-targets all --lora-layers 8 --lora-rank "${LORA_RANK:-8}" --lora-alpha "$(( 2 * ${LORA_RANK:-8} ))" --lr "${SFT_LR:-1e-3}" --warmup 10 \
-  --batch 4 --steps "${SFT_STEPS:-900}" --checkpoint-every 100 \
-  --one-target-share "${ONE_TARGET_SHARE:-0.2}" --out "$RUN/sft.safetensors"
+once "$RUN/sft.safetensors" "$R" "${SFT_RECIPE[@]}" "${D[@]}" --train-seed "$SEED" --lr "${SFT_LR:-1e-3}" \
+  --steps "${SFT_STEPS:-900}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 VR="$RUN/validratio-sft-47.json"
 if [ ! -s "$VR" ]; then

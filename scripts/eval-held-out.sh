@@ -10,9 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:?usage: scripts/eval-held-out.sh RUN_DIR}"
 W="${EVAL_WINDOWS:-5}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
-cargo build -q --release -p recalign-cli
-R="$CARGO_TARGET_DIR/release/recalign"
+source scripts/recipe.sh # R
 [ -s "$RUN/sft.safetensors" ] || { echo "$RUN/sft.safetensors is missing: run scripts/align-ml100k.sh $RUN first" >&2; exit 1; }
 names=(zero-shot) args=(--adapter none)
 for n in sft dpo sdpo rosepo; do

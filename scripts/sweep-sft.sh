@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The SFT learning-rate sweep of docs/alignment.md: the recipe's SFT (scripts/align-ml100k.sh's
-# arguments) at a fixed step budget for each learning rate, then every adapter in one evaluation
+# The SFT learning-rate sweep of docs/alignment.md: the recipe's SFT (SFT_RECIPE, scripts/recipe.sh)
+# at a fixed step budget for each learning rate, then every adapter in one evaluation
 # pass on the validation users' last 5 windows (the frozen lower layers run once per example),
 # each with popularity and random on the same candidates, Wilson intervals and the paired test
 # against popularity.
@@ -10,20 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"; STEPS="${SFT_STEPS:-200}"; read -r -a LRS <<< "${LRS:-2e-3 3e-3 5e-3}"
 RUN="${1:-runs/sweep-sft-$STEPS}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recalign-target}"
-if [ -n "${RECALIGN:-}" ]; then R="$RECALIGN"; else
-  cargo build -q --release -p recalign-cli
-  R="$CARGO_TARGET_DIR/release/recalign"
-fi
+source scripts/recipe.sh # R and SFT_RECIPE
 mkdir -p "$RUN"
 args=() names=()
 for lr in "${LRS[@]}"; do
   out="$RUN/sft-lr$lr.safetensors"
   if [ ! -s "$out" ]; then
     t0=$SECONDS
-    "$R" train sft --train-seed "$SEED" --recipe sequence --max-examples 0 --lora-targets all \
-      --lora-layers 8 --lora-rank 8 --lora-alpha 16 --lr "$lr" --warmup 10 --batch 4 --steps "$STEPS" \
-      --checkpoint-every 100 --one-target-share 0.2 --out "$out" 2> "$RUN/train-lr$lr.log"
+    "$R" "${SFT_RECIPE[@]}" --train-seed "$SEED" --lr "$lr" --steps "$STEPS" --out "$out" \
+      2> "$RUN/train-lr$lr.log"
     echo "($(( SECONDS - t0 )) s) train sft --lr $lr" | tee -a "$RUN/times.txt" >&2
   fi
   if [ ! -s "$RUN/eval-lr$lr-validation5.json" ]; then args+=(--adapter "$out"); names+=("lr$lr"); fi
