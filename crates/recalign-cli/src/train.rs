@@ -52,6 +52,11 @@ pub enum TrainCommand {
         /// listed title (ValidRatio). Default: the recipe's, 0.2.
         #[arg(long)]
         one_target_share: Option<f64>,
+        /// Sequence SFT: how much each answer token of a one-target example counts in the
+        /// loss against a document's (at 1 they are ~2% of the answer tokens). Default: the
+        /// recipe's, 1.
+        #[arg(long)]
+        one_target_weight: Option<f32>,
         /// Go on training this adapter (a second phase; its shape overrides the LoRA options,
         /// and the result ranks with its prompt format): e.g. `--recipe one-target` after
         /// sequence SFT, to answer LLaRA's prompt with a listed title.
@@ -369,6 +374,7 @@ pub fn train(command: TrainCommand) -> CliResult {
             chunk,
             context,
             one_target_share,
+            one_target_weight,
             init,
             lora,
             train,
@@ -380,10 +386,10 @@ pub fn train(command: TrainCommand) -> CliResult {
             let (log, splits) = dataset.splits()?;
             let (sft, prompt) = match recipe {
                 Recipe::OneTarget => {
-                    if one_target_share.is_some() {
+                    if one_target_share.is_some() || one_target_weight.is_some() {
                         return Err(
-                            "--one-target-share mixes one-target examples into --recipe sequence; \
-                             --recipe one-target is all one-target already"
+                            "--one-target-share and --one-target-weight mix one-target examples \
+                             into --recipe sequence; --recipe one-target is all one-target already"
                                 .into(),
                         );
                     }
@@ -410,6 +416,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                             docs,
                             splits.get(SplitName::Train),
                             one_target_share.unwrap_or(train_data::ONE_TARGET_SHARE),
+                            one_target_weight.unwrap_or(train_data::ONE_TARGET_WEIGHT),
                             template,
                             dataset.seed,
                         )?;

@@ -427,7 +427,7 @@ fn loss_eval_prints_losses_and_refuses_bad_batches() {
 
 /// Sequence SFT with one-target examples mixed in, then the base model and the adapter
 /// evaluated together on the held-out users (validation then test) with the paired test
-/// against the first; a bad `--against-model` and a bad share are clear errors.
+/// against the first; a bad `--against-model`, share or weight is a clear error.
 #[test]
 fn mixed_sft_then_several_models_on_the_held_out_users() {
     let model = tiny_model("mixed.gguf");
@@ -440,7 +440,7 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
     ));
     let adapter = adapter.to_str().unwrap();
     let data = ["--interactions", inter, "--items", items, "--model", model];
-    let sft = |share: &str| {
+    let sft = |share: &str, weight: &str| {
         let mut args = vec![
             "train",
             "sft",
@@ -452,6 +452,8 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
             "2",
             "--one-target-share",
             share,
+            "--one-target-weight",
+            weight,
             "--steps",
             "2",
             "--batch",
@@ -462,7 +464,7 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
         args.extend(data);
         recalign(&args)
     };
-    let out = sft("0.25");
+    let out = sft("0.25", "4");
     assert!(out.status.success(), "{}", stderr(&out));
     // 24 training users of 12 positives in documents of 6 with 2 of context: 3 each.
     assert!(
@@ -470,9 +472,12 @@ fn mixed_sft_then_several_models_on_the_held_out_users() {
         "{}",
         stderr(&out)
     );
-    let out = sft("1");
+    let out = sft("1", "1");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("one-target share must be in [0, 1)"));
+    let out = sft("0.25", "0");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("one-target weight must be a positive number, not 0"));
 
     let eval = |extra: &[&str]| {
         let mut args = vec![

@@ -95,6 +95,52 @@ fn sft_lowers_the_answer_loss_and_moves_only_the_adapter() {
 }
 
 #[test]
+fn an_example_of_weight_two_counts_as_two_copies_of_it() {
+    // The weighted step's objective, sum_i w_i log p(answer_i) / sum_i w_i |answer_i|, is the
+    // unweighted one over a batch holding the weight-2 example twice: same losses, and (with
+    // Adam's steps depending on the gradients' sizes from the second on) the same path.
+    let lm = common::tiny_model();
+    let lora = LoraSettings {
+        rank: 4,
+        alpha: 8.0,
+        ..LoraSettings::default()
+    };
+    let ex = sft_examples(&lm);
+    let one_batch = |n| TrainSettings {
+        batch_size: n,
+        accumulation: 1,
+        ..settings(3, 3e-2)
+    };
+    let weighted = vec![
+        SftExample {
+            weight: 2.0,
+            ..ex[0].clone()
+        },
+        ex[1].clone(),
+    ];
+    let copied = vec![ex[0].clone(), ex[0].clone(), ex[1].clone()];
+    let run = |examples: Vec<SftExample>| {
+        let n = examples.len();
+        let mut t = SftTrainer::new(&lm, lora.clone(), one_batch(n), examples).unwrap();
+        let mut losses = Vec::new();
+        while !t.is_done() {
+            losses.push(pollster::block_on(t.step()).unwrap().loss);
+        }
+        losses
+    };
+    let (w, c) = (run(weighted), run(copied));
+    let plain = run(vec![ex[0].clone(), ex[1].clone()]);
+    println!("weighted {w:?}, copied {c:?}, weight 1 {plain:?}");
+    for (a, b) in w.iter().zip(&c) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{w:?} vs {c:?}");
+    }
+    assert!(
+        (w[0] - plain[0]).abs() > 1e-3,
+        "the weight changes the objective"
+    );
+}
+
+#[test]
 fn peft_names_and_shapes_match_the_hugging_face_layout() {
     let lm = common::tiny_model();
     let lora = LoraSettings {

@@ -260,6 +260,7 @@ async fn prepare(
                         docs,
                         &data.1.train,
                         train_data::ONE_TARGET_SHARE,
+                        train_data::ONE_TARGET_WEIGHT,
                         None,
                         settings.seed,
                     )

@@ -250,6 +250,7 @@ pub fn sequence_examples(
         Ok(SftExample {
             prompt_ids,
             answer_ids,
+            weight: 1.0,
         })
     }))
 }
@@ -259,23 +260,34 @@ pub fn sequence_examples(
 /// the same ranking HR@1 (docs/alignment.md, run C).
 pub const ONE_TARGET_SHARE: f64 = 0.2;
 
+/// The recipe's loss weight of a one-target example's answer tokens against a document's
+/// ([`mix_one_target`]; 1: every answer token counts the same).
+pub const ONE_TARGET_WEIGHT: f32 = 1.0;
+
 /// Sequence SFT documents with LLaRA one-target examples mixed in, so that `share` of the
 /// result (0 <= share < 1) are one-target examples drawn (seeded) from `examples`. Documents
 /// alone teach the compact ranking prompt but not the LLaRA prompt's task of answering with one
 /// listed title, which generation (ValidRatio) needs; each one-target example costs a whole
-/// prompt for one target, hence a share rather than all of them.
+/// prompt for one target, hence a share rather than all of them. Each of their answer tokens
+/// counts `weight` times in the loss: at 1 they are about 2% of the answer tokens.
 pub fn mix_one_target(
     lm: &LanguageModel,
     log: &InteractionLog,
     documents: Tokenised<SftExample>,
     examples: &[Example],
     share: f64,
+    weight: f32,
     template: Option<usize>,
     seed: u64,
 ) -> Result<Tokenised<SftExample>> {
     if !(0.0..1.0).contains(&share) {
         return Err(Error::Train(format!(
             "the one-target share must be in [0, 1), not {share}"
+        )));
+    }
+    if !(weight.is_finite() && weight > 0.0) {
+        return Err(Error::Train(format!(
+            "the one-target weight must be a positive number, not {weight}"
         )));
     }
     let wanted = (documents.items.len() as f64 * share / (1.0 - share)).round() as usize;
@@ -292,7 +304,12 @@ pub fn mix_one_target(
     let drawn = draw(examples, wanted, seed ^ 0x6f6e_6574);
     let one_target = sft_examples(lm, log, &drawn, template)?;
     let mut out = documents;
-    out.items.extend(one_target.items);
+    out.items.extend(
+        one_target
+            .items
+            .into_iter()
+            .map(|e| SftExample { weight, ..e }),
+    );
     out.too_long += one_target.too_long;
     Ok(out)
 }
