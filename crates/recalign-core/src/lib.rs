@@ -7,6 +7,7 @@
 //! - [`data`]: dataset parsers, the LLaRA split, candidate sets, preference pairs.
 //! - [`oracle`]: SASRec and popularity, the conventional recommenders RosePO's smoothing uses.
 //! - [`prompt`]: the recommendation prompt templates.
+//! - [`hybrid`]: LLaRA's hybrid item input (oracle item vectors through a projector).
 //! - [`lm`]: candidate scoring over a shared prompt prefix, and greedy generation.
 //! - [`losses`]: every preference loss, in `f64` (loss lab, reference) and on tensors (training).
 //! - [`train`]: LoRA, SFT and preference training as step functions; adapters in PEFT's layout.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod fixtures;
 pub mod gguf;
+pub mod hybrid;
 pub mod lm;
 pub mod losses;
 pub mod model;

@@ -9,7 +9,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::{gelu, silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
@@ -151,6 +151,42 @@ pub struct LlamaWeights {
     pub layers: Vec<DecoderLayer>,
     /// Final norm.
     pub norm: RmsNorm,
+    /// LLaRA's hybrid item input, when a hybrid adapter is applied ([`crate::hybrid`]).
+    pub projector: Option<Projector>,
+}
+
+/// LLaRA's projector: a conventional recommender's item vector `[d_item]` to a vector the
+/// decoder adds to its residual stream at an item's slot, `gelu(v U) D`. `D` starts at zero,
+/// so a fresh projector leaves the model exactly as it was (the text-only model): the start of
+/// LLaRA's curriculum from text-only to hybrid, reached by training rather than by a schedule.
+/// No biases, so every trainable tensor is 2-d like the LoRA factors.
+#[derive(Module, Debug)]
+pub struct Projector {
+    /// The oracle's item vectors `[rows, d_item]`, frozen.
+    pub items: Param<Tensor<2>>,
+    /// `[d_item, hidden]`.
+    pub up: Param<Tensor<2>>,
+    /// `[hidden, hidden]`.
+    pub down: Param<Tensor<2>>,
+    /// The layer whose input receives the projected vectors: the adapter's lowest adapted
+    /// layer, so the frozen layers below still depend on the tokens alone (their outputs stay
+    /// cacheable) and backward stops where it does without a projector.
+    pub layer: usize,
+}
+
+impl Projector {
+    /// Projected vectors `[n, hidden]` of item vectors `[n, d_item]`.
+    pub fn forward(&self, items: Tensor<2>) -> Tensor<2> {
+        gelu(items.matmul(self.up.val())).matmul(self.down.val())
+    }
+
+    /// `x` `[1, t, hidden]` with the projection of the item table's `rows` `[n]` added at the
+    /// positions `place` `[t, n]` (one 1 per column) gives them: one thin matmul instead of a
+    /// scatter, which autodiff and every backend support alike.
+    pub fn add_to(&self, x: Tensor<3>, place: Tensor<2>, rows: Tensor<1, Int>) -> Tensor<3> {
+        let items = self.items.val().select(0, rows);
+        x + place.matmul(self.forward(items)).unsqueeze::<3>()
+    }
 }
 
 /// Keys and values of every layer for the tokens seen so far, `[batch, kv_heads, len, head_dim]`.
@@ -335,6 +371,7 @@ impl Llama {
             },
             layers,
             norm: norm("output_norm.weight")?,
+            projector: None,
         };
         Ok(Self::new(config, weights, device))
     }

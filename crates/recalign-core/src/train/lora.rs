@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::hybrid::HybridWeights;
 use crate::model::LlamaWeights;
 use crate::{Error, Result};
 
@@ -200,6 +201,9 @@ pub struct Adapter {
     /// The prompt format it was trained with, which ranking with it should use (saved in the
     /// file's metadata; LLaRA's for files without it, such as PEFT imports).
     pub prompt: crate::prompt::PromptFormat,
+    /// LLaRA's projector and its item table, for an adapter trained with hybrid item slots
+    /// ([`crate::hybrid`]): such an adapter ranks LLaRA prompts with a slot after each title.
+    pub hybrid: Option<HybridWeights>,
 }
 
 /// The model PEFT configs name as the base.
@@ -207,6 +211,15 @@ pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 
 const SETTINGS_KEY: &str = "recalign.lora";
 const PROMPT_KEY: &str = "recalign.prompt";
+const HYBRID_KEY: &str = "recalign.hybrid";
+
+/// The projector's shape, in the file's metadata next to its tensors.
+#[derive(Serialize, Deserialize)]
+struct HybridMeta {
+    d_item: usize,
+    hidden: usize,
+    layer: usize,
+}
 
 impl Adapter {
     /// A fresh adapter for a model of shape `config`, initialised as PEFT does: A from
@@ -249,6 +262,7 @@ impl Adapter {
             settings: settings.clone(),
             layers,
             prompt: Default::default(),
+            hybrid: None,
         })
     }
 
@@ -273,10 +287,15 @@ impl Adapter {
                 });
             }
         }
+        let hybrid = match &weights.projector {
+            Some(p) => Some(HybridWeights::read(p).await?),
+            None => None,
+        };
         Ok(Self {
             settings: settings.clone(),
             layers,
             prompt: Default::default(),
+            hybrid,
         })
     }
 
@@ -323,9 +342,10 @@ impl Adapter {
             ids: ids.clone(),
             values,
             set: 0,
+            trainable: false,
             error: None,
         };
-        let weights = weights.map(&mut setter);
+        let mut weights = weights.map(&mut setter);
         if let Some(e) = setter.error {
             return Err(e);
         }
@@ -336,6 +356,19 @@ impl Adapter {
                  {missing:?}): attach LoRA with the adapter's settings first",
                 expected - setter.set
             )));
+        }
+        if let Some(h) = &self.hybrid {
+            h.validate(
+                weights.embed_tokens.weight.val().dims()[1],
+                weights.layers.len(),
+            )?;
+            let id = |k: &str| ids.get(k).copied();
+            // Trainable exactly when the LoRA factors are (an autodiff policy, not a scorer).
+            weights.projector = Some(h.projector(
+                device,
+                [id(PROJECTOR_UP), id(PROJECTOR_DOWN)],
+                setter.trainable,
+            ));
         }
         Ok(weights)
     }
@@ -373,6 +406,20 @@ impl Adapter {
                 (to_bytes(&b_t), vec![l.d_out, rank]),
             );
         }
+        if let Some(h) = &self.hybrid {
+            owned.insert(
+                crate::hybrid::ITEMS_TENSOR.into(),
+                (to_bytes(&h.items), vec![h.rows(), h.d_item]),
+            );
+            owned.insert(
+                crate::hybrid::UP_TENSOR.into(),
+                (to_bytes(&h.up), vec![h.d_item, h.hidden]),
+            );
+            owned.insert(
+                crate::hybrid::DOWN_TENSOR.into(),
+                (to_bytes(&h.down), vec![h.hidden, h.hidden]),
+            );
+        }
         let views: Vec<(String, TensorView<'_>)> = owned
             .iter()
             .map(|(k, (bytes, shape))| {
@@ -391,6 +438,17 @@ impl Adapter {
             PROMPT_KEY.to_string(),
             serde_json::to_string(&self.prompt).map_err(|e| Error::Adapter(e.to_string()))?,
         );
+        if let Some(h) = &self.hybrid {
+            let shape = HybridMeta {
+                d_item: h.d_item,
+                hidden: h.hidden,
+                layer: h.layer,
+            };
+            meta.insert(
+                HYBRID_KEY.to_string(),
+                serde_json::to_string(&shape).map_err(|e| Error::Adapter(e.to_string()))?,
+            );
+        }
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::Adapter(e.to_string()))
     }
 
@@ -450,7 +508,25 @@ impl Adapter {
         settings.validate()?;
         let rank = settings.rank;
         let mut modules: BTreeMap<(usize, usize), PartialLayer> = BTreeMap::new();
+        let mut hybrid_tensors: HashMap<String, Vec<f32>> = HashMap::new();
         for (name, view) in tensors.tensors() {
+            let values = || -> Result<Vec<f32>> {
+                let data = view.data();
+                Ok(match view.dtype() {
+                    Dtype::F32 => decode(data, f32::from_le_bytes),
+                    Dtype::F16 => decode(data, |b| half::f16::from_le_bytes(b).to_f32()),
+                    Dtype::BF16 => decode(data, |b| half::bf16::from_le_bytes(b).to_f32()),
+                    other => {
+                        return Err(bad(format!(
+                            "{name:?} is {other:?}; adapters are read as F32, F16 or BF16"
+                        )));
+                    }
+                })
+            };
+            if name.starts_with("recalign.hybrid.") {
+                hybrid_tensors.insert(name.clone(), values()?);
+                continue;
+            }
             let Some(rest) = name.strip_prefix("base_model.model.") else {
                 return Err(bad(format!(
                     "unexpected tensor {name:?} (not a PEFT LoRA name)"
@@ -479,17 +555,7 @@ impl Adapter {
                     ))
                 })?;
             let shape = view.shape().to_vec();
-            let data = view.data();
-            let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => decode(data, f32::from_le_bytes),
-                Dtype::F16 => decode(data, |b| half::f16::from_le_bytes(b).to_f32()),
-                Dtype::BF16 => decode(data, |b| half::bf16::from_le_bytes(b).to_f32()),
-                other => {
-                    return Err(bad(format!(
-                        "{name:?} is {other:?}; adapters are read as F32, F16 or BF16"
-                    )));
-                }
-            };
+            let values = values()?;
             let entry = modules
                 .entry((layer, order))
                 .or_insert_with(|| (module.to_string(), None, None, 0, 0));
@@ -530,10 +596,38 @@ impl Adapter {
                 .map_err(|e| bad(format!("bad prompt-format metadata {p:?}: {e}")))?,
             None => Default::default(),
         };
+        let hybrid = match meta.metadata().as_ref().and_then(|m| m.get(HYBRID_KEY)) {
+            None if hybrid_tensors.is_empty() => None,
+            None => {
+                return Err(bad(
+                    "the file has projector tensors but no recalign.hybrid metadata".into(),
+                ));
+            }
+            Some(m) => {
+                let shape: HybridMeta = serde_json::from_str(m)
+                    .map_err(|e| bad(format!("bad recalign.hybrid metadata {m:?}: {e}")))?;
+                let mut take = |name: &str| {
+                    hybrid_tensors
+                        .remove(name)
+                        .ok_or_else(|| bad(format!("the hybrid adapter lacks {name}")))
+                };
+                let h = HybridWeights {
+                    d_item: shape.d_item,
+                    hidden: shape.hidden,
+                    layer: shape.layer,
+                    items: take(crate::hybrid::ITEMS_TENSOR)?,
+                    up: take(crate::hybrid::UP_TENSOR)?,
+                    down: take(crate::hybrid::DOWN_TENSOR)?,
+                };
+                h.validate_shapes()?;
+                Some(h)
+            }
+        };
         Ok(Self {
             settings,
             layers,
             prompt,
+            hybrid,
         })
     }
 }
@@ -635,6 +729,8 @@ struct FactorSetter {
     ids: HashMap<String, u64>,
     values: HashMap<String, Tensor<2>>,
     set: usize,
+    /// Whether any factor it set was trainable.
+    trainable: bool,
     error: Option<Error>,
 }
 
@@ -665,6 +761,7 @@ impl ModuleMapper for FactorSetter {
         let value: Tensor<D> = value.reshape(param.val().shape());
         // The new value is a fresh leaf: keep the old factor's trainability explicitly.
         let trainable = param.val().is_require_grad();
+        self.trainable |= trainable;
         let param = param.map(|old| value.to_device(&old.device()));
         let param = if trainable {
             param.set_require_grad(true)
@@ -680,6 +777,10 @@ impl ModuleMapper for FactorSetter {
         }
     }
 }
+
+/// The projector's trainable matrices as [`factor_ids`] names them.
+const PROJECTOR_UP: &str = "projector.up";
+const PROJECTOR_DOWN: &str = "projector.down";
 
 /// Paths and parameter ids of every LoRA factor in `weights` (`layers.3.self_attn.q_proj.weight.lora.a`).
 pub fn factor_ids(weights: &LlamaWeights) -> HashMap<String, u64> {
@@ -705,7 +806,11 @@ impl ModuleVisitor for FactorIds {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.join(".");
-        if key.ends_with(".lora.a") || key.ends_with(".lora.b") {
+        if key.ends_with(".lora.a")
+            || key.ends_with(".lora.b")
+            || key == PROJECTOR_UP
+            || key == PROJECTOR_DOWN
+        {
             self.ids.insert(key, param.id.val());
         }
     }
