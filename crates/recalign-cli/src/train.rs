@@ -415,8 +415,10 @@ pub fn train(command: TrainCommand) -> CliResult {
                             &log,
                             docs,
                             splits.get(SplitName::Train),
-                            one_target_share.unwrap_or(train_data::ONE_TARGET_SHARE),
-                            one_target_weight.unwrap_or(train_data::ONE_TARGET_WEIGHT),
+                            (
+                                one_target_share.unwrap_or(train_data::ONE_TARGET_SHARE),
+                                one_target_weight.unwrap_or(train_data::ONE_TARGET_WEIGHT),
+                            ),
                             template,
                             dataset.seed,
                         )?;

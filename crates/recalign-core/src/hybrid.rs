@@ -63,7 +63,7 @@ impl HybridWeights {
         seed: u64,
     ) -> Result<Self> {
         use rand::{Rng, SeedableRng};
-        if d_item == 0 || items.is_empty() || items.len() % d_item != 0 {
+        if d_item == 0 || items.is_empty() || !items.len().is_multiple_of(d_item) {
             return Err(Error::Adapter(format!(
                 "an item table of {} values is not rows of {d_item}",
                 items.len()
@@ -110,7 +110,7 @@ impl HybridWeights {
     /// Checks the tensors' sizes against the recorded shape.
     pub fn validate_shapes(&self) -> Result<()> {
         if self.d_item == 0
-            || self.items.len() % self.d_item != 0
+            || !self.items.len().is_multiple_of(self.d_item)
             || self.up.len() != self.d_item * self.hidden
             || self.down.len() != self.hidden * self.hidden
         {

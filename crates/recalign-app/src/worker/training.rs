@@ -259,8 +259,7 @@ async fn prepare(
                         &data.0,
                         docs,
                         &data.1.train,
-                        train_data::ONE_TARGET_SHARE,
-                        train_data::ONE_TARGET_WEIGHT,
+                        (train_data::ONE_TARGET_SHARE, train_data::ONE_TARGET_WEIGHT),
                         None,
                         settings.seed,
                     )

@@ -265,7 +265,7 @@ pub const ONE_TARGET_SHARE: f64 = 0.2;
 pub const ONE_TARGET_WEIGHT: f32 = 1.0;
 
 /// Sequence SFT documents with LLaRA one-target examples mixed in, so that `share` of the
-/// result (0 <= share < 1) are one-target examples drawn (seeded) from `examples`. Documents
+/// result (0 <= share < 1, the first of `(share, weight)`) are one-target examples drawn (seeded) from `examples`. Documents
 /// alone teach the compact ranking prompt but not the LLaRA prompt's task of answering with one
 /// listed title, which generation (ValidRatio) needs; each one-target example costs a whole
 /// prompt for one target, hence a share rather than all of them. Each of their answer tokens
@@ -275,8 +275,7 @@ pub fn mix_one_target(
     log: &InteractionLog,
     documents: Tokenised<SftExample>,
     examples: &[Example],
-    share: f64,
-    weight: f32,
+    (share, weight): (f64, f32),
     template: Option<usize>,
     seed: u64,
 ) -> Result<Tokenised<SftExample>> {
