@@ -341,4 +341,53 @@ mod tests {
         assert!(slots.tensors(3, &device).is_err(), "a slot past the prompt");
         assert!(Slots::default().tensors(3, &device).unwrap().is_none());
     }
+
+    #[test]
+    fn a_hybrid_adapter_saves_and_loads_and_a_fresh_one_changes_nothing() {
+        use crate::train::{Adapter, LoraSettings};
+        let lm =
+            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+                .unwrap();
+        let c = &lm.model.config;
+        let settings = LoraSettings {
+            rank: 2,
+            alpha: 4.0,
+            top_layers: 1,
+            ..LoraSettings::default()
+        };
+        let mut adapter = Adapter::fresh(&settings, c, 3).unwrap();
+        let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        adapter.hybrid = Some(h.clone());
+        let bytes = adapter.to_safetensors().unwrap();
+        assert_eq!(Adapter::from_safetensors(&bytes, None).unwrap(), adapter);
+        // Applied to the model: the projector is there, and reads back as saved.
+        let weights = crate::train::lora::attach(lm.model.weights.clone(), &settings).unwrap();
+        let weights = adapter.apply(weights, &Device::flex()).unwrap();
+        let projector = weights.projector.as_ref().expect("projector installed");
+        assert_eq!(
+            pollster::block_on(HybridWeights::read(projector)).unwrap(),
+            h
+        );
+        // A fresh projector adds zero; a trained one does not.
+        let x = Tensor::<3>::zeros([1, 3, c.hidden_size], &Device::flex());
+        let slots = Slots {
+            positions: vec![1],
+            rows: vec![2],
+        };
+        let (place, rows) = slots.tensors(3, &Device::flex()).unwrap().unwrap();
+        let sum = |p: &Projector| {
+            p.add_to(x.clone(), place.clone(), rows.clone())
+                .abs()
+                .sum()
+                .into_scalar::<f32>()
+        };
+        assert_eq!(sum(projector), 0.0);
+        h.down.iter_mut().for_each(|v| *v = 0.01);
+        let trained = h.projector(&Device::flex(), [None, None], false);
+        assert!(sum(&trained) > 0.0);
+        // A wrong shape is refused with the reason.
+        h.up.pop();
+        assert!(h.validate_shapes().is_err());
+    }
 }
