@@ -426,6 +426,22 @@ pub fn oracle(command: OracleCommand) -> CliResult {
     }
 }
 
+/// The SASRec oracle saved at `path`, checked against `log`'s catalogue.
+pub fn read_oracle(
+    path: &std::path::Path,
+    log: &recalign_core::data::InteractionLog,
+    device: &burn::tensor::Device,
+) -> Result<SasRecOracle, String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read oracle {}: {e} (train one with `recalign oracle train`)",
+            path.display()
+        )
+    })?;
+    SasRecOracle::from_safetensors(&bytes, device, Some(catalogue_fingerprint(&log.catalogue)))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn report(
     splits: &Splits,
     sasrec: &SasRecOracle,

@@ -197,6 +197,14 @@ fn run(cli: Cli) -> CliResult {
             let mut format = PromptFormat::Llara;
             if let Some(path) = &adapter {
                 let a = train::read_adapter(path)?;
+                if a.hybrid.is_some() {
+                    return Err(format!(
+                        "{} is a hybrid adapter: it reads each title's catalogue item (the \
+                         oracle's vector), and `rank` takes free titles; evaluate it on a dataset \
+                         with `recalign eval --adapter`",
+                        path.display()
+                    ));
+                }
                 format = a.prompt;
                 lm = recalign_core::train::with_adapter(&lm, &a).map_err(|e| e.to_string())?;
             }

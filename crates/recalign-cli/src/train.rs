@@ -15,7 +15,7 @@ use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
 use recalign_core::train::{
     Adapter, Checkpoint, FactorType, LoraSettings, LoraTargets, PreferenceTrainer, Reference,
-    SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
+    SftExample, SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -62,6 +62,11 @@ pub enum TrainCommand {
         /// sequence SFT, to answer LLaRA's prompt with a listed title.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// LLaRA's hybrid item tokens: a slot after every title holding this SASRec oracle's
+        /// item vector through a trained projector (`recalign oracle train` makes the file; the
+        /// adapter carries the oracle's item table, so it ranks without the oracle file).
+        #[arg(long, value_name = "ORACLE")]
+        hybrid: Option<PathBuf>,
         #[command(flatten)]
         lora: LoraArgs,
         #[command(flatten)]
@@ -364,6 +369,33 @@ fn drive(
     Ok(())
 }
 
+/// A fresh adapter with LLaRA's projector over `oracle`'s item table, fed at the lowest adapted
+/// layer; the LoRA factors are drawn as a fresh run would draw them with `seed`.
+fn fresh_hybrid(
+    lm: &recalign_core::LanguageModel,
+    log: &recalign_core::data::InteractionLog,
+    oracle: &std::path::Path,
+    settings: &LoraSettings,
+    seed: u64,
+    prompt: PromptFormat,
+) -> Result<Adapter, String> {
+    let oracle = crate::data::read_oracle(oracle, log, lm.model.device())?;
+    let (items, d_item) = pollster::block_on(oracle.item_table()).map_err(|e| e.to_string())?;
+    let c = &lm.model.config;
+    let layer = settings
+        .layer_range(c.n_layers)
+        .map_err(|e| e.to_string())?
+        .start;
+    let mut adapter = Adapter::fresh(settings, c, seed).map_err(|e| e.to_string())?;
+    adapter.hybrid = Some(
+        recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
+            .map_err(|e| e.to_string())?,
+    );
+    adapter.prompt = prompt;
+    eprintln!("hybrid: item vectors of {d_item} from the oracle, projected into layer {layer}");
+    Ok(adapter)
+}
+
 pub fn train(command: TrainCommand) -> CliResult {
     match command {
         TrainCommand::Sft {
@@ -376,6 +408,7 @@ pub fn train(command: TrainCommand) -> CliResult {
             one_target_share,
             one_target_weight,
             init,
+            hybrid,
             lora,
             train,
             out,
@@ -384,6 +417,23 @@ pub fn train(command: TrainCommand) -> CliResult {
             let lm = load_model(&model)?;
             let start = init.as_deref().map(read_adapter).transpose()?;
             let (log, splits) = dataset.splits()?;
+            let start = match (start, hybrid) {
+                (Some(_), Some(_)) => {
+                    return Err("--hybrid starts a fresh projector; an --init adapter keeps its                                 own (or has none): give one of the two"
+                        .into());
+                }
+                (None, Some(oracle)) => {
+                    let format = match recipe {
+                        Recipe::Sequence => PromptFormat::Compact,
+                        Recipe::OneTarget => PromptFormat::Llara,
+                    };
+                    let settings = lora.settings(lm.model.config.n_layers);
+                    let seed = train.settings(Stage::Sft).seed;
+                    Some(fresh_hybrid(&lm, &log, &oracle, &settings, seed, format)?)
+                }
+                (start, None) => start,
+            };
+            let hybrid = start.as_ref().is_some_and(|a| a.hybrid.is_some());
             let (sft, prompt) = match recipe {
                 Recipe::OneTarget => {
                     if one_target_share.is_some() || one_target_weight.is_some() {
@@ -395,11 +445,15 @@ pub fn train(command: TrainCommand) -> CliResult {
                     }
                     let examples =
                         train_data::draw(splits.get(SplitName::Train), max_examples, dataset.seed);
-                    let sft = train_data::sft_examples(&lm, &log, &examples, template);
+                    let sft = train_data::sft_examples_with(&lm, &log, &examples, template, hybrid);
                     (sft, PromptFormat::Llara)
                 }
                 Recipe::Sequence => {
-                    let config = train_data::SequenceConfig { chunk, context };
+                    let config = train_data::SequenceConfig {
+                        chunk,
+                        context,
+                        hybrid,
+                    };
                     let sft = train_data::sequence_examples(
                         &lm,
                         &log,
@@ -438,7 +492,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 eprintln!("skipped {} prompts longer than the context", sft.too_long);
             }
             let sft = sft.items;
-            let targets: usize = sft.iter().map(|e| e.answer_ids.len()).sum();
+            let targets: usize = sft.iter().map(SftExample::scored_tokens).sum();
             eprintln!(
                 "SFT on {} examples ({targets} answer tokens; prompt format {prompt:?})",
                 sft.len()
@@ -502,13 +556,15 @@ pub fn train(command: TrainCommand) -> CliResult {
                 || lora.settings(base.model.config.n_layers),
                 |a| a.settings.clone(),
             );
+            // A hybrid adapter trains on and is referenced with its item slots.
+            let hybrid = start.as_ref().is_some_and(|a| a.hybrid.is_some());
             let reference = match &start {
                 Some(a) => with_adapter(&base, a).map_err(|e| e.to_string())?,
                 None => base.clone(),
             };
             let tokenised: Vec<TokenisedPair> = pairs_data
                 .iter()
-                .map(|p| TokenisedPair::new(&base, p, negatives))
+                .map(|p| TokenisedPair::new_with(&base, p, negatives, hybrid))
                 .collect::<recalign_core::Result<_>>()
                 .map_err(|e| e.to_string())?;
             // The run scores each pair with the reference when it first draws it, through the
@@ -881,7 +937,18 @@ fn print_report(r: &EvalReport, n: usize, secs: f64) {
 pub fn adapter(command: AdapterCommand) -> CliResult {
     match command {
         AdapterCommand::Export { adapter, out } => {
-            let a = read_adapter(&adapter)?;
+            let mut a = read_adapter(&adapter)?;
+            if a.hybrid.is_some() {
+                // PEFT has no place for LLaRA's projector: its file keeps the LoRA factors, and
+                // the whole adapter goes next to it as recalign reads it.
+                let whole = out.join("recalign_adapter.safetensors");
+                write_file(&whole, &a.to_safetensors().map_err(|e| e.to_string())?)?;
+                a.hybrid = None;
+                eprintln!(
+                    "the adapter has LLaRA's projector (hybrid item slots), which PEFT cannot                      hold: adapter_model.safetensors has the LoRA factors only, {} the whole                      adapter",
+                    whole.display()
+                );
+            }
             write_file(
                 &out.join("adapter_model.safetensors"),
                 &a.to_safetensors().map_err(|e| e.to_string())?,

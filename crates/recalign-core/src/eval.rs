@@ -365,15 +365,19 @@ impl BaselineBuilder {
     }
 }
 
-/// A ranking prompt's ids and each candidate's answer ids, in candidate order.
-pub type RankPrompt = (Vec<u32>, Vec<Vec<u32>>);
+/// A ranking prompt's ids and each candidate's answer ids, in candidate order, and the prompt's
+/// hybrid item slots (empty for a text-only prompt).
+pub type RankPrompt = (Vec<u32>, Vec<Vec<u32>>, crate::model::Slots);
+
+/// A generation prompt's ids and its hybrid item slots.
+pub type GeneratePrompt = (Vec<u32>, crate::model::Slots);
 
 /// How [`evaluate_with`] prompts the model for one example.
 pub struct Prompts<'a> {
     /// The ranking prompt and answers.
     pub rank: &'a dyn Fn(&crate::data::split::Example) -> crate::Result<RankPrompt>,
-    /// The generation prompt's ids (LLaRA's, with the candidate list), when generating.
-    pub generate: &'a dyn Fn(&crate::data::split::Example) -> crate::Result<Vec<u32>>,
+    /// The generation prompt (LLaRA's, with the candidate list), when generating.
+    pub generate: &'a dyn Fn(&crate::data::split::Example) -> crate::Result<GeneratePrompt>,
 }
 
 /// Evaluates `lm` on `examples` with the LLaRA prompt `request` gives (a user-turn text):
@@ -393,10 +397,14 @@ pub async fn evaluate(
         Ok((
             lm.request_prompt_ids(&request(e), &titles)?,
             lm.candidate_ids(&titles)?,
+            crate::model::Slots::default(),
         ))
     };
     let generate = |e: &crate::data::split::Example| {
-        lm.request_prompt_ids(&request(e), &catalogue.titles(&e.candidates))
+        Ok((
+            lm.request_prompt_ids(&request(e), &catalogue.titles(&e.candidates))?,
+            crate::model::Slots::default(),
+        ))
     };
     let prompts = Prompts {
         rank: &rank,
@@ -485,8 +493,10 @@ pub async fn evaluate_many(
             .ok_or_else(|| {
                 crate::Error::Train(format!("example {n} has no target among its candidates"))
             })?;
-        let (ids, answers) = (prompts.rank)(e)?;
-        let per_model = first.score_answer_ids_with(others, &ids, &answers).await?;
+        let (ids, answers, slots) = (prompts.rank)(e)?;
+        let per_model = first
+            .score_hybrid_with(others, &ids, &slots, &answers)
+            .await?;
         let pops: Vec<u32> = e.candidates.iter().map(|&c| pop(c)).collect();
         let tails: Vec<bool> = pops.iter().map(|&p| p < floor).collect();
         let tail_target = tails[target];
@@ -509,8 +519,8 @@ pub async fn evaluate_many(
             order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
             t.top.push(order.iter().map(|&i| e.candidates[i]).collect());
             t.scores.push(values);
-            if let Some(ids) = &generate_ids {
-                let g = lm.generate(ids, max_new_tokens).await?;
+            if let Some((ids, slots)) = &generate_ids {
+                let g = lm.generate_with(ids, slots, max_new_tokens).await?;
                 if let Some(i) = named_candidate(&g.text, &titles) {
                     t.valid += 1;
                     t.generated_hits += usize::from(i == target);

@@ -17,7 +17,7 @@
 //!   self-contained and cannot be paired with another oracle's vectors by mistake.
 
 use burn::module::{Param, ParamId};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::data::ItemId;
@@ -177,49 +177,63 @@ pub fn placeholder_id(tok: &TextTokenizer) -> Result<u32> {
     }
 }
 
-/// A hybrid prompt: token ids, and for each slot its position and the item's table row.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Slots {
-    /// Slot positions in the prompt, ascending.
-    pub positions: Vec<u32>,
-    /// The item table row of each slot (item index + 1).
-    pub rows: Vec<u32>,
+pub use crate::model::Slots;
+
+/// A compact document (the compact prompt's header, then one line per title) with a slot after
+/// each title's line: the position that predicts the next title then holds the item just read,
+/// so the collaborative vector sits where the next choice is made. A ranking prompt is this
+/// over the history (it ends with a slot) and each candidate is scored as the next line, as in
+/// the text-only compact format.
+pub fn compact_ids(
+    tok: &TextTokenizer,
+    domain: Domain,
+    items: &[ItemId],
+    title: impl Fn(ItemId) -> String,
+) -> Result<(Vec<u32>, Slots)> {
+    compact_ids_after(tok, &prompt::compact_header(domain), items, title)
 }
 
-impl Slots {
-    /// Whether the prompt has no slot (a text-only prompt).
-    pub fn is_empty(&self) -> bool {
-        self.positions.is_empty()
+/// [`compact_ids`] of a compact prompt already written out (a preference pair's `prompt`:
+/// its header line, then one title per line), with `items` the titles' catalogue items in
+/// order; the line count must match.
+pub fn compact_prompt_ids(
+    tok: &TextTokenizer,
+    text: &str,
+    items: &[ItemId],
+) -> Result<(Vec<u32>, Slots)> {
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.is_empty() || lines.len() != items.len() + 1 {
+        return Err(Error::Tokenizer(format!(
+            "a compact prompt of {} lines cannot hold a header and {} item titles",
+            lines.len(),
+            items.len()
+        )));
     }
+    let header = lines.remove(0);
+    let titles: Vec<String> = lines
+        .iter()
+        .map(|l| l.strip_suffix('\n').unwrap_or(l).to_string())
+        .collect();
+    let at = |i: ItemId| items.iter().position(|&x| x == i).unwrap_or(0);
+    compact_ids_after(tok, header, items, |i| titles[at(i)].clone())
+}
 
-    /// The placement matrix `[len, n]` (a 1 at each slot's position in its column) and the
-    /// rows `[n]`, for [`Projector::add_to`]; `None` without slots. Slots at or after `len` are
-    /// an error (they belong to a longer prompt).
-    pub fn tensors(
-        &self,
-        len: usize,
-        device: &Device,
-    ) -> Result<Option<(Tensor<2>, Tensor<1, Int>)>> {
-        let n = self.positions.len();
-        if n == 0 {
-            return Ok(None);
-        }
-        let mut place = vec![0f32; len * n];
-        for (j, &p) in self.positions.iter().enumerate() {
-            let p = p as usize;
-            if p >= len {
-                return Err(Error::Model(format!(
-                    "a hybrid slot at position {p} lies outside the {len} prompt tokens it is run with"
-                )));
-            }
-            place[p * n + j] = 1.0;
-        }
-        let rows = self.rows.iter().map(|&r| i64::from(r)).collect();
-        Ok(Some((
-            Tensor::from_data(TensorData::new(place, [len, n]), device),
-            Tensor::from_data(TensorData::new(rows, [n]), device),
-        )))
+fn compact_ids_after(
+    tok: &TextTokenizer,
+    header: &str,
+    items: &[ItemId],
+    title: impl Fn(ItemId) -> String,
+) -> Result<(Vec<u32>, Slots)> {
+    let placeholder = placeholder_id(tok)?;
+    let mut ids = tok.encode(header)?;
+    let mut slots = Slots::default();
+    for &item in items {
+        ids.extend(prompt::compact_line_ids(tok, &title(item))?);
+        slots.positions.push(ids.len() as u32);
+        slots.rows.push(row(item));
+        ids.push(placeholder);
     }
+    Ok((ids, slots))
 }
 
 /// The table row of `item`.

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::model::{KvCache, Llama, LlamaConfig};
+use crate::model::{KvCache, Llama, LlamaConfig, SlotTensors, Slots};
 use crate::prompt::recommendation_prompt;
 use crate::tokenizer::{TextTokenizer, chatml_user};
 
@@ -218,7 +218,20 @@ impl LanguageModel {
         prompt_ids: &[u32],
         answers: &[Vec<u32>],
     ) -> Result<Vec<Vec<f32>>> {
-        if others.is_empty() {
+        self.score_hybrid_with(others, prompt_ids, &Slots::default(), answers)
+            .await
+    }
+
+    /// [`Self::score_answer_ids_with`] for a hybrid prompt (`slots` in `prompt_ids`; empty for
+    /// a text-only one): models with a projector add their item vectors at the slots.
+    pub async fn score_hybrid_with(
+        &self,
+        others: &[&LanguageModel],
+        prompt_ids: &[u32],
+        slots: &Slots,
+        answers: &[Vec<u32>],
+    ) -> Result<Vec<Vec<f32>>> {
+        if others.is_empty() && slots.is_empty() {
             return Ok(vec![self.score_answer_ids(prompt_ids, answers).await?]);
         }
         self.check_answer_ids(prompt_ids, answers)?;
@@ -230,10 +243,11 @@ impl LanguageModel {
             .map(|m| m.first_adapted_layer())
             .min()
             .unwrap_or(0);
-        let frozen = FrozenAnswers::new(
+        let frozen = FrozenAnswers::with_slots(
             &self.model,
             split,
             prompt_ids,
+            slots,
             answers,
             self.tokenizer.eos_id(),
         )?;
@@ -305,17 +319,37 @@ impl LanguageModel {
 
     /// Greedy continuation of `prompt_ids`, at most `max_new_tokens`, stopping at eos.
     pub async fn generate(&self, prompt_ids: &[u32], max_new_tokens: usize) -> Result<Generation> {
+        self.generate_with(prompt_ids, &Slots::default(), max_new_tokens)
+            .await
+    }
+
+    /// [`Self::generate`] from a hybrid prompt (`slots` in `prompt_ids`): a model with a
+    /// projector adds its item vectors there when it reads the prompt.
+    pub async fn generate_with(
+        &self,
+        prompt_ids: &[u32],
+        slots: &Slots,
+        max_new_tokens: usize,
+    ) -> Result<Generation> {
         self.check_fits(prompt_ids.len(), max_new_tokens)?;
         let mut cache = KvCache::default();
         let mut input: Vec<i64> = prompt_ids.iter().map(|&t| t as i64).collect();
         let mut ids = Vec::new();
         let eos = self.tokenizer.eos_id();
+        let mut prompt_slots = slots.tensors(prompt_ids.len(), self.model.device())?;
         while ids.len() < max_new_tokens {
             let len = input.len();
-            let hidden = self.model.forward(
-                self.model.tokens(std::mem::take(&mut input), 1, len),
+            let x = self
+                .model
+                .embed(self.model.tokens(std::mem::take(&mut input), 1, len));
+            let layers = 0..self.model.config.n_layers;
+            let slots = prompt_slots.take();
+            let hidden = self.model.final_norm(self.model.forward_layers_with(
+                x,
+                layers,
                 &mut cache,
-            )?;
+                slots.as_ref(),
+            )?);
             let d = self.model.config.hidden_size;
             let last = hidden.narrow(1, len - 1, 1).reshape([1, d]);
             let logits = read_f32(
@@ -439,6 +473,19 @@ pub fn sequence_log_probs(
     rows: &[ScoredSequence<'_>],
     pad: u32,
 ) -> Result<Tensor<1>> {
+    sequence_log_probs_with(model, rows, &[], pad)
+}
+
+/// [`sequence_log_probs`] for hybrid rows: `slots[i]` (positions in row `i`'s ids; none for a
+/// missing entry) receive their items' projected vectors, and the slot tokens themselves are not
+/// scored (they are placeholders the prompt builder put there, not text the model should learn
+/// to write).
+pub fn sequence_log_probs_with(
+    model: &Llama,
+    rows: &[ScoredSequence<'_>],
+    slots: &[&Slots],
+    pad: u32,
+) -> Result<Tensor<1>> {
     let context = model.config.context_length;
     let longest = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
     if rows.is_empty() {
@@ -463,11 +510,17 @@ pub fn sequence_log_probs(
     let (n, len) = (rows.len(), longest - 1);
     let mut inputs = Vec::with_capacity(n * len);
     let (mut at, mut targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+    let no_slots = Slots::default();
+    let slots_of = |i: usize| slots.get(i).copied().unwrap_or(&no_slots);
     for (i, r) in rows.iter().enumerate() {
+        let slot_at = &slots_of(i).positions;
         for j in 0..len {
             inputs.push(r.ids.get(j).map_or(pad, |&t| t) as i64);
             // Position j predicts token j + 1.
-            if j + 1 >= r.from && j + 1 < r.ids.len() {
+            if j + 1 >= r.from
+                && j + 1 < r.ids.len()
+                && slot_at.binary_search(&((j + 1) as u32)).is_err()
+            {
                 at.push((i * len + j) as i64);
                 targets.push(r.ids[j + 1] as i64);
                 owner.push(i);
@@ -476,7 +529,26 @@ pub fn sequence_log_probs(
     }
     let device = model.device();
     let m = at.len();
-    let hidden = model.forward(model.tokens(inputs, n, len), &mut KvCache::default())?;
+    // One placement matrix over the whole batch: row i's slot at position p is row i * len + p.
+    let mut batch_slots = Slots::default();
+    for i in 0..n {
+        let s = slots_of(i);
+        for (&p, &item) in s.positions.iter().zip(&s.rows) {
+            if (p as usize) < len {
+                batch_slots.positions.push((i * len) as u32 + p);
+                batch_slots.rows.push(item);
+            }
+        }
+    }
+    let slot_tensors = batch_slots.tensors(n * len, device)?;
+    let x = model.embed(model.tokens(inputs, n, len));
+    let layers = 0..model.config.n_layers;
+    let hidden = model.final_norm(model.forward_layers_with(
+        x,
+        layers,
+        &mut KvCache::default(),
+        slot_tensors.as_ref(),
+    )?);
     let d = model.config.hidden_size;
     let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
     let picked = hidden.reshape([n * len, d]).select(0, at);
@@ -519,6 +591,10 @@ pub struct FrozenAnswers {
     split: usize,
     /// The prompt minus its last token, `[1, p - 1, hidden]`; `None` for a one-token prompt.
     prefix: Option<Tensor<3>>,
+    /// A hybrid prompt's slots among the prefix's positions, and a slot on the prompt's last
+    /// token (the first position of every answer row), for the projector above `split`.
+    prefix_slots: Option<SlotTensors>,
+    row_slots: Option<SlotTensors>,
     /// The answer rows (prompt's last token, then the answer), `[n, longest, hidden]`.
     rows: Tensor<3>,
     targets: Tensor<2, Int>,
@@ -535,6 +611,29 @@ impl FrozenAnswers {
         answers: &[Vec<u32>],
         pad: u32,
     ) -> Result<Self> {
+        Self::with_slots(model, split, prompt_ids, &Slots::default(), answers, pad)
+    }
+
+    /// [`Self::new`] for a hybrid prompt whose `slots` are positions in `prompt_ids`. The
+    /// projector must sit at or above `split` (it does when `split` is the lowest adapted
+    /// layer), so the states kept here are the tokens' alone.
+    pub fn with_slots(
+        model: &Llama,
+        split: usize,
+        prompt_ids: &[u32],
+        slots: &Slots,
+        answers: &[Vec<u32>],
+        pad: u32,
+    ) -> Result<Self> {
+        if let Some(p) = &model.weights.projector
+            && !slots.is_empty()
+            && p.layer < split
+        {
+            return Err(Error::Model(format!(
+                "the projector feeds layer {}, below the cached layers 0..{split}",
+                p.layer
+            )));
+        }
         let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
         let (last, prefix_ids) = prompt_ids.split_last().ok_or(Error::PromptTooLong {
             tokens: 0,
@@ -570,9 +669,38 @@ impl FrozenAnswers {
         let device = model.device();
         let x = model.embed(model.tokens(inputs, n, longest));
         let rows = model.forward_layers(x, 0..split, &mut cache)?.detach();
+        let p = prompt_ids.len();
+        let mut before = Slots::default();
+        let mut last_row = None;
+        for (&at, &item) in slots.positions.iter().zip(&slots.rows) {
+            match (at as usize).cmp(&(p - 1)) {
+                std::cmp::Ordering::Less => {
+                    before.positions.push(at);
+                    before.rows.push(item);
+                }
+                std::cmp::Ordering::Equal => last_row = Some(item),
+                std::cmp::Ordering::Greater => {
+                    return Err(Error::Model(format!(
+                        "a hybrid slot at position {at} lies past the {p} prompt tokens"
+                    )));
+                }
+            }
+        }
+        let prefix_slots = before.tensors(p - 1, device)?;
+        // The prompt's last token opens every answer row: one placement of [n * longest, 1].
+        let row_slots = match last_row {
+            Some(item) => Slots {
+                positions: (0..n).map(|i| (i * longest) as u32).collect(),
+                rows: vec![item; n],
+            }
+            .tensors(n * longest, device)?,
+            None => None,
+        };
         Ok(Self {
             split,
             prefix,
+            prefix_slots,
+            row_slots,
             rows,
             targets: Tensor::from_data(TensorData::new(targets, [n * longest, 1]), device),
             mask: Tensor::from_data(TensorData::new(mask, [n, longest]), device),
@@ -585,10 +713,19 @@ impl FrozenAnswers {
         let layers = self.split..model.config.n_layers;
         let mut cache = KvCache::default();
         if let Some(prefix) = &self.prefix {
-            model.forward_layers(prefix.clone(), layers.clone(), &mut cache)?;
+            model.forward_layers_with(
+                prefix.clone(),
+                layers.clone(),
+                &mut cache,
+                self.prefix_slots.as_ref(),
+            )?;
         }
-        let hidden =
-            model.final_norm(model.forward_layers(self.rows.clone(), layers, &mut cache)?);
+        let hidden = model.final_norm(model.forward_layers_with(
+            self.rows.clone(),
+            layers,
+            &mut cache,
+            self.row_slots.as_ref(),
+        )?);
         Ok(masked_sums(
             model,
             hidden,

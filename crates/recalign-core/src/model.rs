@@ -183,9 +183,75 @@ impl Projector {
     /// `x` `[1, t, hidden]` with the projection of the item table's `rows` `[n]` added at the
     /// positions `place` `[t, n]` (one 1 per column) gives them: one thin matmul instead of a
     /// scatter, which autodiff and every backend support alike.
+    ///
+    /// `place` is `[t, n]` for one prompt (broadcast over a batch of rows that share it) or
+    /// `[b * t, n]` for a batch whose rows each have their own slots.
+    ///
+    /// The vector is added in units of the stream's own RMS at that position (a constant for
+    /// the gradient): by the upper layers the residual stream of a pretrained decoder is far
+    /// larger than anything a fresh projector writes, and scaled this way a projector entry of
+    /// 0.1 means a tenth of the stream wherever it is injected.
     pub fn add_to(&self, x: Tensor<3>, place: Tensor<2>, rows: Tensor<1, Int>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
         let items = self.items.val().select(0, rows);
-        x + place.matmul(self.forward(items)).unsqueeze::<3>()
+        let added = place.matmul(self.forward(items));
+        let added = if added.dims()[0] == b * t && b > 1 {
+            added.reshape([b, t, d])
+        } else {
+            added.unsqueeze::<3>()
+        };
+        let rms = x.clone().detach().square().mean_dim(2).sqrt();
+        x + added * rms
+    }
+}
+
+/// Where a hybrid prompt's slots are and which item rows they hold, as tensors for
+/// [`Projector::add_to`]: the placement `[positions, n]` and the rows `[n]`
+/// ([`Slots::tensors`] builds them).
+pub type SlotTensors = (Tensor<2>, Tensor<1, Int>);
+
+/// A hybrid prompt's slots ([`crate::hybrid`]): each slot's position and its item's table row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Slots {
+    /// Slot positions in the prompt, ascending.
+    pub positions: Vec<u32>,
+    /// The item table row of each slot (item index + 1).
+    pub rows: Vec<u32>,
+}
+
+impl Slots {
+    /// Whether the prompt has no slot (a text-only prompt).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// The placement matrix `[len, n]` (a 1 at each slot's position in its column) and the
+    /// rows `[n]`, for [`Projector::add_to`]; `None` without slots. Slots at or after `len` are
+    /// an error (they belong to a longer prompt).
+    pub fn tensors(
+        &self,
+        len: usize,
+        device: &Device,
+    ) -> Result<Option<(Tensor<2>, Tensor<1, Int>)>> {
+        let n = self.positions.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut place = vec![0f32; len * n];
+        for (j, &p) in self.positions.iter().enumerate() {
+            let p = p as usize;
+            if p >= len {
+                return Err(Error::Model(format!(
+                    "a hybrid slot at position {p} lies outside the {len} prompt tokens it is run with"
+                )));
+            }
+            place[p * n + j] = 1.0;
+        }
+        let rows = self.rows.iter().map(|&r| i64::from(r)).collect();
+        Ok(Some((
+            Tensor::from_data(TensorData::new(place, [len, n]), device),
+            Tensor::from_data(TensorData::new(rows, [n]), device),
+        )))
     }
 }
 
@@ -453,9 +519,23 @@ impl Llama {
     /// frozen layers below run once and their output be reused ([`crate::lm::FrozenAnswers`]).
     pub fn forward_layers(
         &self,
+        x: Tensor<3>,
+        layers: std::ops::Range<usize>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor<3>> {
+        self.forward_layers_with(x, layers, cache, None)
+    }
+
+    /// [`Self::forward_layers`] for a hybrid prompt: where `layers` include the projector's
+    /// layer, the projected item vectors of `slots` are added to the residual stream entering
+    /// it ([`Projector::add_to`]). A model without a projector reads the slots as the plain
+    /// tokens they hold (text-only).
+    pub fn forward_layers_with(
+        &self,
         mut x: Tensor<3>,
         layers: std::ops::Range<usize>,
         cache: &mut KvCache,
+        slots: Option<&SlotTensors>,
     ) -> Result<Tensor<3>> {
         let [b, t, _] = x.dims();
         let start = cache.len;
@@ -496,7 +576,16 @@ impl Llama {
         let scale = (hd as f64).powf(-0.5);
 
         let mut new_layers = Vec::with_capacity(blocks.len());
+        let inject = match (&self.weights.projector, slots) {
+            (Some(p), Some(s)) if layers.contains(&p.layer) => Some((p, p.layer - layers.start, s)),
+            _ => None,
+        };
         for (i, layer) in blocks.iter().enumerate() {
+            if let Some((p, at, (place, rows))) = inject
+                && at == i
+            {
+                x = p.add_to(x, place.clone(), rows.clone());
+            }
             let a = &layer.self_attn;
             let normed = layer.input_layernorm.forward(x.clone());
             let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);

@@ -874,3 +874,193 @@ fn adapters_scored_together_match_each_scored_alone() {
         assert_ne!(alone_a, alone_base);
     }
 }
+
+/// LLaRA's hybrid item slots: SFT trains the projector (its item table stays frozen); the
+/// scoring path (frozen layers cached, slots split between the prompt and the answer rows)
+/// gives the training path's log-probs; the slots change the scores; and the adapter saved and
+/// loaded scores exactly as before.
+#[test]
+fn a_hybrid_adapter_trains_scores_as_it_trained_and_round_trips() {
+    use recalign_core::data::{Domain, ItemId};
+    use recalign_core::fixtures::scores;
+    use recalign_core::hybrid::{self, HybridWeights};
+    use recalign_core::lm::{ScoredSequence, read_f32, sequence_log_probs_with};
+    let lm = common::tiny_model();
+    let c = lm.model.config.clone();
+    let tok = &lm.tokenizer;
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    let mut start = Adapter::fresh(&lora, &c, 11).unwrap();
+    let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+    let fresh = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 11).unwrap();
+    start.hybrid = Some(fresh.clone());
+    let t = titles();
+    let title = |i: ItemId| t[i.index()].clone();
+    let examples: Vec<SftExample> = (0..4u32)
+        .map(|i| {
+            let seq = [ItemId(i), ItemId((i + 1) % 4), ItemId((i + 2) % 4)];
+            let (ids, slots) = hybrid::compact_ids(tok, Domain::Movies, &seq, title).unwrap();
+            let cut = slots.positions[0] as usize + 1;
+            SftExample {
+                prompt_ids: ids[..cut].to_vec(),
+                answer_ids: ids[cut..].to_vec(),
+                weight: 1.0,
+                slots,
+            }
+        })
+        .collect();
+    // Two of each document's three slots lie in its answer; they are not scored.
+    assert_eq!(
+        examples[0].scored_tokens(),
+        examples[0].answer_ids.len() - 2
+    );
+    let mut trainer = SftTrainer::continue_from(&lm, &start, settings(8, 3e-2), examples).unwrap();
+    let mut losses = Vec::new();
+    while !trainer.is_done() {
+        losses.push(pollster::block_on(trainer.step()).unwrap().loss);
+    }
+    assert!(losses[7] < losses[0], "{losses:?}");
+    let adapter = pollster::block_on(trainer.adapter()).unwrap();
+    let h = adapter.hybrid.as_ref().expect("the projector is saved");
+    assert!(h.down.iter().any(|&v| v != 0.0), "the projector trained");
+    assert_eq!(h.items, fresh.items, "the item table is frozen");
+
+    let model = with_adapter(&lm, &adapter).unwrap();
+    let history = [ItemId(0), ItemId(1)];
+    let (ids, slots) = hybrid::compact_ids(tok, Domain::Movies, &history, title).unwrap();
+    let answers: Vec<Vec<u32>> = t
+        .iter()
+        .map(|x| recalign_core::prompt::compact_line_ids(tok, x).unwrap())
+        .collect();
+    let score = |m: &recalign_core::LanguageModel| {
+        pollster::block_on(m.score_hybrid_with(&[], &ids, &slots, &answers))
+            .unwrap()
+            .remove(0)
+    };
+    let split = score(&model);
+    let joined: Vec<Vec<u32>> = answers
+        .iter()
+        .map(|a| [ids.as_slice(), a].concat())
+        .collect();
+    let rows: Vec<ScoredSequence<'_>> = joined
+        .iter()
+        .map(|j| ScoredSequence {
+            ids: j,
+            from: ids.len(),
+        })
+        .collect();
+    let per_row = vec![&slots; rows.len()];
+    let full = sequence_log_probs_with(&model.model, &rows, &per_row, tok.eos_id()).unwrap();
+    let full = pollster::block_on(read_f32(full)).unwrap();
+    let d = scores::deviation(&split, &full).unwrap();
+    assert!(
+        d <= 2.0 * scores::F32_CPU,
+        "{split:?} vs {full:?} ({d:.1} u)"
+    );
+    let text_only = with_adapter(
+        &lm,
+        &Adapter {
+            hybrid: None,
+            ..adapter.clone()
+        },
+    )
+    .unwrap();
+    assert_ne!(score(&text_only), split, "the slots change the scores");
+
+    let back = Adapter::from_safetensors(&adapter.to_safetensors().unwrap(), None).unwrap();
+    assert_eq!(back, adapter);
+    assert_eq!(score(&with_adapter(&lm, &back).unwrap()), split);
+}
+
+/// Preference training of a hybrid adapter: compact pairs carry their history's items, the
+/// policy and the reference read the slots, and a run through the frozen-layer cache (slots
+/// split between the cached prompt and the answer rows) ends where one without it does.
+#[test]
+fn hybrid_preference_training_reads_the_slots_with_and_without_the_cache() {
+    use recalign_core::data::Domain;
+    use recalign_core::hybrid::HybridWeights;
+    use recalign_core::prompt::{PromptFormat, compact_text};
+    let lm = common::tiny_model();
+    let c = lm.model.config.clone();
+    let lora = LoraSettings {
+        rank: 2,
+        alpha: 4.0,
+        top_layers: 1,
+        targets: LoraTargets::AllLinear,
+        ..LoraSettings::default()
+    };
+    let mut start = busy_adapter(&lm, &lora);
+    let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 5).unwrap();
+    h.down
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = 0.05 * (i as f32 * 0.11).cos());
+    start.hybrid = Some(h);
+    let t = titles();
+    let pairs: Vec<PreferencePair> = (0..4)
+        .map(|i| PreferencePair {
+            prompt: compact_text(Domain::Movies, &[t[i].clone(), t[(i + 1) % 4].clone()]),
+            chosen: t[(i + 2) % 4].clone(),
+            rejected: t[(i + 3) % 4].clone(),
+            format: PromptFormat::Compact,
+            history_items: vec![i as u32, ((i + 1) % 4) as u32],
+            ..PreferencePair::default()
+        })
+        .collect();
+    let tokenised = |hybrid| -> Vec<TokenisedPair> {
+        pairs
+            .iter()
+            .map(|p| TokenisedPair::new_with(&lm, p, 1, hybrid).unwrap())
+            .collect()
+    };
+    assert_eq!(tokenised(true)[0].slots.positions.len(), 2);
+    // A pair without its items is refused for a hybrid run, with the reason.
+    let bare = PreferencePair {
+        history_items: vec![],
+        ..pairs[0].clone()
+    };
+    let err = TokenisedPair::new_with(&lm, &bare, 1, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("history_items"), "{err}");
+
+    let run = |cache_mib: usize| {
+        let settings = TrainSettings {
+            cache_mib,
+            ..settings(4, 1e-2)
+        };
+        let reference = with_adapter(&lm, &start).unwrap();
+        let mut trainer = PreferenceTrainer::new(
+            &lm,
+            lora.clone(),
+            Some(&start),
+            settings,
+            LossConfig::new(LossKind::Dpo),
+            tokenised(true),
+            Reference::Model(Box::new(reference)),
+        )
+        .unwrap();
+        let mut losses = Vec::new();
+        while !trainer.is_done() {
+            losses.push(pollster::block_on(trainer.step()).unwrap().loss);
+        }
+        (losses, pollster::block_on(trainer.adapter()).unwrap())
+    };
+    let (with, a) = run(64);
+    let (without, b) = run(0);
+    for (x, y) in with.iter().zip(&without) {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "{with:?} vs {without:?}"
+        );
+    }
+    assert!(max_diff(&a, &b) <= 1e-5, "the factors moved apart");
+    let (ha, hs) = (a.hybrid.unwrap(), start.hybrid.clone().unwrap());
+    assert_ne!(ha.down, hs.down, "the projector trained");
+}

@@ -242,6 +242,13 @@ pub struct PreferencePair {
     /// or a compact document whose answers are title lines.
     #[serde(default, skip_serializing_if = "crate::prompt::PromptFormat::is_llara")]
     pub format: crate::prompt::PromptFormat,
+    /// The history's catalogue items (0-based ids), in the prompt's order: what a hybrid
+    /// adapter's item slots read ([`crate::hybrid`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history_items: Vec<u32>,
+    /// The candidates' catalogue items, in `candidates`' order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_items: Vec<u32>,
 }
 
 /// Per-example inputs to [`build_pairs`] besides the example itself.
@@ -348,6 +355,8 @@ pub fn pairs_for_example(
                 candidates: candidates.clone(),
                 // The caller sets the format it wrote `prompt` in.
                 format: Default::default(),
+                history_items: example.history.iter().map(|i| i.0).collect(),
+                candidate_items: example.candidates.iter().map(|i| i.0).collect(),
             })
         })
         .collect())

@@ -472,6 +472,14 @@ impl SasRecOracle {
         Ok(out)
     }
 
+    /// The item embedding table, row `i + 1` for item `i` (row 0: padding), and its width:
+    /// what LLaRA's hybrid prompt puts after each title ([`crate::hybrid::HybridWeights`]).
+    pub async fn item_table(&self) -> Result<(Vec<f32>, usize)> {
+        let table = self.model.items.weight.val();
+        let width = table.dims()[1];
+        Ok((Self::read(table).await?, width))
+    }
+
     /// The oracle as safetensors bytes (weights plus its config in the metadata).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let config =

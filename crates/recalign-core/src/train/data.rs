@@ -10,6 +10,7 @@ use crate::data::InteractionLog;
 use crate::data::pairs::{self, ExampleScores, PairConfig, PreferencePair};
 use crate::data::split::Example;
 use crate::lm::{LanguageModel, ScoreOptions};
+use crate::model::Slots;
 use crate::prompt::{self, PromptFormat, PromptStyle};
 use crate::train::{SftExample, TokenisedPair};
 use crate::{Error, Result};
@@ -27,17 +28,22 @@ pub fn draw(examples: &[Example], max: usize, seed: u64) -> Vec<Example> {
 /// The user-turn text of an example: a template chosen per example (or fixed) in the log's
 /// domain, listing the history and the candidates.
 pub fn request_text(log: &InteractionLog, template: Option<usize>, e: &Example) -> String {
-    let style = PromptStyle {
-        domain: log.domain,
-        template,
-    };
-    let t = prompt::template_for(style, e.user, e.target.0);
+    let t = template_of(log, template, e);
     prompt::request(
         log.domain,
         t,
         &log.catalogue.titles(&e.history),
         &log.catalogue.titles(&e.candidates),
     )
+}
+
+/// The LLaRA template an example is written in: `template`, or one chosen per example.
+fn template_of(log: &InteractionLog, template: Option<usize>, e: &Example) -> usize {
+    let style = PromptStyle {
+        domain: log.domain,
+        template,
+    };
+    prompt::template_for(style, e.user, e.target.0)
 }
 
 /// What was kept of a draw once tokenised.
@@ -78,13 +84,71 @@ pub fn sft_examples(
     examples: &[Example],
     template: Option<usize>,
 ) -> Result<Tokenised<SftExample>> {
+    sft_examples_with(lm, log, examples, template, false)
+}
+
+/// [`sft_examples`], with a hybrid item slot after each listed title when `hybrid`
+/// ([`crate::hybrid::llara_prompt`]).
+pub fn sft_examples_with(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    examples: &[Example],
+    template: Option<usize>,
+    hybrid: bool,
+) -> Result<Tokenised<SftExample>> {
     keep_fitting(examples.iter().map(|e| {
-        SftExample::new(
-            lm,
-            &request_text(log, template, e),
-            log.catalogue.title(e.target),
-        )
+        if !hybrid {
+            return SftExample::new(
+                lm,
+                &request_text(log, template, e),
+                log.catalogue.title(e.target),
+            );
+        }
+        let t = template_of(log, template, e);
+        let (prompt_ids, slots) =
+            crate::hybrid::llara_prompt(lm, log, t, &e.history, &e.candidates)?;
+        let answer_ids = lm
+            .candidate_ids(&[log.catalogue.title(e.target).to_string()])?
+            .remove(0);
+        lm.check_fits(prompt_ids.len(), answer_ids.len())?;
+        Ok(SftExample {
+            prompt_ids,
+            answer_ids,
+            weight: 1.0,
+            slots,
+        })
     }))
+}
+
+/// Whether `lm` reads hybrid prompts (a hybrid adapter's projector is installed).
+pub fn is_hybrid(lm: &LanguageModel) -> bool {
+    lm.model.weights.projector.is_some()
+}
+
+/// The compact ranking prompt of `e` for `lm`: with a slot after each history title when
+/// `hybrid` ([`crate::hybrid::compact_ids`]), as [`compact_rank_ids`] otherwise.
+pub fn rank_ids(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    e: &Example,
+    hybrid: bool,
+) -> Result<crate::eval::RankPrompt> {
+    if !hybrid {
+        let (ids, answers) = compact_rank_ids(lm, log, e)?;
+        return Ok((ids, answers, Slots::default()));
+    }
+    let tok = &lm.tokenizer;
+    let (ids, slots) = crate::hybrid::compact_ids(tok, log.domain, &e.history, |i| {
+        log.catalogue.title(i).to_string()
+    })?;
+    let answers = log
+        .catalogue
+        .titles(&e.candidates)
+        .iter()
+        .map(|t| prompt::compact_line_ids(tok, t))
+        .collect::<Result<Vec<_>>>()?;
+    lm.check_fits(ids.len(), answers.iter().map(Vec::len).max().unwrap_or(0))?;
+    Ok((ids, answers, slots))
 }
 
 /// The compact ranking prompt of `e` (its history as a document, one title per line) and each
@@ -157,18 +221,35 @@ pub async fn evaluate_models(
     let lm = *lms
         .first()
         .ok_or_else(|| Error::Train("no model to evaluate".into()))?;
+    let hybrid = is_hybrid(lm);
+    if lms.iter().any(|m| is_hybrid(m) != hybrid) {
+        return Err(Error::Train(
+            "hybrid and text-only adapters read different prompts (item slots or none):              evaluate them in separate runs"
+                .into(),
+        ));
+    }
     let llara = |e: &Example| {
-        lm.request_prompt_ids(
-            &request_text(log, template, e),
-            &log.catalogue.titles(&e.candidates),
-        )
+        if hybrid {
+            let t = template_of(log, template, e);
+            crate::hybrid::llara_prompt(lm, log, t, &e.history, &e.candidates)
+        } else {
+            Ok((
+                lm.request_prompt_ids(
+                    &request_text(log, template, e),
+                    &log.catalogue.titles(&e.candidates),
+                )?,
+                Slots::default(),
+            ))
+        }
     };
     let rank = |e: &Example| match format {
-        PromptFormat::Llara => Ok((
-            llara(e)?,
-            lm.candidate_ids(&log.catalogue.titles(&e.candidates))?,
-        )),
-        PromptFormat::Compact => compact_rank_ids(lm, log, e),
+        PromptFormat::Llara => {
+            let (ids, slots) = llara(e)?;
+            let answers = lm.candidate_ids(&log.catalogue.titles(&e.candidates))?;
+            lm.check_fits(ids.len(), answers.iter().map(Vec::len).max().unwrap_or(0))?;
+            Ok((ids, answers, slots))
+        }
+        PromptFormat::Compact => rank_ids(lm, log, e, hybrid),
     };
     let prompts = crate::eval::Prompts {
         rank: &rank,
@@ -195,6 +276,10 @@ pub struct SequenceConfig {
     /// of a user overlap by this many, so every title after a user's first `context` is
     /// scored exactly once.
     pub context: usize,
+    /// A hybrid item slot after each title's line ([`crate::hybrid::compact_ids`]), for an
+    /// adapter with a projector.
+    #[serde(default)]
+    pub hybrid: bool,
 }
 
 impl Default for SequenceConfig {
@@ -202,6 +287,7 @@ impl Default for SequenceConfig {
         Self {
             chunk: 30,
             context: 3,
+            hybrid: false,
         }
     }
 }
@@ -240,6 +326,21 @@ pub fn sequence_examples(
         windows.truncate(max);
     }
     keep_fitting(windows.into_iter().map(|w| {
+        if config.hybrid {
+            // The document with its slots, cut after the context's last slot.
+            let (ids, slots) = crate::hybrid::compact_ids(tok, log.domain, w, |i| {
+                log.catalogue.title(i).to_string()
+            })?;
+            let cut = slots.positions[config.context - 1] as usize + 1;
+            let (prompt_ids, answer_ids) = (ids[..cut].to_vec(), ids[cut..].to_vec());
+            lm.check_fits(prompt_ids.len(), answer_ids.len())?;
+            return Ok(SftExample {
+                prompt_ids,
+                answer_ids,
+                weight: 1.0,
+                slots,
+            });
+        }
         let titles = log.catalogue.titles(w);
         let prompt_ids = prompt::compact_ids(tok, log.domain, &titles[..config.context])?;
         let mut answer_ids = Vec::new();
@@ -251,6 +352,7 @@ pub fn sequence_examples(
             prompt_ids,
             answer_ids,
             weight: 1.0,
+            slots: Slots::default(),
         })
     }))
 }
@@ -301,7 +403,9 @@ pub fn mix_one_target(
     // Fewer examples than wanted: all of them, once (the share is then lower; the caller
     // reports the counts).
     let drawn = draw(examples, wanted, seed ^ 0x6f6e_6574);
-    let one_target = sft_examples(lm, log, &drawn, template)?;
+    // Hybrid documents get hybrid one-target prompts: one run, one kind of prompt.
+    let hybrid = documents.items.iter().any(|d| !d.slots.is_empty());
+    let one_target = sft_examples_with(lm, log, &drawn, template, hybrid)?;
     let mut out = documents;
     out.items.extend(
         one_target
@@ -327,6 +431,15 @@ pub async fn model_scores(
     for (i, e) in examples.iter().enumerate() {
         let titles = log.catalogue.titles(&e.candidates);
         let scores = match format {
+            PromptFormat::Llara if is_hybrid(lm) => {
+                let t = template_of(log, template, e);
+                let (ids, slots) =
+                    crate::hybrid::llara_prompt(lm, log, t, &e.history, &e.candidates)?;
+                let answers = lm.candidate_ids(&titles)?;
+                lm.score_hybrid_with(&[], &ids, &slots, &answers)
+                    .await?
+                    .remove(0)
+            }
             PromptFormat::Llara => {
                 let ids = lm.request_prompt_ids(&request_text(log, template, e), &titles)?;
                 lm.score_candidates(&ids, &titles, ScoreOptions::default())
@@ -336,8 +449,10 @@ pub async fn model_scores(
                     .collect()
             }
             PromptFormat::Compact => {
-                let (ids, answers) = compact_rank_ids(lm, log, e)?;
-                lm.score_answer_ids(&ids, &answers).await?
+                let (ids, answers, slots) = rank_ids(lm, log, e, is_hybrid(lm))?;
+                lm.score_hybrid_with(&[], &ids, &slots, &answers)
+                    .await?
+                    .remove(0)
             }
         };
         out.push(scores);

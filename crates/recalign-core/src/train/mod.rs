@@ -23,13 +23,12 @@ use web_time::Instant;
 
 use crate::data::pairs::PreferencePair;
 use crate::lm::{
-    FrozenAnswers, LanguageModel, ScoredSequence, answer_log_probs, frozen_answer_bytes,
-    sequence_log_probs,
+    FrozenAnswers, LanguageModel, ScoredSequence, frozen_answer_bytes, sequence_log_probs_with,
 };
 use crate::losses::scalar::gumbel_noise;
 use crate::losses::tensor::{LossInputs, batch_loss, read};
 use crate::losses::{LossConfig, LossState};
-use crate::model::{Llama, LlamaWeights};
+use crate::model::{Llama, LlamaWeights, Slots};
 use crate::prompt::PromptFormat;
 use crate::{Error, Result};
 pub use adamw::{OptimizerState, ParamMoments};
@@ -332,6 +331,11 @@ pub struct SftExample {
     /// mixed into documents at weight 1 it is about 2% of the objective ([`data::mix_one_target`]).
     #[serde(default = "unit_weight")]
     pub weight: f32,
+    /// Hybrid item slots, positions in [`Self::joined_ids`] (empty for a text-only example):
+    /// their tokens are placeholders, not scored, and a hybrid adapter's projector adds the
+    /// items' vectors there ([`crate::hybrid`]).
+    #[serde(default, skip_serializing_if = "Slots::is_empty")]
+    pub slots: Slots,
 }
 
 fn unit_weight() -> f32 {
@@ -353,7 +357,15 @@ impl SftExample {
             prompt_ids,
             answer_ids,
             weight: 1.0,
+            slots: Slots::default(),
         })
+    }
+
+    /// Answer tokens the loss scores (slots among them are placeholders, not scored).
+    pub fn scored_tokens(&self) -> usize {
+        let p = self.prompt_ids.len() as u32;
+        let slots = self.slots.positions.iter().filter(|&&at| at >= p).count();
+        self.answer_ids.len() - slots.min(self.answer_ids.len())
     }
 }
 
@@ -439,7 +451,7 @@ impl SftTrainer {
             .flatten()
             .map(|&i| {
                 let ex = &self.examples[i];
-                f64::from(ex.weight) * ex.answer_ids.len() as f64
+                f64::from(ex.weight) * ex.scored_tokens() as f64
             })
             .sum();
         for batch in micro {
@@ -456,7 +468,8 @@ impl SftTrainer {
                 .iter()
                 .map(|(ids, from)| ScoredSequence { ids, from: *from })
                 .collect();
-            let per_row = sequence_log_probs(&self.policy, &rows, self.pad)?;
+            let slots: Vec<&Slots> = batch.iter().map(|&i| &self.examples[i].slots).collect();
+            let per_row = sequence_log_probs_with(&self.policy, &rows, &slots, self.pad)?;
             let sum = if batch.iter().all(|&i| self.examples[i].weight == 1.0) {
                 per_row.sum()
             } else {
@@ -726,12 +739,60 @@ pub struct TokenisedPair {
     pub answers: Vec<Vec<u32>>,
     /// Smoothing factor per rejected answer (RosePO).
     pub eps: Vec<f64>,
+    /// Hybrid item slots in the prompt (empty for a text-only pair).
+    pub slots: Slots,
 }
 
 impl TokenisedPair {
     /// Tokenises `pair`, keeping its first `negatives` rejected answers (all when 0), and checks
     /// the prompt plus the longest answer fits the context.
     pub fn new(lm: &LanguageModel, pair: &PreferencePair, negatives: usize) -> Result<Self> {
+        Self::new_with(lm, pair, negatives, false)
+    }
+
+    /// [`Self::new`], with a hybrid item slot after each history title when `hybrid` (for an
+    /// adapter with a projector): compact pairs only, and only those that carry their items
+    /// (`PreferencePair::history_items`, which `pairs build` writes).
+    pub fn new_with(
+        lm: &LanguageModel,
+        pair: &PreferencePair,
+        negatives: usize,
+        hybrid: bool,
+    ) -> Result<Self> {
+        let mut plain = Self::tokenise(lm, pair, negatives)?;
+        if !hybrid {
+            return Ok(plain);
+        }
+        if pair.format != PromptFormat::Compact {
+            return Err(Error::Train(
+                "hybrid preference training reads compact pairs (`pairs build --prompt compact`)"
+                    .into(),
+            ));
+        }
+        if pair.history_items.is_empty() {
+            return Err(Error::Train(
+                "the pair has no history_items, which a hybrid adapter's slots need: build the \
+                 pairs again with this version's `recalign pairs build`"
+                    .into(),
+            ));
+        }
+        let items: Vec<crate::data::ItemId> = pair
+            .history_items
+            .iter()
+            .map(|&i| crate::data::ItemId(i))
+            .collect();
+        let (prompt_ids, slots) =
+            crate::hybrid::compact_prompt_ids(&lm.tokenizer, &pair.prompt, &items)?;
+        lm.check_fits(
+            prompt_ids.len(),
+            plain.answers.iter().map(Vec::len).max().unwrap_or(0),
+        )?;
+        plain.prompt_ids = prompt_ids;
+        plain.slots = slots;
+        Ok(plain)
+    }
+
+    fn tokenise(lm: &LanguageModel, pair: &PreferencePair, negatives: usize) -> Result<Self> {
         let mut texts = vec![pair.chosen.clone(), pair.rejected.clone()];
         texts.extend(pair.more_rejected.iter().cloned());
         let mut eps = vec![pair.eps.unwrap_or(0.0)];
@@ -763,6 +824,7 @@ impl TokenisedPair {
             prompt_ids,
             answers,
             eps,
+            slots: Slots::default(),
         })
     }
 
@@ -784,12 +846,17 @@ pub async fn reference_log_probs(
     for (i, chunk) in pairs.chunks(8).enumerate() {
         let mut parts = Vec::with_capacity(chunk.len());
         for p in chunk {
-            parts.push(answer_log_probs(
-                &reference.model,
-                &p.prompt_ids,
-                &p.answers,
-                pad,
-            )?);
+            parts.push(
+                FrozenAnswers::with_slots(
+                    &reference.model,
+                    0,
+                    &p.prompt_ids,
+                    &p.slots,
+                    &p.answers,
+                    pad,
+                )?
+                .log_probs(&reference.model)?,
+            );
         }
         let values = read(Tensor::cat(parts, 0)).await?;
         let mut at = 0;
@@ -992,7 +1059,15 @@ impl PreferenceTrainer {
                     Some(frozen) => frozen.log_probs(&self.policy)?,
                     None => {
                         let p = &self.pairs[i];
-                        answer_log_probs(&self.policy, &p.prompt_ids, &p.answers, self.pad)?
+                        FrozenAnswers::with_slots(
+                            &self.policy,
+                            0,
+                            &p.prompt_ids,
+                            &p.slots,
+                            &p.answers,
+                            self.pad,
+                        )?
+                        .log_probs(&self.policy)?
                     }
                 };
                 rows.push(pass);
@@ -1103,10 +1178,11 @@ impl PreferenceTrainer {
     fn frozen_states(&mut self, i: usize) -> Result<Option<&FrozenAnswers>> {
         if let Some(slot @ None) = self.frozen.get_mut(i) {
             let p = &self.pairs[i];
-            *slot = Some(FrozenAnswers::new(
+            *slot = Some(FrozenAnswers::with_slots(
                 &self.policy,
                 self.first_adapted,
                 &p.prompt_ids,
+                &p.slots,
                 &p.answers,
                 self.pad,
             )?);
@@ -1140,7 +1216,16 @@ impl PreferenceTrainer {
                     Some(f) => f.log_probs(&model)?.detach(),
                     None => {
                         let p = &self.pairs[i];
-                        answer_log_probs(&model, &p.prompt_ids, &p.answers, self.pad)?.detach()
+                        FrozenAnswers::with_slots(
+                            &model,
+                            0,
+                            &p.prompt_ids,
+                            &p.slots,
+                            &p.answers,
+                            self.pad,
+                        )?
+                        .log_probs(&model)?
+                        .detach()
                     }
                 });
             }
