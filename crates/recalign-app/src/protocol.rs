@@ -283,6 +283,10 @@ pub struct TrainRequest {
     /// target); LLaRA's is one target per prompt, as in the papers.
     #[serde(default)]
     pub format: PromptFormat,
+    /// LLaRA's hybrid item tokens (SFT): each title's SASRec vector, from the oracle trained
+    /// in the Data card, added through a projector the run trains with the adapter.
+    #[serde(default)]
+    pub hybrid: bool,
 }
 
 /// The adapter being trained, ranked on validation users at one step.

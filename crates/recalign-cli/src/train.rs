@@ -15,7 +15,7 @@ use recalign_core::stats::{Interval, Paired};
 use recalign_core::train::data as train_data;
 use recalign_core::train::{
     Adapter, Checkpoint, FactorType, LoraSettings, LoraTargets, PreferenceTrainer, Reference,
-    SftExample, SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
+    SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
 };
 
 use crate::data::{DatasetArgs, SplitArg, bar};
@@ -492,7 +492,7 @@ pub fn train(command: TrainCommand) -> CliResult {
                 eprintln!("skipped {} prompts longer than the context", sft.too_long);
             }
             let sft = sft.items;
-            let targets: usize = sft.iter().map(SftExample::scored_tokens).sum();
+            let targets: usize = sft.iter().map(|e| e.answer_ids.len()).sum();
             eprintln!(
                 "SFT on {} examples ({targets} answer tokens; prompt format {prompt:?})",
                 sft.len()

@@ -748,3 +748,151 @@ fn the_papers_lastfm_files_train_and_evaluate_as_they_are() {
         stderr(&out)
     );
 }
+
+/// LLaRA's hybrid item slots from the command line: an oracle, `train sft --hybrid`, the adapter
+/// evaluated (it reads its slots) and refused by `rank` (free titles have no items), exported
+/// with the projector beside PEFT's file, and preference training on compact pairs from it.
+#[test]
+fn a_hybrid_adapter_trains_evaluates_exports_and_goes_on_to_preference() {
+    let model = tiny_model("hybrid.gguf");
+    let model = model.to_str().unwrap();
+    let (inter, items) = synthetic_dataset("hybrid");
+    let (inter, items) = (inter.to_str().unwrap(), items.to_str().unwrap());
+    let tmp =
+        |n: &str| std::env::temp_dir().join(format!("recalign-cli-hy-{n}-{}", std::process::id()));
+    let (oracle, adapter, pairs, pref, peft) = (
+        tmp("oracle.safetensors"),
+        tmp("sft.safetensors"),
+        tmp("pairs.jsonl"),
+        tmp("pref.safetensors"),
+        tmp("peft"),
+    );
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let (oracle_s, adapter_s, pairs_s, pref_s, peft_s) =
+        (s(&oracle), s(&adapter), s(&pairs), s(&pref), s(&peft));
+    let data = ["--interactions", inter, "--items", items];
+    let run = |args: &[&str], with_model: bool| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(data);
+        if with_model {
+            all.extend(["--model", model]);
+        }
+        recalign(&all)
+    };
+    let out = run(
+        &["oracle", "train", "--epochs", "2", "--out", &oracle_s],
+        false,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sft = [
+        "train",
+        "sft",
+        "--chunk",
+        "6",
+        "--context",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--hybrid",
+        &oracle_s,
+        "--out",
+        &adapter_s,
+    ];
+    let out = run(&sft, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hybrid: item vectors of"),
+        "{}",
+        stderr(&out)
+    );
+    // --init and --hybrid together are refused, naming both.
+    let mut both = sft.to_vec();
+    both.extend(["--init", &adapter_s]);
+    let out = run(&both, true);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--hybrid") && stderr(&out).contains("--init"));
+
+    let out = run(
+        &[
+            "eval",
+            "--split",
+            "validation",
+            "--json",
+            "--adapter",
+            &adapter_s,
+        ],
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["examples"], 3);
+    // A hybrid and a text-only model cannot share one evaluation pass.
+    let out = run(
+        &[
+            "eval",
+            "--split",
+            "validation",
+            "--json",
+            "--adapter",
+            "none",
+            "--adapter",
+            &adapter_s,
+        ],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("separate runs"), "{}", stderr(&out));
+    let out = recalign(&[
+        "rank",
+        "--history",
+        "Film number 1",
+        "--candidates",
+        "Film number 2; Film number 3",
+        "--adapter",
+        &adapter_s,
+        "--model",
+        model,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("hybrid adapter"), "{}", stderr(&out));
+
+    let out = recalign(&["adapter", "export", &adapter_s, "--out", &peft_s]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("PEFT cannot"), "{}", stderr(&out));
+    assert!(peft.join("adapter_model.safetensors").exists());
+    assert!(peft.join("recalign_adapter.safetensors").exists());
+
+    let out = run(
+        &[
+            "pairs",
+            "build",
+            "--oracle",
+            &oracle_s,
+            "--prompt",
+            "compact",
+            "--max-examples",
+            "4",
+            "--out",
+            &pairs_s,
+        ],
+        false,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&pairs)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!first["history_items"].as_array().unwrap().is_empty());
+    let out = recalign(&[
+        "train", "pref", "--type", "rosepo", "--pairs", &pairs_s, "--init", &adapter_s, "--steps",
+        "1", "--batch", "2", "--out", &pref_s, "--model", model,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(pref.exists());
+}

@@ -179,11 +179,12 @@ pub fn placeholder_id(tok: &TextTokenizer) -> Result<u32> {
 
 pub use crate::model::Slots;
 
-/// A compact document (the compact prompt's header, then one line per title) with a slot after
-/// each title's line: the position that predicts the next title then holds the item just read,
-/// so the collaborative vector sits where the next choice is made. A ranking prompt is this
-/// over the history (it ends with a slot) and each candidate is scored as the next line, as in
-/// the text-only compact format.
+/// A compact document (the compact prompt's header, then one line per title) whose slots are
+/// the newlines that end the titles' lines: no extra token, so the text is exactly the
+/// text-only document (a fresh projector gives the text-only model's log-probs), and the
+/// position that predicts the next title holds the item just read. A ranking prompt is this
+/// over the history (its last newline holds the last item) and each candidate is scored as the
+/// next line, as in the text-only compact format.
 pub fn compact_ids(
     tok: &TextTokenizer,
     domain: Domain,
@@ -224,16 +225,92 @@ fn compact_ids_after(
     items: &[ItemId],
     title: impl Fn(ItemId) -> String,
 ) -> Result<(Vec<u32>, Slots)> {
-    let placeholder = placeholder_id(tok)?;
     let mut ids = tok.encode(header)?;
     let mut slots = Slots::default();
     for &item in items {
         ids.extend(prompt::compact_line_ids(tok, &title(item))?);
-        slots.positions.push(ids.len() as u32);
+        slots.positions.push(ids.len() as u32 - 1);
         slots.rows.push(row(item));
-        ids.push(placeholder);
     }
     Ok((ids, slots))
+}
+
+/// Ranks `candidates` for `history` (titles, as the playground takes them) with a hybrid
+/// model: each title is looked up in `log`'s catalogue for its item slot, and a title the
+/// catalogue does not hold is an error naming it (a slot cannot be left out without changing
+/// what the adapter reads). Compact format as [`compact_ids`]; LLaRA's as [`llara_prompt`]
+/// with the playground's template 0.
+pub async fn rank(
+    lm: &LanguageModel,
+    log: &InteractionLog,
+    format: prompt::PromptFormat,
+    history: &[String],
+    candidates: &[String],
+    options: crate::lm::ScoreOptions,
+) -> Result<crate::lm::Ranking> {
+    if candidates.is_empty() {
+        return Err(Error::EmptyCandidates);
+    }
+    let lookup: std::collections::HashMap<&str, ItemId> = log
+        .catalogue
+        .items()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item.title.as_str(), ItemId(i as u32)))
+        .collect();
+    let item = |t: &String| {
+        lookup.get(t.trim()).copied().ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "{t:?} is not a title of the loaded dataset: a hybrid adapter reads each title's \
+                 catalogue item, so pick titles from the dataset (or rank with a text-only \
+                 adapter)"
+            ))
+        })
+    };
+    let h: Vec<ItemId> = history.iter().map(item).collect::<Result<_>>()?;
+    let c: Vec<ItemId> = candidates.iter().map(item).collect::<Result<_>>()?;
+    let tok = &lm.tokenizer;
+    let title = |i: ItemId| log.catalogue.title(i).to_string();
+    let (ids, slots, answers) = match format {
+        prompt::PromptFormat::Compact => {
+            let (ids, slots) = compact_ids(tok, log.domain, &h, title)?;
+            let answers = c
+                .iter()
+                .map(|&i| prompt::compact_line_ids(tok, &title(i)))
+                .collect::<Result<Vec<_>>>()?;
+            (ids, slots, answers)
+        }
+        prompt::PromptFormat::Llara => {
+            let (ids, slots) = llara_prompt(lm, log, 0, &h, &c)?;
+            (ids, slots, lm.candidate_ids(candidates)?)
+        }
+    };
+    lm.check_fits(ids.len(), answers.iter().map(Vec::len).max().unwrap_or(0))?;
+    let sums = lm
+        .score_hybrid_with(&[], &ids, &slots, &answers)
+        .await?
+        .remove(0);
+    let scores = candidates
+        .iter()
+        .zip(&answers)
+        .zip(sums)
+        .enumerate()
+        .map(|(index, ((t, a), log_prob))| crate::lm::CandidateScore {
+            index,
+            title: t.clone(),
+            log_prob,
+            n_tokens: a.len(),
+            score: if options.length_normalised {
+                log_prob / a.len() as f32
+            } else {
+                log_prob
+            },
+        })
+        .collect();
+    Ok(crate::lm::Ranking {
+        prompt_tokens: ids.len(),
+        ranked: crate::lm::rank_scores(scores),
+    })
 }
 
 /// The table row of `item`.

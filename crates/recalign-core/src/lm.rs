@@ -477,9 +477,9 @@ pub fn sequence_log_probs(
 }
 
 /// [`sequence_log_probs`] for hybrid rows: `slots[i]` (positions in row `i`'s ids; none for a
-/// missing entry) receive their items' projected vectors, and the slot tokens themselves are not
-/// scored (they are placeholders the prompt builder put there, not text the model should learn
-/// to write).
+/// missing entry) receive their items' projected vectors. The tokens at the slots are scored
+/// like any other (a compact document's slots are its newlines; the LLaRA prompt's
+/// placeholders lie in the unscored prompt).
 pub fn sequence_log_probs_with(
     model: &Llama,
     rows: &[ScoredSequence<'_>],
@@ -513,14 +513,10 @@ pub fn sequence_log_probs_with(
     let no_slots = Slots::default();
     let slots_of = |i: usize| slots.get(i).copied().unwrap_or(&no_slots);
     for (i, r) in rows.iter().enumerate() {
-        let slot_at = &slots_of(i).positions;
         for j in 0..len {
             inputs.push(r.ids.get(j).map_or(pad, |&t| t) as i64);
             // Position j predicts token j + 1.
-            if j + 1 >= r.from
-                && j + 1 < r.ids.len()
-                && slot_at.binary_search(&((j + 1) as u32)).is_err()
-            {
+            if j + 1 >= r.from && j + 1 < r.ids.len() {
                 at.push((i * len + j) as i64);
                 targets.push(r.ids[j + 1] as i64);
                 owner.push(i);

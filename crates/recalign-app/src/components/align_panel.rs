@@ -51,6 +51,8 @@ struct AlignForm {
     compact: bool,
     /// LoRA on the top N layers only (0: every layer).
     top_layers: usize,
+    /// SFT with LLaRA's hybrid item tokens (the oracle's item vectors through a projector).
+    hybrid: bool,
 }
 
 impl Default for AlignForm {
@@ -75,6 +77,7 @@ impl Default for AlignForm {
             validate_users: 4,
             compact: false,
             top_layers: 0,
+            hybrid: false,
         }
     }
 }
@@ -122,6 +125,7 @@ impl AlignForm {
             validate_users: hash::parse("a.vusers").unwrap_or(d.validate_users),
             compact: hash::get("a.prompt").map_or(d.compact, |v| v == "compact"),
             top_layers: hash::parse("a.top").unwrap_or(d.top_layers),
+            hybrid: hash::get("a.hybrid").is_some_and(|v| v == "1"),
         }
     }
 
@@ -188,6 +192,7 @@ impl AlignForm {
                 if self.compact { "compact" } else { "llara" }.into(),
             ),
             ("a.top", self.top_layers.to_string()),
+            ("a.hybrid", u8::from(self.hybrid).to_string()),
             ("a.checkpoint", self.checkpoint_every.to_string()),
             (
                 "a.pairs",
@@ -241,6 +246,7 @@ impl AlignForm {
             } else {
                 PromptFormat::Llara
             },
+            hybrid: self.hybrid && !self.preference,
         }
     }
 }
@@ -551,6 +557,13 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                         <option value="qv" selected={ f.targets == LoraTargets::QueryValue }>{ "q, v projections" }</option>
                         <option value="all" selected={ f.targets == LoraTargets::AllLinear }>{ "all linear layers" }</option>
                     </select>
+                </label>
+                <label class="field">{ "Item tokens" }
+                    <select id="train-hybrid" aria-describedby="train-hybrid-help" onchange={ edit(|f, v| f.hybrid = v == "hybrid") } disabled={ running || f.preference }>
+                        <option value="text" selected={ !f.hybrid }>{ "titles only" }</option>
+                        <option value="hybrid" selected={ f.hybrid }>{ "hybrid: titles + SASRec item vectors (LLaRA)" }</option>
+                    </select>
+                    <span id="train-hybrid-help" class="meta">{ "SFT only; needs the oracle (Data card). A preference run from a hybrid adapter keeps its item tokens." }</span>
                 </label>
                 { number("train-top-layers", "LoRA on the top N layers (0: all)", f.top_layers.to_string(), |f, v| if let Ok(x) = v.parse() { f.top_layers = x }) }
                 { number("train-seed", "Seed", f.seed.to_string(), |f, v| if let Ok(x) = v.parse() { f.seed = x }) }

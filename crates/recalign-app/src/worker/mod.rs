@@ -437,21 +437,18 @@ async fn handle(
             let fail = |m: String| ("ranking".to_string(), m);
             let lm = model(shared).map_err(fail)?;
             let format = prompt_format(shared, None);
-            let domain = domain(shared);
             let options = ScoreOptions { length_normalised };
             let t = now_ms();
-            let ranking = lm
-                .rank_as(format, domain, &history, &candidates, options)
+            let ranking = rank_with(shared, &lm, format, &history, &candidates, options)
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(fail)?;
             let ms = now_ms() - t;
             let comparison = match compare_with {
                 None => None,
                 Some(choice) => {
                     let (name, other) = chosen_model(shared, choice).map_err(fail)?;
                     let format = prompt_format(shared, Some(choice));
-                    let ranking = other
-                        .rank_as(format, domain, &history, &candidates, options)
+                    let ranking = rank_with(shared, &other, format, &history, &candidates, options)
                         .await
                         .map_err(|e| fail(format!("with {name}: {e}")))?;
                     Some(Box::new(crate::protocol::Comparison {
@@ -548,6 +545,31 @@ fn prompt_format(
 }
 
 /// The loaded dataset's item kind (for the compact prompt's header); movies before any is.
+/// Ranks with `lm` in `format`; a hybrid model (its adapter carries LLaRA's projector) reads
+/// each title's item from the loaded dataset ([`recalign_core::hybrid::rank`]).
+async fn rank_with(
+    shared: &Rc<RefCell<Shared>>,
+    lm: &LanguageModel,
+    format: PromptFormat,
+    history: &[String],
+    candidates: &[String],
+    options: ScoreOptions,
+) -> Result<recalign_core::Ranking, String> {
+    if recalign_core::train::data::is_hybrid(lm) {
+        let data = dataset(shared).map_err(|_| {
+            "this adapter reads each title's catalogue item (hybrid item tokens): load its \
+             dataset in the Data card first"
+                .to_string()
+        })?;
+        return recalign_core::hybrid::rank(lm, &data.0, format, history, candidates, options)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    lm.rank_as(format, domain(shared), history, candidates, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 fn domain(shared: &Rc<RefCell<Shared>>) -> Domain {
     dataset(shared).map_or(Domain::Movies, |d| d.0.domain)
 }

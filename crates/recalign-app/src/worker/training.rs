@@ -58,10 +58,12 @@ pub async fn train(
     let during = format!("training {label}");
     let settings = request.settings.clone();
     let trainer = match (&request.stage, prepared.clone()) {
-        (TrainStage::Sft, Prepared::Sft(examples)) => {
-            SftTrainer::new(&base, request.lora.clone(), settings, examples)
-                .map(|t| Trainer::Sft(Box::new(t)))
+        (TrainStage::Sft, Prepared::Sft(examples)) => match &initial {
+            // A hybrid run starts from a fresh adapter that carries the projector.
+            Some(fresh) => SftTrainer::continue_from(&base, fresh, settings, examples),
+            None => SftTrainer::new(&base, request.lora.clone(), settings, examples),
         }
+        .map(|t| Trainer::Sft(Box::new(t))),
         (TrainStage::Preference { loss, .. }, Prepared::Preference { pairs, reference }) => {
             let (lora, adapter) = match &initial {
                 Some(a) => (a.settings.clone(), Some(a)),
@@ -241,15 +243,26 @@ async fn prepare(
             let Some(data) = &data else {
                 unreachable!("SFT always loads the dataset")
             };
+            let fresh = if request.hybrid {
+                Some(fresh_hybrid(shared, base, request).await?)
+            } else {
+                None
+            };
+            let hybrid = request.hybrid;
             let sft = match request.format {
-                PromptFormat::Llara => train_data::sft_examples(base, &data.0, &examples, None),
+                PromptFormat::Llara => {
+                    train_data::sft_examples_with(base, &data.0, &examples, None, hybrid)
+                }
                 // The CLI's recipe: documents, with one-target examples mixed in so that the
                 // adapter still answers LLaRA's prompt with a listed title.
                 PromptFormat::Compact => train_data::sequence_examples(
                     base,
                     &data.0,
                     &data.1.train_sequences,
-                    train_data::SequenceConfig::default(),
+                    train_data::SequenceConfig {
+                        hybrid,
+                        ..Default::default()
+                    },
                     request.prompts,
                     settings.seed,
                 )
@@ -272,7 +285,7 @@ async fn prepare(
                 "the base model".into(),
                 n,
                 skipped,
-                None,
+                fresh,
             ))
         }
         TrainStage::Preference {
@@ -381,7 +394,9 @@ async fn prepare(
                     .map_err(err)?
                 }
             };
-            let tokenised = train_data::tokenise_pairs(base, &pairs, *negatives).map_err(err)?;
+            let hybrid = sft.as_ref().is_some_and(|(_, a)| a.hybrid.is_some());
+            let tokenised =
+                train_data::tokenise_pairs(base, &pairs, *negatives, hybrid).map_err(err)?;
             let (n, skipped) = (tokenised.items.len(), tokenised.too_long);
             let cached = if loss.kind.uses_reference() {
                 reference_log_probs(&reference, &tokenised.items, |d, t| {
@@ -408,6 +423,38 @@ async fn prepare(
             ))
         }
     }
+}
+
+/// A fresh adapter of the request's shape with LLaRA's projector over the oracle's item table,
+/// fed at the lowest adapted layer (the CLI's `train sft --hybrid`).
+async fn fresh_hybrid(
+    shared: &Rc<RefCell<Shared>>,
+    base: &recalign_core::LanguageModel,
+    request: &TrainRequest,
+) -> Result<Adapter, Failure> {
+    let fail = |m: String| ("preparing hybrid SFT".to_string(), m);
+    let oracle = shared.borrow().oracle.clone().ok_or_else(|| {
+        fail(
+            "hybrid item tokens are the SASRec oracle's item vectors: train the oracle first \
+             (the Data card's button)"
+                .into(),
+        )
+    })?;
+    let (items, d_item) = oracle.item_table().await.map_err(|e| fail(e.to_string()))?;
+    let c = &base.model.config;
+    let layer = request
+        .lora
+        .layer_range(c.n_layers)
+        .map_err(|e| fail(e.to_string()))?
+        .start;
+    let seed = request.settings.seed;
+    let mut adapter = Adapter::fresh(&request.lora, c, seed).map_err(|e| fail(e.to_string()))?;
+    adapter.hybrid = Some(
+        recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
+            .map_err(|e| fail(e.to_string()))?,
+    );
+    adapter.prompt = request.format;
+    Ok(adapter)
 }
 
 /// Steps `trainer` to its end (or a cancel), holding on pause and storing a checkpoint every

@@ -508,13 +508,19 @@ pub fn preference_pairs(
     Ok(all)
 }
 
-/// Tokenises `pairs` keeping `negatives` rejected answers each, skipping those too long for `lm`.
+/// Tokenises `pairs` keeping `negatives` rejected answers each, skipping those too long for `lm`;
+/// with the history's item slots when `hybrid` (a run from a hybrid adapter).
 pub fn tokenise_pairs(
     lm: &LanguageModel,
     pairs: &[PreferencePair],
     negatives: usize,
+    hybrid: bool,
 ) -> Result<Tokenised<TokenisedPair>> {
-    keep_fitting(pairs.iter().map(|p| TokenisedPair::new(lm, p, negatives)))
+    keep_fitting(
+        pairs
+            .iter()
+            .map(|p| TokenisedPair::new_with(lm, p, negatives, hybrid)),
+    )
 }
 
 #[cfg(test)]

@@ -331,9 +331,8 @@ pub struct SftExample {
     /// mixed into documents at weight 1 it is about 2% of the objective ([`data::mix_one_target`]).
     #[serde(default = "unit_weight")]
     pub weight: f32,
-    /// Hybrid item slots, positions in [`Self::joined_ids`] (empty for a text-only example):
-    /// their tokens are placeholders, not scored, and a hybrid adapter's projector adds the
-    /// items' vectors there ([`crate::hybrid`]).
+    /// Hybrid item slots, positions in [`Self::joined_ids`] (empty for a text-only example),
+    /// where a hybrid adapter's projector adds the items' vectors ([`crate::hybrid`]).
     #[serde(default, skip_serializing_if = "Slots::is_empty")]
     pub slots: Slots,
 }
@@ -359,13 +358,6 @@ impl SftExample {
             weight: 1.0,
             slots: Slots::default(),
         })
-    }
-
-    /// Answer tokens the loss scores (slots among them are placeholders, not scored).
-    pub fn scored_tokens(&self) -> usize {
-        let p = self.prompt_ids.len() as u32;
-        let slots = self.slots.positions.iter().filter(|&&at| at >= p).count();
-        self.answer_ids.len() - slots.min(self.answer_ids.len())
     }
 }
 
@@ -451,7 +443,7 @@ impl SftTrainer {
             .flatten()
             .map(|&i| {
                 let ex = &self.examples[i];
-                f64::from(ex.weight) * ex.scored_tokens() as f64
+                f64::from(ex.weight) * ex.answer_ids.len() as f64
             })
             .sum();
         for batch in micro {
