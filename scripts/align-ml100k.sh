@@ -18,7 +18,9 @@
 # stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
 # PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage; SFT_LR (1e-3) is SFT's learning
 # rate; `BUDGET=20` is the 20-minute preset (SFT 200 steps at lr 5e-3, the best of
-# scripts/sweep-sft.sh at that length; 24 preference steps each, 128 RosePO pairs).
+# scripts/sweep-sft.sh at that length, with LLaRA's hybrid item tokens from the oracle; 24
+# preference steps each, 128 RosePO pairs). HYBRID=1 trains SFT with the hybrid item tokens
+# (`train sft --hybrid ORACLE`; the preset's default), HYBRID=0 text-only (the default otherwise).
 # Usage: [BUDGET=20] [SFT_LR=1e-3] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
@@ -28,6 +30,7 @@ cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"
 if [ "${BUDGET:-}" = 20 ]; then
   SFT_STEPS="${SFT_STEPS:-200}"; SFT_LR="${SFT_LR:-5e-3}"; PREF_STEPS="${PREF_STEPS:-24}"; ROSEPO_PAIRS="${ROSEPO_PAIRS:-128}"
+  HYBRID="${HYBRID:-1}"
 fi
 SPLIT="${SPLIT:-validation}"
 W="${EVAL_WINDOWS:-5}"
@@ -88,7 +91,8 @@ if [ -n "${SFT_FROM:-}" ]; then
   done
 fi
 ev zero-shot --prompt compact
-once "$RUN/sft.safetensors" "$R" "${SFT_RECIPE[@]}" "${D[@]}" --train-seed "$SEED" --lr "${SFT_LR:-1e-3}" \
+HY=(); [ "${HYBRID:-0}" = 1 ] && HY=(--hybrid "$ORACLE")
+once "$RUN/sft.safetensors" "$R" "${SFT_RECIPE[@]}" "${D[@]}" "${HY[@]}" --train-seed "$SEED" --lr "${SFT_LR:-1e-3}" \
   --steps "${SFT_STEPS:-900}" --out "$RUN/sft.safetensors"
 ev sft --adapter "$RUN/sft.safetensors"
 VR="$RUN/validratio-sft-47.json"

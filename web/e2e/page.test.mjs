@@ -292,6 +292,18 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   const bars = await page.locator('#rosepo-eps .bar').evaluateAll((bs) => bs.map((b) => Number(b.dataset.count)));
   assert.equal(bars.reduce((a, b) => a + b, 0), eps.length);
   console.log(`      RosePO eps of ${eps.length} pairs: mean ${(eps.reduce((a, b) => a + b, 0) / eps.length).toFixed(3)}`);
+  // LLaRA's hybrid item tokens: SFT with the oracle's item vectors, then the test user (titles of
+  // the dataset, so each has its item) ranked with the hybrid adapter.
+  await page.selectOption('#train-stage', 'sft');
+  await page.selectOption('#train-prompt', 'compact');
+  await page.selectOption('#train-hybrid', 'hybrid');
+  const hybrid = await trainAndWait(page, 'SFT #1');
+  console.log(`      ${hybrid}`);
+  assert.match(hybrid, /finished 2 of 2 steps/);
+  assert.match(await text(page, '#model-in-use'), /SFT #1/);
+  const hybridScores = await rankingScores(page);
+  assert.equal(Object.keys(hybridScores).length, 20);
+  assert.ok(Object.values(hybridScores).every(Number.isFinite));
 });
 
 await test('a malformed dataset picked or dropped by the user is refused by line and the loaded one is kept', false, async (page) => {
