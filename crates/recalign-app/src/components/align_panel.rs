@@ -563,7 +563,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                         <option value="text" selected={ !f.hybrid }>{ "titles only" }</option>
                         <option value="hybrid" selected={ f.hybrid }>{ "hybrid: titles + SASRec item vectors (LLaRA)" }</option>
                     </select>
-                    <span id="train-hybrid-help" class="meta">{ "SFT only; needs the oracle (Data card). A preference run from a hybrid adapter keeps its item tokens." }</span>
+                    <span id="train-hybrid-help" class="meta">{ "SFT only; trains the SASRec oracle first if the Data card has not. A preference run from a hybrid adapter keeps its item tokens." }</span>
                 </label>
                 { number("train-top-layers", "LoRA on the top N layers (0: all)", f.top_layers.to_string(), |f, v| if let Ok(x) = v.parse() { f.top_layers = x }) }
                 { number("train-seed", "Seed", f.seed.to_string(), |f, v| if let Ok(x) = v.parse() { f.seed = x }) }

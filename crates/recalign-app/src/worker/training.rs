@@ -244,7 +244,7 @@ async fn prepare(
                 unreachable!("SFT always loads the dataset")
             };
             let fresh = if request.hybrid {
-                Some(fresh_hybrid(shared, base, request).await?)
+                Some(fresh_hybrid(shared, base, request, reply).await?)
             } else {
                 None
             };
@@ -426,20 +426,26 @@ async fn prepare(
 }
 
 /// A fresh adapter of the request's shape with LLaRA's projector over the oracle's item table,
-/// fed at the lowest adapted layer (the CLI's `train sft --hybrid`).
+/// fed at the lowest adapted layer (the CLI's `train sft --hybrid`). Without an oracle, the
+/// Data card's oracle training runs first with its defaults (its result shows there).
 async fn fresh_hybrid(
     shared: &Rc<RefCell<Shared>>,
     base: &recalign_core::LanguageModel,
     request: &TrainRequest,
+    reply: &dyn Fn(Response),
 ) -> Result<Adapter, Failure> {
     let fail = |m: String| ("preparing hybrid SFT".to_string(), m);
-    let oracle = shared.borrow().oracle.clone().ok_or_else(|| {
-        fail(
-            "hybrid item tokens are the SASRec oracle's item vectors: train the oracle first \
-             (the Data card's button)"
-                .into(),
-        )
-    })?;
+    if shared.borrow().oracle.is_none() {
+        let d = recalign_core::oracle::sasrec::SasRecTraining::default();
+        super::train_oracle(shared, d.epochs, d.learning_rate, reply)
+            .await
+            .map_err(|m| fail(format!("training the SASRec oracle for the item tokens: {m}")))?;
+    }
+    let oracle = shared
+        .borrow()
+        .oracle
+        .clone()
+        .ok_or_else(|| fail("the SASRec oracle is missing after its training".into()))?;
     let (items, d_item) = oracle.item_table().await.map_err(|e| fail(e.to_string()))?;
     let c = &base.model.config;
     let layer = request
