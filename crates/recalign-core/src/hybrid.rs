@@ -418,6 +418,31 @@ mod tests {
     }
 
     #[test]
+    fn a_written_compact_prompt_gets_the_slots_of_its_items() {
+        let lm =
+            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+                .unwrap();
+        let tok = &lm.tokenizer;
+        let titles = ["Heat", "Fargo", "Alien"];
+        let items = [ItemId(2), ItemId(0), ItemId(1)];
+        let title = |i: ItemId| titles[i.index()].to_string();
+        let (ids, slots) = compact_ids(tok, Domain::Movies, &items, title).unwrap();
+        // The newlines are the slots, and the text is the text-only document's.
+        let text: Vec<String> = items.iter().map(|&i| title(i)).collect();
+        assert_eq!(ids, prompt::compact_ids(tok, Domain::Movies, &text).unwrap());
+        let newline = tok.encode("\n").unwrap();
+        for &p in &slots.positions {
+            assert_eq!(ids[p as usize], *newline.last().unwrap());
+        }
+        assert_eq!(slots.rows, [3, 1, 2]);
+        // A pair's prompt, written out, reads back to the same ids and slots.
+        let written = prompt::compact_text(Domain::Movies, &text);
+        assert_eq!(compact_prompt_ids(tok, &written, &items).unwrap(), (ids, slots));
+        let err = compact_prompt_ids(tok, &written, &items[..2]).unwrap_err();
+        assert!(err.to_string().contains("4 lines"), "{err}");
+    }
+
+    #[test]
     fn slots_place_their_rows() {
         let device = Device::flex();
         let slots = Slots {
@@ -460,15 +485,16 @@ mod tests {
             pollster::block_on(HybridWeights::read(projector)).unwrap(),
             h
         );
-        // A fresh projector adds zero; a trained one does not.
-        let x = Tensor::<3>::zeros([1, 3, c.hidden_size], &Device::flex());
+        // A fresh projector adds zero; a trained one does not (in units of the stream's RMS,
+        // so the stream must not be zero).
+        let x = Tensor::<3>::ones([1, 3, c.hidden_size], &Device::flex());
         let slots = Slots {
             positions: vec![1],
             rows: vec![2],
         };
         let (place, rows) = slots.tensors(3, &Device::flex()).unwrap().unwrap();
         let sum = |p: &Projector| {
-            p.add_to(x.clone(), place.clone(), rows.clone())
+            (p.add_to(x.clone(), place.clone(), rows.clone()) - x.clone())
                 .abs()
                 .sum()
                 .into_scalar::<f32>()
