@@ -429,7 +429,10 @@ mod tests {
         let (ids, slots) = compact_ids(tok, Domain::Movies, &items, title).unwrap();
         // The newlines are the slots, and the text is the text-only document's.
         let text: Vec<String> = items.iter().map(|&i| title(i)).collect();
-        assert_eq!(ids, prompt::compact_ids(tok, Domain::Movies, &text).unwrap());
+        assert_eq!(
+            ids,
+            prompt::compact_ids(tok, Domain::Movies, &text).unwrap()
+        );
         let newline = tok.encode("\n").unwrap();
         for &p in &slots.positions {
             assert_eq!(ids[p as usize], *newline.last().unwrap());
@@ -437,7 +440,10 @@ mod tests {
         assert_eq!(slots.rows, [3, 1, 2]);
         // A pair's prompt, written out, reads back to the same ids and slots.
         let written = prompt::compact_text(Domain::Movies, &text);
-        assert_eq!(compact_prompt_ids(tok, &written, &items).unwrap(), (ids, slots));
+        assert_eq!(
+            compact_prompt_ids(tok, &written, &items).unwrap(),
+            (ids, slots)
+        );
         let err = compact_prompt_ids(tok, &written, &items[..2]).unwrap_err();
         assert!(err.to_string().contains("4 lines"), "{err}");
     }

@@ -439,7 +439,11 @@ async fn fresh_hybrid(
         let d = recalign_core::oracle::sasrec::SasRecTraining::default();
         super::train_oracle(shared, d.epochs, d.learning_rate, reply)
             .await
-            .map_err(|m| fail(format!("training the SASRec oracle for the item tokens: {m}")))?;
+            .map_err(|m| {
+                fail(format!(
+                    "training the SASRec oracle for the item tokens: {m}"
+                ))
+            })?;
     }
     let oracle = shared
         .borrow()
