@@ -290,23 +290,7 @@ pub async fn rank(
         .score_hybrid_with(&[], &ids, &slots, &answers)
         .await?
         .remove(0);
-    let scores = candidates
-        .iter()
-        .zip(&answers)
-        .zip(sums)
-        .enumerate()
-        .map(|(index, ((t, a), log_prob))| crate::lm::CandidateScore {
-            index,
-            title: t.clone(),
-            log_prob,
-            n_tokens: a.len(),
-            score: if options.length_normalised {
-                log_prob / a.len() as f32
-            } else {
-                log_prob
-            },
-        })
-        .collect();
+    let scores = lm.to_scores(candidates, &answers, &sums, options);
     Ok(crate::lm::Ranking {
         prompt_tokens: ids.len(),
         ranked: crate::lm::rank_scores(scores),

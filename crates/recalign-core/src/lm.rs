@@ -258,7 +258,7 @@ impl LanguageModel {
         Ok(out)
     }
 
-    fn to_scores(
+    pub(crate) fn to_scores(
         &self,
         candidates: &[String],
         answers: &[Vec<u32>],

@@ -133,10 +133,8 @@ pub fn rank_ids(
     e: &Example,
     hybrid: bool,
 ) -> Result<crate::eval::RankPrompt> {
-    if !hybrid {
-        let (ids, answers) = compact_rank_ids(lm, log, e)?;
-        return Ok((ids, answers, Slots::default()));
-    }
+    // The hybrid document is the text-only one token for token (its slots are the newlines),
+    // so one builder serves both and a text-only prompt just drops the slots.
     let tok = &lm.tokenizer;
     let (ids, slots) = crate::hybrid::compact_ids(tok, log.domain, &e.history, |i| {
         log.catalogue.title(i).to_string()
@@ -148,7 +146,7 @@ pub fn rank_ids(
         .map(|t| prompt::compact_line_ids(tok, t))
         .collect::<Result<Vec<_>>>()?;
     lm.check_fits(ids.len(), answers.iter().map(Vec::len).max().unwrap_or(0))?;
-    Ok((ids, answers, slots))
+    Ok((ids, answers, if hybrid { slots } else { Slots::default() }))
 }
 
 /// The compact ranking prompt of `e` (its history as a document, one title per line) and each
@@ -158,19 +156,8 @@ pub fn compact_rank_ids(
     log: &InteractionLog,
     e: &Example,
 ) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
-    let tok = &lm.tokenizer;
-    let prompt = prompt::compact_ids(tok, log.domain, &log.catalogue.titles(&e.history))?;
-    let answers = log
-        .catalogue
-        .titles(&e.candidates)
-        .iter()
-        .map(|t| prompt::compact_line_ids(tok, t))
-        .collect::<Result<Vec<_>>>()?;
-    lm.check_fits(
-        prompt.len(),
-        answers.iter().map(Vec::len).max().unwrap_or(0),
-    )?;
-    Ok((prompt, answers))
+    let (ids, answers, _) = rank_ids(lm, log, e, false)?;
+    Ok((ids, answers))
 }
 
 /// Evaluates `lm` on `examples` ranking in `format` (the adapter's own: [`crate::train::Adapter`]
