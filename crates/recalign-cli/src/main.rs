@@ -197,11 +197,11 @@ fn run(cli: Cli) -> CliResult {
             let mut format = PromptFormat::Llara;
             if let Some(path) = &adapter {
                 let a = train::read_adapter(path)?;
-                if a.hybrid.is_some() {
+                if a.hybrid.as_ref().is_some_and(|h| h.catalogue.is_none()) {
                     return Err(format!(
-                        "{} is a hybrid adapter: it reads each title's catalogue item (the \
-                         oracle's vector), and `rank` takes free titles; evaluate it on a dataset \
-                         with `recalign eval --adapter`",
+                        "{} is a hybrid adapter without its catalogue (written before adapters \
+                         recorded it): it cannot tell which titles are which items; evaluate it \
+                         on its dataset with `recalign eval --adapter`",
                         path.display()
                     ));
                 }
@@ -211,10 +211,25 @@ fn run(cli: Cli) -> CliResult {
             let format = prompt.map_or(format, PromptFormat::from);
             let (history, candidates) = (split_titles(&history), split_titles(&candidates));
             let options = ScoreOptions { length_normalised };
-            let domain = recalign_core::data::Domain::Movies;
-            let ranking =
-                pollster::block_on(lm.rank_as(format, domain, &history, &candidates, options))
-                    .map_err(|e| e.to_string())?;
+            // A hybrid adapter knows its catalogue: listed titles get their item slots, others
+            // are read as text.
+            let catalogue = recalign_core::hybrid::model_catalogue(&lm);
+            let domain = catalogue
+                .as_ref()
+                .map_or(recalign_core::data::Domain::Movies, |c| c.domain);
+            let ranking = pollster::block_on(async {
+                match &catalogue {
+                    Some(c) => {
+                        recalign_core::hybrid::rank(&lm, c, format, &history, &candidates, options)
+                            .await
+                    }
+                    None => {
+                        lm.rank_as(format, domain, &history, &candidates, options)
+                            .await
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
             if json {
                 // The exact prompt text goes along, so other implementations can score the same.
                 let mut value = serde_json::to_value(&ranking).map_err(|e| e.to_string())?;
@@ -267,7 +282,9 @@ fn run(cli: Cli) -> CliResult {
     }
 }
 
-/// A compact-prompt adapter (r 2, q and v of the top layer) for the tiny model in `gguf`.
+/// A compact-prompt adapter (r 2, q and v of the top layer) for the tiny model in `gguf`, hybrid
+/// like the shipped default: a projector over a small catalogue of some of the page's example
+/// titles, so the page ranks a mix of catalogue titles (with their items) and text.
 fn tiny_adapter(gguf: &[u8], seed: u64) -> recalign_core::Result<Vec<u8>> {
     use recalign_core::train::{Adapter, FactorType, LoraSettings};
     let lm = LanguageModel::from_gguf_bytes(gguf, &Device::flex())?;
@@ -284,6 +301,35 @@ fn tiny_adapter(gguf: &[u8], seed: u64) -> recalign_core::Result<Vec<u8>> {
         }
     }
     adapter.prompt = recalign_core::prompt::PromptFormat::Compact;
+    let titles: Vec<String> = [
+        "GoldenEye",
+        "Heat",
+        "Fargo",
+        "Toy Story",
+        "Babe",
+        "Star Wars",
+    ]
+    .map(String::from)
+    .to_vec();
+    let d_item = 4;
+    let items = (0..(titles.len() + 1) * d_item)
+        .map(|i| (i as f32 * 0.37).sin())
+        .collect();
+    let c = &lm.model.config;
+    let mut hybrid = recalign_core::hybrid::HybridWeights::fresh(
+        items,
+        d_item,
+        c.hidden_size,
+        c.n_layers - 1,
+        seed,
+    )?;
+    for (i, d) in hybrid.down.iter_mut().enumerate() {
+        *d = ((i % 11) as f32 - 5.0) * 0.02;
+    }
+    adapter.hybrid = Some(hybrid.with_catalogue(recalign_core::hybrid::ItemCatalogue {
+        domain: recalign_core::data::Domain::Movies,
+        titles,
+    })?);
     adapter.to_safetensors_as(FactorType::F16)
 }
 

@@ -389,6 +389,7 @@ fn fresh_hybrid(
     let mut adapter = Adapter::fresh(settings, c, seed).map_err(|e| e.to_string())?;
     adapter.hybrid = Some(
         recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
+            .and_then(|h| h.with_catalogue(recalign_core::hybrid::ItemCatalogue::of(log)))
             .map_err(|e| e.to_string())?,
     );
     adapter.prompt = prompt;

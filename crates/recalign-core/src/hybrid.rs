@@ -13,8 +13,14 @@
 //!   injection.
 //! - The projector's second matrix starts at zero, so a fresh hybrid model scores exactly as
 //!   the text-only model with the same prompt: training moves it from text-only to hybrid.
-//! - The oracle's item table travels inside the adapter file, frozen, so an adapter is
-//!   self-contained and cannot be paired with another oracle's vectors by mistake.
+//! - The oracle's item table travels inside the adapter file, frozen, with the catalogue its
+//!   rows stand for ([`ItemCatalogue`]), so an adapter is self-contained: it ranks titles without
+//!   its dataset loaded and cannot be paired with another oracle's vectors by mistake.
+//! - A title the catalogue does not hold (one a user typed) is read as text alone, without a
+//!   slot: in the compact prompt that is exactly the text-only reading of that line, so a hybrid
+//!   adapter still ranks free text, with the item knowledge where it has it.
+
+use std::sync::Arc;
 
 use burn::module::{Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -43,6 +49,33 @@ pub struct HybridWeights {
     pub up: Vec<f32>,
     /// `[hidden, hidden]`.
     pub down: Vec<f32>,
+    /// The items the table's rows stand for (`None` in files written before it was saved).
+    pub catalogue: Option<Arc<ItemCatalogue>>,
+}
+
+/// The catalogue an item table was built over: item `i`'s title is `titles[i]` (table row
+/// `i + 1`), and `domain` words the prompt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemCatalogue {
+    /// The kind of items.
+    pub domain: Domain,
+    /// Titles in item order.
+    pub titles: Vec<String>,
+}
+
+impl ItemCatalogue {
+    /// The catalogue of `log`.
+    pub fn of(log: &InteractionLog) -> Self {
+        Self {
+            domain: log.domain,
+            titles: log
+                .catalogue
+                .items()
+                .iter()
+                .map(|i| i.title.clone())
+                .collect(),
+        }
+    }
 }
 
 /// Tensor names in an adapter file (not PEFT's: PEFT cannot hold them, and export says so).
@@ -81,7 +114,22 @@ impl HybridWeights {
             items,
             up,
             down: vec![0.0; hidden * hidden],
+            catalogue: None,
         })
+    }
+
+    /// The same weights, recording that the table's rows are `catalogue`'s items (checked
+    /// against the table's size).
+    pub fn with_catalogue(mut self, catalogue: ItemCatalogue) -> Result<Self> {
+        if catalogue.titles.len() + 1 != self.rows() {
+            return Err(Error::Adapter(format!(
+                "an item table of {} rows cannot stand for {} items (row 0 is padding)",
+                self.rows(),
+                catalogue.titles.len()
+            )));
+        }
+        self.catalogue = Some(Arc::new(catalogue));
+        Ok(self)
     }
 
     /// Rows of the item table.
@@ -147,6 +195,7 @@ impl HybridWeights {
             up: param(t(&self.up, [self.d_item, self.hidden]), ids[0]),
             down: param(t(&self.down, [self.hidden, self.hidden]), ids[1]),
             layer: self.layer,
+            catalogue: self.catalogue.clone(),
         }
     }
 
@@ -161,6 +210,7 @@ impl HybridWeights {
             items: crate::lm::read_f32(projector.items.val()).await?,
             up: crate::lm::read_f32(projector.up.val()).await?,
             down: crate::lm::read_f32(projector.down.val()).await?,
+            catalogue: projector.catalogue.clone(),
         })
     }
 }
@@ -236,13 +286,12 @@ fn compact_ids_after(
 }
 
 /// Ranks `candidates` for `history` (titles, as the playground takes them) with a hybrid
-/// model: each title is looked up in `log`'s catalogue for its item slot, and a title the
-/// catalogue does not hold is an error naming it (a slot cannot be left out without changing
-/// what the adapter reads). Compact format as [`compact_ids`]; LLaRA's as [`llara_prompt`]
-/// with the playground's template 0.
+/// model: each title found in `catalogue` gets its item slot, and one it does not hold (typed
+/// by a user) is read as text alone. Compact format as [`compact_ids`]; LLaRA's as
+/// [`llara_prompt`] with the playground's template 0.
 pub async fn rank(
     lm: &LanguageModel,
-    log: &InteractionLog,
+    catalogue: &ItemCatalogue,
     format: prompt::PromptFormat,
     history: &[String],
     candidates: &[String],
@@ -251,37 +300,35 @@ pub async fn rank(
     if candidates.is_empty() {
         return Err(Error::EmptyCandidates);
     }
-    let lookup: std::collections::HashMap<&str, ItemId> = log
-        .catalogue
-        .items()
+    let lookup: std::collections::HashMap<&str, u32> = catalogue
+        .titles
         .iter()
         .enumerate()
-        .map(|(i, item)| (item.title.as_str(), ItemId(i as u32)))
+        .map(|(i, t)| (t.as_str(), row(ItemId(i as u32))))
         .collect();
-    let item = |t: &String| {
-        lookup.get(t.trim()).copied().ok_or_else(|| {
-            Error::Tokenizer(format!(
-                "{t:?} is not a title of the loaded dataset: a hybrid adapter reads each title's \
-                 catalogue item, so pick titles from the dataset (or rank with a text-only \
-                 adapter)"
-            ))
-        })
-    };
-    let h: Vec<ItemId> = history.iter().map(item).collect::<Result<_>>()?;
-    let c: Vec<ItemId> = candidates.iter().map(item).collect::<Result<_>>()?;
+    let entry = |t: &String| (t.trim().to_string(), lookup.get(t.trim()).copied());
+    let h: Vec<(String, Option<u32>)> = history.iter().map(entry).collect();
     let tok = &lm.tokenizer;
-    let title = |i: ItemId| log.catalogue.title(i).to_string();
     let (ids, slots, answers) = match format {
         prompt::PromptFormat::Compact => {
-            let (ids, slots) = compact_ids(tok, log.domain, &h, title)?;
-            let answers = c
+            let mut ids = tok.encode(&prompt::compact_header(catalogue.domain))?;
+            let mut slots = Slots::default();
+            for (title, at) in &h {
+                ids.extend(prompt::compact_line_ids(tok, title)?);
+                if let Some(r) = at {
+                    slots.positions.push(ids.len() as u32 - 1);
+                    slots.rows.push(*r);
+                }
+            }
+            let answers = candidates
                 .iter()
-                .map(|&i| prompt::compact_line_ids(tok, &title(i)))
+                .map(|t| prompt::compact_line_ids(tok, t.trim()))
                 .collect::<Result<Vec<_>>>()?;
             (ids, slots, answers)
         }
         prompt::PromptFormat::Llara => {
-            let (ids, slots) = llara_prompt(lm, log, 0, &h, &c)?;
+            let c: Vec<(String, Option<u32>)> = candidates.iter().map(entry).collect();
+            let (ids, slots) = llara_prompt_rows(tok, catalogue.domain, 0, &h, &c)?;
             (ids, slots, lm.candidate_ids(candidates)?)
         }
     };
@@ -295,6 +342,39 @@ pub async fn rank(
         prompt_tokens: ids.len(),
         ranked: crate::lm::rank_scores(scores),
     })
+}
+
+/// The catalogue a hybrid model's item table stands for, when its adapter recorded it.
+pub fn model_catalogue(lm: &LanguageModel) -> Option<Arc<ItemCatalogue>> {
+    lm.model
+        .weights
+        .projector
+        .as_ref()
+        .and_then(|p| p.catalogue.clone())
+}
+
+/// Checks that a hybrid model's item table stands for `log`'s catalogue (an adapter trained on
+/// one dataset would read another's item ids as the wrong items); models without a recorded
+/// catalogue pass.
+pub fn check_catalogue(lm: &LanguageModel, log: &InteractionLog) -> Result<()> {
+    let Some(c) = model_catalogue(lm) else {
+        return Ok(());
+    };
+    let items = log.catalogue.items();
+    let same = c.domain == log.domain
+        && c.titles.len() == items.len()
+        && c.titles.iter().zip(items).all(|(t, i)| *t == i.title);
+    if same {
+        return Ok(());
+    }
+    Err(Error::Adapter(format!(
+        "this hybrid adapter's item table stands for another catalogue ({} {:?} items; the \
+         loaded dataset has {} {:?} items): use it with the dataset it was trained on",
+        c.titles.len(),
+        c.domain,
+        items.len(),
+        log.domain
+    )))
 }
 
 /// The table row of `item`.
@@ -331,13 +411,28 @@ fn llara_prompt_with(
     candidates: &[ItemId],
     title: impl Fn(ItemId) -> String,
 ) -> Result<(Vec<u32>, Slots)> {
+    let entry = |&i: &ItemId| (title(i), Some(row(i)));
+    let h: Vec<_> = history.iter().map(entry).collect();
+    let c: Vec<_> = candidates.iter().map(entry).collect();
+    llara_prompt_rows(tok, domain, template, &h, &c)
+}
+
+/// [`llara_prompt_with`] over (title, table row) entries: an entry without a row is listed as
+/// text alone, with no slot.
+fn llara_prompt_rows(
+    tok: &TextTokenizer,
+    domain: Domain,
+    template: usize,
+    history: &[(String, Option<u32>)],
+    candidates: &[(String, Option<u32>)],
+) -> Result<(Vec<u32>, Slots)> {
     // Each title becomes a marker that no title or template contains; the text between markers
     // is tokenised as it is, each `- Title` on its own, then the slot.
     const MARK: char = '\u{1}';
-    let items: Vec<ItemId> = history.iter().chain(candidates).copied().collect();
+    let entries: Vec<&(String, Option<u32>)> = history.iter().chain(candidates).collect();
     let marker = |k: usize| format!("{MARK}{k}{MARK}");
     let h: Vec<String> = (0..history.len()).map(marker).collect();
-    let c: Vec<String> = (history.len()..items.len()).map(marker).collect();
+    let c: Vec<String> = (history.len()..entries.len()).map(marker).collect();
     let text = chatml_user(&prompt::request(domain, template, &h, &c));
     let placeholder = placeholder_id(tok)?;
     let mut ids = Vec::new();
@@ -345,18 +440,21 @@ fn llara_prompt_with(
     let mut pieces = text.split(MARK);
     let mut before = pieces.next().unwrap_or_default().to_string();
     while let (Some(k), Some(after)) = (pieces.next(), pieces.next()) {
-        let k: usize = k
-            .parse()
-            .map_err(|_| Error::Tokenizer("a title contains the marker character U+0001".into()))?;
-        let item = *items.get(k).ok_or_else(|| {
-            Error::Tokenizer("a title contains the marker character U+0001".into())
-        })?;
+        let (title, at) = k
+            .parse::<usize>()
+            .ok()
+            .and_then(|k| entries.get(k))
+            .ok_or_else(|| {
+                Error::Tokenizer("a title contains the marker character U+0001".into())
+            })?;
         let lead = before.strip_suffix("- ").unwrap_or(&before);
         ids.extend(tok.encode(lead)?);
-        ids.extend(tok.encode(&format!("- {}", title(item)))?);
-        slots.positions.push(ids.len() as u32);
-        slots.rows.push(row(item));
-        ids.push(placeholder);
+        ids.extend(tok.encode(&format!("- {title}"))?);
+        if let Some(r) = at {
+            slots.positions.push(ids.len() as u32);
+            slots.rows.push(*r);
+            ids.push(placeholder);
+        }
         before = after.to_string();
     }
     ids.extend(tok.encode(&before)?);
@@ -463,10 +561,26 @@ mod tests {
         };
         let mut adapter = Adapter::fresh(&settings, c, 3).unwrap();
         let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
-        let mut h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        let h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        // The catalogue must name one item per table row past the padding row.
+        let titles = |n: usize| ItemCatalogue {
+            domain: Domain::Movies,
+            titles: (0..n).map(|i| format!("Film {i}")).collect(),
+        };
+        assert!(h.clone().with_catalogue(titles(5)).is_err());
+        let mut h = h.with_catalogue(titles(4)).unwrap();
         adapter.hybrid = Some(h.clone());
         let bytes = adapter.to_safetensors().unwrap();
         assert_eq!(Adapter::from_safetensors(&bytes, None).unwrap(), adapter);
+        // f16 factors keep the catalogue too.
+        let half = Adapter::from_safetensors(
+            &adapter
+                .to_safetensors_as(crate::train::lora::FactorType::F16)
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(half.hybrid.unwrap().catalogue, h.catalogue);
         // Applied to the model: the projector is there, and reads back as saved.
         let weights = crate::train::lora::attach(lm.model.weights.clone(), &settings).unwrap();
         let weights = adapter.apply(weights, &Device::flex()).unwrap();
@@ -496,5 +610,112 @@ mod tests {
         // A wrong shape is refused with the reason.
         h.up.pop();
         assert!(h.validate_shapes().is_err());
+    }
+
+    /// The playground's ranking: a title of the adapter's catalogue gets its item, a typed one
+    /// is read as text alone (with no known title at all, exactly the text-only ranking).
+    #[test]
+    fn free_titles_rank_as_text_and_catalogue_titles_with_their_items() {
+        use crate::prompt::PromptFormat;
+        use crate::train::{Adapter, LoraSettings};
+        let lm =
+            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+                .unwrap();
+        let c = &lm.model.config;
+        let settings = LoraSettings {
+            rank: 2,
+            alpha: 4.0,
+            top_layers: 1,
+            ..LoraSettings::default()
+        };
+        let mut adapter = Adapter::fresh(&settings, c, 3).unwrap();
+        let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        h.down
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = ((i as f32) * 0.11).cos() * 0.05);
+        let catalogue = ItemCatalogue {
+            domain: Domain::Movies,
+            titles: ["Heat", "Fargo", "Alien", "Casino"]
+                .map(String::from)
+                .to_vec(),
+        };
+        adapter.hybrid = Some(h.with_catalogue(catalogue.clone()).unwrap());
+        let hybrid = crate::train::with_adapter(&lm, &adapter).unwrap();
+        assert_eq!(model_catalogue(&hybrid).as_deref(), Some(&catalogue));
+        // Its dataset passes the catalogue check; another with as many items does not.
+        let log = |titles: &[&str]| {
+            let mut c = crate::data::Catalogue::new();
+            for (i, t) in titles.iter().enumerate() {
+                c.insert(&i.to_string(), t);
+            }
+            InteractionLog {
+                domain: Domain::Movies,
+                catalogue: c,
+                users: vec![],
+                interactions: vec![],
+                report: Default::default(),
+            }
+        };
+        check_catalogue(&hybrid, &log(&["Heat", "Fargo", "Alien", "Casino"])).unwrap();
+        let other = check_catalogue(&hybrid, &log(&["Heat", "Fargo", "Ran", "Casino"]));
+        assert!(
+            other
+                .unwrap_err()
+                .to_string()
+                .contains("stands for another catalogue")
+        );
+        let titles = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let candidates = titles(&["Alien", "Casino", "Ran"]);
+        let options = crate::lm::ScoreOptions::default();
+        let scores = |r: crate::lm::Ranking| {
+            let mut r = r.ranked;
+            r.sort_by(|a, b| a.candidate.title.cmp(&b.candidate.title));
+            r.iter().map(|s| s.candidate.score).collect::<Vec<_>>()
+        };
+        for format in [PromptFormat::Compact, PromptFormat::Llara] {
+            let known = pollster::block_on(rank(
+                &hybrid,
+                &catalogue,
+                format,
+                &titles(&["Heat", "Fargo"]),
+                &candidates,
+                options,
+            ))
+            .unwrap();
+            let unknown = ItemCatalogue {
+                domain: Domain::Movies,
+                titles: vec![],
+            };
+            let free = pollster::block_on(rank(
+                &hybrid,
+                &unknown,
+                format,
+                &titles(&["Heat", "Fargo"]),
+                &candidates,
+                options,
+            ))
+            .unwrap();
+            let text = pollster::block_on(lm.rank_as(
+                format,
+                Domain::Movies,
+                &titles(&["Heat", "Fargo"]),
+                &candidates,
+                options,
+            ))
+            .unwrap();
+            let (k, f, t) = (scores(known), scores(free), scores(text));
+            assert!(
+                k.iter().zip(&f).any(|(a, b)| (a - b).abs() > 1e-3),
+                "{format:?}: the items change the scores: {k:?} vs {f:?}"
+            );
+            if format == PromptFormat::Compact {
+                // Same prompt tokens and a fresh LoRA: the text-only model's scores.
+                for (a, b) in f.iter().zip(&t) {
+                    assert!((a - b).abs() < 1e-4, "{f:?} vs {t:?}");
+                }
+            }
+        }
     }
 }

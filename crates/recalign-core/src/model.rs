@@ -172,6 +172,9 @@ pub struct Projector {
     /// layer, so the frozen layers below still depend on the tokens alone (their outputs stay
     /// cacheable) and backward stops where it does without a projector.
     pub layer: usize,
+    /// The items the table's rows stand for, carried so the trained adapter keeps them.
+    #[module(skip)]
+    pub catalogue: Option<std::sync::Arc<crate::hybrid::ItemCatalogue>>,
 }
 
 impl Projector {

@@ -545,8 +545,9 @@ fn prompt_format(
 }
 
 /// The loaded dataset's item kind (for the compact prompt's header); movies before any is.
-/// Ranks with `lm` in `format`; a hybrid model (its adapter carries LLaRA's projector) reads
-/// each title's item from the loaded dataset ([`recalign_core::hybrid::rank`]).
+/// Ranks with `lm` in `format`; a hybrid model (its adapter carries LLaRA's projector) gives
+/// each title found in its catalogue (the adapter's own, else the loaded dataset's) its item
+/// slot and reads other titles as text ([`recalign_core::hybrid::rank`]).
 async fn rank_with(
     shared: &Rc<RefCell<Shared>>,
     lm: &LanguageModel,
@@ -556,12 +557,19 @@ async fn rank_with(
     options: ScoreOptions,
 ) -> Result<recalign_core::Ranking, String> {
     if recalign_core::train::data::is_hybrid(lm) {
-        let data = dataset(shared).map_err(|_| {
-            "this adapter reads each title's catalogue item (hybrid item tokens): load its \
-             dataset in the Data card first"
-                .to_string()
-        })?;
-        return recalign_core::hybrid::rank(lm, &data.0, format, history, candidates, options)
+        let catalogue = match recalign_core::hybrid::model_catalogue(lm) {
+            Some(c) => c,
+            None => std::sync::Arc::new(recalign_core::hybrid::ItemCatalogue::of(
+                &dataset(shared)
+                    .map_err(|_| {
+                        "this adapter reads each title's catalogue item (hybrid item tokens) and \
+                         does not carry its catalogue: load its dataset in the Data card first"
+                            .to_string()
+                    })?
+                    .0,
+            )),
+        };
+        return recalign_core::hybrid::rank(lm, &catalogue, format, history, candidates, options)
             .await
             .map_err(|e| e.to_string());
     }

@@ -459,8 +459,11 @@ async fn fresh_hybrid(
         .start;
     let seed = request.settings.seed;
     let mut adapter = Adapter::fresh(&request.lora, c, seed).map_err(|e| fail(e.to_string()))?;
+    let catalogue =
+        recalign_core::hybrid::ItemCatalogue::of(&super::dataset(shared).map_err(fail)?.0);
     adapter.hybrid = Some(
         recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
+            .and_then(|h| h.with_catalogue(catalogue))
             .map_err(|e| fail(e.to_string()))?,
     );
     adapter.prompt = request.format;

@@ -211,9 +211,15 @@ pub async fn evaluate_models(
     let hybrid = is_hybrid(lm);
     if lms.iter().any(|m| is_hybrid(m) != hybrid) {
         return Err(Error::Train(
-            "hybrid and text-only adapters read different prompts (item slots or none):              evaluate them in separate runs"
+            "hybrid and text-only adapters read different prompts (item slots or none): \
+             evaluate them in separate runs"
                 .into(),
         ));
+    }
+    if hybrid {
+        for m in lms {
+            crate::hybrid::check_catalogue(m, log)?;
+        }
     }
     let llara = |e: &Example| {
         if hybrid {

@@ -212,6 +212,8 @@ pub const PEFT_BASE_MODEL: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 const SETTINGS_KEY: &str = "recalign.lora";
 const PROMPT_KEY: &str = "recalign.prompt";
 const HYBRID_KEY: &str = "recalign.hybrid";
+/// The item table's catalogue (domain and titles, JSON): about 40 KB for ML-100K.
+const CATALOGUE_KEY: &str = "recalign.hybrid.catalogue";
 
 /// The projector's shape, in the file's metadata next to its tensors.
 #[derive(Serialize, Deserialize)]
@@ -448,6 +450,12 @@ impl Adapter {
                 HYBRID_KEY.to_string(),
                 serde_json::to_string(&shape).map_err(|e| Error::Adapter(e.to_string()))?,
             );
+            if let Some(c) = &h.catalogue {
+                meta.insert(
+                    CATALOGUE_KEY.to_string(),
+                    serde_json::to_string(c.as_ref()).map_err(|e| Error::Adapter(e.to_string()))?,
+                );
+            }
         }
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::Adapter(e.to_string()))
     }
@@ -618,9 +626,17 @@ impl Adapter {
                     items: take(crate::hybrid::ITEMS_TENSOR)?,
                     up: take(crate::hybrid::UP_TENSOR)?,
                     down: take(crate::hybrid::DOWN_TENSOR)?,
+                    catalogue: None,
                 };
                 h.validate_shapes()?;
-                Some(h)
+                match meta.metadata().as_ref().and_then(|m| m.get(CATALOGUE_KEY)) {
+                    None => Some(h),
+                    Some(c) => {
+                        let c = serde_json::from_str(c)
+                            .map_err(|e| bad(format!("bad {CATALOGUE_KEY} metadata: {e}")))?;
+                        Some(h.with_catalogue(c)?)
+                    }
+                }
             }
         };
         Ok(Self {
