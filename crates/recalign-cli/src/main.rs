@@ -301,16 +301,14 @@ fn tiny_adapter(gguf: &[u8], seed: u64) -> recalign_core::Result<Vec<u8>> {
         }
     }
     adapter.prompt = recalign_core::prompt::PromptFormat::Compact;
-    let titles: Vec<String> = [
+    let titles = [
         "GoldenEye",
         "Heat",
         "Fargo",
         "Toy Story",
         "Babe",
         "Star Wars",
-    ]
-    .map(String::from)
-    .to_vec();
+    ];
     let d_item = 4;
     let items = (0..(titles.len() + 1) * d_item)
         .map(|i| (i as f32 * 0.37).sin())
@@ -326,10 +324,12 @@ fn tiny_adapter(gguf: &[u8], seed: u64) -> recalign_core::Result<Vec<u8>> {
     for (i, d) in hybrid.down.iter_mut().enumerate() {
         *d = ((i % 11) as f32 - 5.0) * 0.02;
     }
-    adapter.hybrid = Some(hybrid.with_catalogue(recalign_core::hybrid::ItemCatalogue {
-        domain: recalign_core::data::Domain::Movies,
-        titles,
-    })?);
+    adapter.hybrid = Some(hybrid.with_catalogue(
+        recalign_core::hybrid::ItemCatalogue::from_titles(
+            recalign_core::data::Domain::Movies,
+            titles,
+        ),
+    )?);
     adapter.to_safetensors_as(FactorType::F16)
 }
 

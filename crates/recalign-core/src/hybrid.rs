@@ -53,28 +53,66 @@ pub struct HybridWeights {
     pub catalogue: Option<Arc<ItemCatalogue>>,
 }
 
-/// The catalogue an item table was built over: item `i`'s title is `titles[i]` (table row
-/// `i + 1`), and `domain` words the prompt.
+/// The catalogue an item table was built over: row `i + 1` is the item whose title has key
+/// `keys[i]` ([`title_key`]), and `domain` words the prompt. Keys, not titles: an adapter file
+/// then holds no part of its dataset (MovieLens' terms forbid redistributing it), yet can tell a
+/// catalogue title from one typed by hand.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ItemCatalogue {
     /// The kind of items.
     pub domain: Domain,
-    /// Titles in item order.
-    pub titles: Vec<String>,
+    /// Title keys in item order.
+    pub keys: Vec<String>,
+}
+
+/// A title's key: FNV-1a (64-bit) of its trimmed UTF-8, in hex. Collisions among a catalogue's
+/// few thousand titles have odds of about 1 in 10^12.
+pub fn title_key(title: &str) -> String {
+    let hash = title.trim().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 impl ItemCatalogue {
     /// The catalogue of `log`.
     pub fn of(log: &InteractionLog) -> Self {
+        Self::from_titles(
+            log.domain,
+            log.catalogue.items().iter().map(|i| i.title.as_str()),
+        )
+    }
+
+    /// The catalogue of `titles` in item order.
+    pub fn from_titles<'a>(domain: Domain, titles: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
-            domain: log.domain,
-            titles: log
-                .catalogue
-                .items()
-                .iter()
-                .map(|i| i.title.clone())
-                .collect(),
+            domain,
+            keys: titles.into_iter().map(title_key).collect(),
         }
+    }
+
+    /// Items in it.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it has no item.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether `title` is one of its items.
+    pub fn contains(&self, title: &str) -> bool {
+        self.keys.contains(&title_key(title))
+    }
+
+    /// Table rows by title key (the last item of a repeated title wins).
+    fn rows(&self) -> std::collections::HashMap<&str, u32> {
+        self.keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), row(ItemId(i as u32))))
+            .collect()
     }
 }
 
@@ -121,11 +159,11 @@ impl HybridWeights {
     /// The same weights, recording that the table's rows are `catalogue`'s items (checked
     /// against the table's size).
     pub fn with_catalogue(mut self, catalogue: ItemCatalogue) -> Result<Self> {
-        if catalogue.titles.len() + 1 != self.rows() {
+        if catalogue.len() + 1 != self.rows() {
             return Err(Error::Adapter(format!(
                 "an item table of {} rows cannot stand for {} items (row 0 is padding)",
                 self.rows(),
-                catalogue.titles.len()
+                catalogue.len()
             )));
         }
         self.catalogue = Some(Arc::new(catalogue));
@@ -300,13 +338,11 @@ pub async fn rank(
     if candidates.is_empty() {
         return Err(Error::EmptyCandidates);
     }
-    let lookup: std::collections::HashMap<&str, u32> = catalogue
-        .titles
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_str(), row(ItemId(i as u32))))
-        .collect();
-    let entry = |t: &String| (t.trim().to_string(), lookup.get(t.trim()).copied());
+    let lookup = catalogue.rows();
+    let entry = |t: &String| {
+        let at = lookup.get(title_key(t).as_str()).copied();
+        (t.trim().to_string(), at)
+    };
     let h: Vec<(String, Option<u32>)> = history.iter().map(entry).collect();
     let tok = &lm.tokenizer;
     let (ids, slots, answers) = match format {
@@ -360,19 +396,16 @@ pub fn check_catalogue(lm: &LanguageModel, log: &InteractionLog) -> Result<()> {
     let Some(c) = model_catalogue(lm) else {
         return Ok(());
     };
-    let items = log.catalogue.items();
-    let same = c.domain == log.domain
-        && c.titles.len() == items.len()
-        && c.titles.iter().zip(items).all(|(t, i)| *t == i.title);
-    if same {
+    let here = ItemCatalogue::of(log);
+    if *c == here {
         return Ok(());
     }
     Err(Error::Adapter(format!(
         "this hybrid adapter's item table stands for another catalogue ({} {:?} items; the \
          loaded dataset has {} {:?} items): use it with the dataset it was trained on",
-        c.titles.len(),
+        c.len(),
         c.domain,
-        items.len(),
+        here.len(),
         log.domain
     )))
 }
@@ -563,9 +596,9 @@ mod tests {
         let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
         let h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
         // The catalogue must name one item per table row past the padding row.
-        let titles = |n: usize| ItemCatalogue {
-            domain: Domain::Movies,
-            titles: (0..n).map(|i| format!("Film {i}")).collect(),
+        let titles = |n: usize| {
+            let t: Vec<String> = (0..n).map(|i| format!("Film {i}")).collect();
+            ItemCatalogue::from_titles(Domain::Movies, t.iter().map(String::as_str))
         };
         assert!(h.clone().with_catalogue(titles(5)).is_err());
         let mut h = h.with_catalogue(titles(4)).unwrap();
@@ -635,12 +668,11 @@ mod tests {
             .iter_mut()
             .enumerate()
             .for_each(|(i, v)| *v = ((i as f32) * 0.11).cos() * 0.05);
-        let catalogue = ItemCatalogue {
-            domain: Domain::Movies,
-            titles: ["Heat", "Fargo", "Alien", "Casino"]
-                .map(String::from)
-                .to_vec(),
-        };
+        let catalogue =
+            ItemCatalogue::from_titles(Domain::Movies, ["Heat", "Fargo", "Alien", "Casino"]);
+        // Keys, not titles, and a typed title is found with its spaces trimmed.
+        assert!(!catalogue.keys.iter().any(|k| k.contains("Heat")));
+        assert!(catalogue.contains(" Fargo ") && !catalogue.contains("Ran"));
         adapter.hybrid = Some(h.with_catalogue(catalogue.clone()).unwrap());
         let hybrid = crate::train::with_adapter(&lm, &adapter).unwrap();
         assert_eq!(model_catalogue(&hybrid).as_deref(), Some(&catalogue));
@@ -684,10 +716,7 @@ mod tests {
                 options,
             ))
             .unwrap();
-            let unknown = ItemCatalogue {
-                domain: Domain::Movies,
-                titles: vec![],
-            };
+            let unknown = ItemCatalogue::from_titles(Domain::Movies, []);
             let free = pollster::block_on(rank(
                 &hybrid,
                 &unknown,

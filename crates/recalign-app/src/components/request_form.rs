@@ -183,8 +183,10 @@ fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
             if s.adapter_in_use == Some(index) {
                 html! {
                     <p class="hint" id="default-adapter">
-                        { "Ranking with the default adapter: LoRA trained on MovieLens 100K on a CPU by \
-                           the recipe in docs/alignment.md (models/default-adapter.md has its figures). " }
+                        { "Ranking with the default adapter: LoRA with LLaRA's item tokens (each \
+                           MovieLens 100K title also read as its SASRec vector), trained on a CPU in \
+                           20 minutes by the recipe in docs/alignment.md (models/default-adapter.md \
+                           has its figures). Titles outside MovieLens 100K are read as text alone. " }
                         <button class="link" id="use-base" onclick={ send.reform(|_| Request::UseAdapter { index: None }) }>{ "Use the base model" }</button>
                     </p>
                 }
