@@ -272,6 +272,11 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   const candidates = await page.locator('#candidates').inputValue();
   assert.ok(history.split('\n').length >= 3, history);
   assert.equal(candidates.split('\n').length, 20);
+  // Ranked, the user's real next item is marked among the candidates, and only it.
+  const picked = (await text(page, '#test-user')).match(/they actually chose “(.*)”/)[1];
+  await rankingScores(page);
+  const marked = await page.locator('#ranking tr.chosen td.title').allInnerTexts();
+  assert.deepEqual(marked, [picked]);
   // The catalogue search adds a title to the history.
   await page.fill('#catalogue-search', 'star wars');
   await page.waitForSelector('#catalogue-hits .catalogue-hit', { timeout: 10_000 });

@@ -158,7 +158,8 @@ pub fn app() -> Html {
             <DataPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             if let Some((ranking, ms)) = state.ranking.clone() {
-                <RankingTable { ranking } { ms } comparison={ state.comparison.clone() } />
+                <RankingTable { ranking } { ms } comparison={ state.comparison.clone() }
+                    chosen={ state.test_user.as_ref().map(|(_, t)| t.clone()) } />
             }
             if let Some((generation, named, ms)) = state.generation.clone() {
                 <GenerationView { generation } { named } { ms } />

@@ -15,9 +15,15 @@ pub struct RankingProps {
     /// A second model's ranking of the same candidates.
     #[prop_or_default]
     pub comparison: Option<Comparison>,
+    /// The item the dataset's test user really chose next (the form holds their history), to
+    /// mark among the candidates.
+    #[prop_or_default]
+    pub chosen: Option<String>,
 }
 
-/// The candidates best first, with a bar for each one's probability among the candidates.
+/// The candidates best first, with a bar for each one's probability among the candidates and,
+/// for a dataset's test user, their real next item marked: where the model put it is the
+/// ranking's hit or miss, read at a glance.
 #[function_component(RankingTable)]
 pub fn ranking_table(props: &RankingProps) -> Html {
     let r = &props.ranking;
@@ -51,8 +57,12 @@ pub fn ranking_table(props: &RankingProps) -> Html {
                 <tbody>
                 { for r.ranked.iter().map(|c| {
                     let theirs = lookup(&c.candidate.title);
+                    let chosen = props.chosen.as_deref() == Some(c.candidate.title.as_str());
                     html! {
-                    <tr class="candidate">
+                    // The mark is the row's style and a CSS label, so the cells' text (what
+                    // copying the table or the tests read) stays the title and the numbers.
+                    <tr class={ classes!("candidate", chosen.then_some("chosen")) }
+                        title={ chosen.then_some("the item this test user really chose next") }>
                         <td>{ c.rank }</td>
                         <td class="title">{ &c.candidate.title }</td>
                         <td class="num score">{ format!("{:.3}", c.candidate.score) }</td>
