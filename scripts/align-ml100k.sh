@@ -16,12 +16,13 @@
 # EVAL_MAX=N evaluates a seeded sample of N examples (0: all).
 # SFT_FROM=DIR starts from DIR's SFT adapter and its evaluations (copied), so only the preference
 # stage runs, with SEED's pairs and order: preference-stage seeds on one SFT.
-# PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage; SFT_LR (1e-3) is SFT's learning
-# rate; `BUDGET=20` is the 20-minute preset (SFT 200 steps at lr 5e-3, the best of
+# PREF_STEPS (64) and ROSEPO_PAIRS (256) size the preference stage, PREF_LR (2e-4) is its learning
+# rate; SFT_LR (1e-3) is SFT's; `BUDGET=20` is the 20-minute preset (SFT 200 steps at lr 5e-3, the best of
 # scripts/sweep-sft.sh at that length, with LLaRA's hybrid item tokens from the oracle; 24
-# preference steps each, 128 RosePO pairs). HYBRID=1 trains SFT with the hybrid item tokens
+# preference steps each at lr 5e-5, 128 RosePO pairs; at 2e-4 every loss lost accuracy on the
+# hybrid SFT, docs/alignment.md). HYBRID=1 trains SFT with the hybrid item tokens
 # (`train sft --hybrid ORACLE`; the preset's default), HYBRID=0 text-only (the default otherwise).
-# Usage: [BUDGET=20] [SFT_LR=1e-3] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
+# Usage: [BUDGET=20] [SFT_LR=1e-3] [PREF_LR=2e-4] [SEED=2024] [DATA=...] [ORACLE=FILE] [EVAL_MAX=0] [SFT_FROM=DIR] [SFT_STEPS=900] [LORA_RANK=8] [ONE_TARGET_SHARE=0.2] [SPLIT=validation] \
 #   [EVAL_WINDOWS=5] scripts/align-ml100k.sh [RUN_DIR]
 # (after `./x fetch`). A step whose output exists is skipped, so an interrupted run continues
 # where it stopped.
@@ -30,6 +31,7 @@ cd "$(dirname "$0")/.."
 SEED="${SEED:-2024}"
 if [ "${BUDGET:-}" = 20 ]; then
   SFT_STEPS="${SFT_STEPS:-200}"; SFT_LR="${SFT_LR:-5e-3}"; PREF_STEPS="${PREF_STEPS:-24}"; ROSEPO_PAIRS="${ROSEPO_PAIRS:-128}"
+  PREF_LR="${PREF_LR:-5e-5}"
   HYBRID="${HYBRID:-1}"
 fi
 SPLIT="${SPLIT:-validation}"
@@ -110,7 +112,7 @@ once "$RUN/pairs-sdpo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --tra
 once "$RUN/pairs-rosepo.jsonl" "$R" pairs build "${D[@]}" --oracle "$ORACLE" --train-seed "$SEED" --prompt compact --max-examples "${ROSEPO_PAIRS:-256}" \
   --strategies self-hard,popular --weights 0.5,0.5 --negatives 1 --adapter "$RUN/sft.safetensors" \
   --out "$RUN/pairs-rosepo.jsonl"
-PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps "${PREF_STEPS:-64}" --batch 4 --lr 2e-4 --warmup 4 --beta 1)
+PREF=(train pref --train-seed "$SEED" --init "$RUN/sft.safetensors" --steps "${PREF_STEPS:-64}" --batch 4 --lr "${PREF_LR:-2e-4}" --warmup 4 --beta 1)
 once "$RUN/dpo.safetensors" "$R" "${PREF[@]}" --type dpo --pairs "$RUN/pairs-random.jsonl" \
   --out "$RUN/dpo.safetensors"
 once "$RUN/sdpo.safetensors" "$R" "${PREF[@]}" --type sdpo --negatives 3 \
