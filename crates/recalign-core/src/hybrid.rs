@@ -579,8 +579,14 @@ mod tests {
         assert!(Slots::default().tensors(3, &device).unwrap().is_none());
     }
 
-    #[test]
-    fn a_hybrid_adapter_saves_and_loads_and_a_fresh_one_changes_nothing() {
+    /// The tiny model, r-2 LoRA settings on its top layer, a fresh adapter of them and a fresh
+    /// projector over a 4-item table (d_item 4) feeding the top layer.
+    fn tiny_hybrid() -> (
+        LanguageModel,
+        crate::train::LoraSettings,
+        crate::train::Adapter,
+        HybridWeights,
+    ) {
         use crate::train::{Adapter, LoraSettings};
         let lm =
             LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
@@ -592,9 +598,17 @@ mod tests {
             top_layers: 1,
             ..LoraSettings::default()
         };
-        let mut adapter = Adapter::fresh(&settings, c, 3).unwrap();
+        let adapter = Adapter::fresh(&settings, c, 3).unwrap();
         let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
         let h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        (lm, settings, adapter, h)
+    }
+
+    #[test]
+    fn a_hybrid_adapter_saves_and_loads_and_a_fresh_one_changes_nothing() {
+        use crate::train::Adapter;
+        let (lm, settings, mut adapter, h) = tiny_hybrid();
+        let c = &lm.model.config;
         // The catalogue must name one item per table row past the padding row.
         let titles = |n: usize| {
             let t: Vec<String> = (0..n).map(|i| format!("Film {i}")).collect();
@@ -650,20 +664,7 @@ mod tests {
     #[test]
     fn free_titles_rank_as_text_and_catalogue_titles_with_their_items() {
         use crate::prompt::PromptFormat;
-        use crate::train::{Adapter, LoraSettings};
-        let lm =
-            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
-                .unwrap();
-        let c = &lm.model.config;
-        let settings = LoraSettings {
-            rank: 2,
-            alpha: 4.0,
-            top_layers: 1,
-            ..LoraSettings::default()
-        };
-        let mut adapter = Adapter::fresh(&settings, c, 3).unwrap();
-        let items: Vec<f32> = (0..5 * 4).map(|i| (i as f32 * 0.37).sin()).collect();
-        let mut h = HybridWeights::fresh(items, 4, c.hidden_size, c.n_layers - 1, 3).unwrap();
+        let (lm, _, mut adapter, mut h) = tiny_hybrid();
         h.down
             .iter_mut()
             .enumerate()
