@@ -5,9 +5,7 @@
 mod alloc;
 mod bench;
 mod data;
-mod fetch;
 mod loss;
-mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -171,7 +169,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CliResult {
     match cli.command {
-        Command::Fetch { root } => fetch::fetch(&root),
+        Command::Fetch { root } => recalign_site::fetch(&root),
         Command::Chat {
             text,
             max_new_tokens,
@@ -278,7 +276,7 @@ fn run(cli: Cli) -> CliResult {
             }
             Ok(())
         }
-        Command::Serve { dir, port } => serve::serve(&dir, port),
+        Command::Serve { dir, port } => recalign_site::serve(&dir, port),
     }
 }
 

@@ -1,9 +1,9 @@
-//! `recalign serve`: a static file server for the built page on 127.0.0.1, with the page's
+//! `serve`: a static file server for the built page on 127.0.0.1, with the page's
 //! Content-Security-Policy also sent as a header (the page talks only to its own origin).
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::CliResult;
+use crate::Result;
 
 /// The page's policy: same origin only; wasm compilation allowed; nothing else.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -38,7 +38,7 @@ fn resolve(dir: &Path, url: &str) -> Option<PathBuf> {
 }
 
 /// Serves `dir` until interrupted.
-pub fn serve(dir: &Path, port: u16) -> CliResult {
+pub fn serve(dir: &Path, port: u16) -> Result {
     if !dir.join("index.html").is_file() {
         return Err(format!(
             "{} has no index.html: build the page first (./x build)",

