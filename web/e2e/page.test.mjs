@@ -277,6 +277,14 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   await rankingScores(page);
   const marked = await page.locator('#ranking tr.chosen td.title').allInnerTexts();
   assert.deepEqual(marked, [picked]);
+  // Each candidate shows its training popularity; the toggle colours exactly the tail ones.
+  const counts = await page.locator('#ranking tr.candidate td.pop').evaluateAll((cs) => cs.map((c) => Number(c.dataset.count)));
+  assert.equal(counts.length, 20);
+  assert.ok(counts.every((n) => Number.isInteger(n) && n >= 0) && counts.some((n) => n > 0), `popularity ${counts}`);
+  assert.equal(await page.locator('#ranking tr.tail').count(), 0);
+  await page.check('#tail-toggle');
+  const floor = Number((await text(page, '#ranking label')).match(/fewer than (\d+) training/)[1]);
+  assert.equal(await page.locator('#ranking tr.tail').count(), counts.filter((n) => n < floor).length);
   // The catalogue search adds a title to the history.
   await page.fill('#catalogue-search', 'star wars');
   await page.waitForSelector('#catalogue-hits .catalogue-hit', { timeout: 10_000 });

@@ -226,6 +226,19 @@ pub struct Comparison {
     pub ranking: Ranking,
 }
 
+/// How popular each ranked candidate was in the loaded dataset's training split: what lets a
+/// reader see popularity bias in one ranking (RosePO's concern) without an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidatePopularity {
+    /// Training interactions of each candidate in the ranking's order (best first); `None`
+    /// for a title outside the catalogue.
+    pub counts: Vec<Option<u32>>,
+    /// The most popular item's count: the bars' full width.
+    pub max: u32,
+    /// An item below this count is in the long tail (the 80% least popular; as Tail@1).
+    pub head_floor: u32,
+}
+
 /// Which stage a training run is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TrainStage {
@@ -596,6 +609,8 @@ pub enum Response {
         ms: f64,
         /// The second model's ranking, when one was asked for.
         comparison: Option<Box<Comparison>>,
+        /// The candidates' training popularity, when a dataset is loaded.
+        popularity: Option<CandidatePopularity>,
     },
     /// A generation finished.
     Generated {

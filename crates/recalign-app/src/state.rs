@@ -234,6 +234,8 @@ pub struct AppState {
     pub ranking: Option<(Ranking, f64)>,
     /// The same candidates ranked by a second model, when asked for.
     pub comparison: Option<Comparison>,
+    /// The ranked candidates' training popularity, when a dataset was loaded.
+    pub candidate_popularity: Option<crate::protocol::CandidatePopularity>,
     /// The last generation, the candidate it names, and its time in ms.
     pub generation: Option<(Generation, Option<String>, f64)>,
     /// The last error, shown until dismissed.
@@ -284,6 +286,7 @@ impl Default for AppState {
             busy: false,
             ranking: None,
             comparison: None,
+            candidate_popularity: None,
             generation: None,
             error: None,
             dataset: None,
@@ -455,9 +458,11 @@ impl Reducible for AppState {
                     ranking,
                     ms,
                     comparison,
+                    popularity,
                 } => {
                     s.ranking = Some((ranking, ms));
                     s.comparison = comparison.map(|c| *c);
+                    s.candidate_popularity = popularity;
                     s.busy = false;
                 }
                 Response::Generated {

@@ -159,6 +159,7 @@ pub fn app() -> Html {
             <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             if let Some((ranking, ms)) = state.ranking.clone() {
                 <RankingTable { ranking } { ms } comparison={ state.comparison.clone() }
+                    popularity={ state.candidate_popularity.clone() }
                     chosen={ state.test_user.as_ref().map(|(_, t)| t.clone()) } />
             }
             if let Some((generation, named, ms)) = state.generation.clone() {

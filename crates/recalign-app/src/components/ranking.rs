@@ -2,7 +2,7 @@
 
 use recalign_core::{Generation, Ranking};
 
-use crate::protocol::Comparison;
+use crate::protocol::{CandidatePopularity, Comparison};
 use yew::prelude::*;
 
 /// Props of [`RankingTable`].
@@ -19,14 +19,30 @@ pub struct RankingProps {
     /// mark among the candidates.
     #[prop_or_default]
     pub chosen: Option<String>,
+    /// The candidates' training popularity (a dataset is loaded).
+    #[prop_or_default]
+    pub popularity: Option<CandidatePopularity>,
 }
 
 /// The candidates best first, with a bar for each one's probability among the candidates and,
 /// for a dataset's test user, their real next item marked: where the model put it is the
-/// ranking's hit or miss, read at a glance.
+/// ranking's hit or miss, read at a glance. With a dataset loaded, each candidate's training
+/// popularity is a second bar and long-tail items can be coloured, so a model that puts the
+/// blockbusters first shows it in one ranking.
 #[function_component(RankingTable)]
 pub fn ranking_table(props: &RankingProps) -> Html {
+    let show_tail = use_state(|| false);
     let r = &props.ranking;
+    let pop = props.popularity.as_ref();
+    let toggle = {
+        let show_tail = show_tail.clone();
+        Callback::from(move |e: Event| {
+            let on = e
+                .target_dyn_into::<web_sys::HtmlInputElement>()
+                .is_some_and(|i| i.checked());
+            show_tail.set(on);
+        })
+    };
     let other = props.comparison.as_ref();
     // Title -> (rank, score) under the second model.
     let lookup = |title: &str| {
@@ -47,21 +63,33 @@ pub fn ranking_table(props: &RankingProps) -> Html {
                     { format!("; next to {}, which ranked the same prompt", o.model) }
                 }
             </p>
+            if let Some(p) = pop {
+                <p class="meta">
+                    <label><input type="checkbox" id="tail-toggle" checked={ *show_tail } onchange={ toggle } />
+                    { format!(" Colour long-tail candidates (fewer than {} training interactions: outside the 20% most popular items)", p.head_floor) }</label>
+                </p>
+            }
             <div class="scroll">
             <table>
                 <thead><tr><th>{ "#" }</th><th>{ "Title" }</th><th>{ "log p" }</th><th>{ "tokens" }</th><th>{ "choice probability" }</th>
+                    if pop.is_some() {
+                        <th>{ "training popularity" }</th>
+                    }
                     if let Some(o) = other {
                         <th class="compare">{ format!("# with {}", o.model) }</th><th class="compare">{ "log p" }</th>
                     }
                 </tr></thead>
                 <tbody>
-                { for r.ranked.iter().map(|c| {
+                { for r.ranked.iter().enumerate().map(|(i, c)| {
                     let theirs = lookup(&c.candidate.title);
                     let chosen = props.chosen.as_deref() == Some(c.candidate.title.as_str());
+                    let count = pop.map(|p| (p.counts.get(i).copied().flatten(), p.max.max(1), p.head_floor));
+                    let tail = *show_tail
+                        && count.is_some_and(|(n, _, floor)| n.is_some_and(|n| n < floor));
                     html! {
                     // The mark is the row's style and a CSS label, so the cells' text (what
                     // copying the table or the tests read) stays the title and the numbers.
-                    <tr class={ classes!("candidate", chosen.then_some("chosen")) }
+                    <tr class={ classes!("candidate", chosen.then_some("chosen"), tail.then_some("tail")) }
                         title={ chosen.then_some("the item this test user really chose next") }>
                         <td>{ c.rank }</td>
                         <td class="title">{ &c.candidate.title }</td>
@@ -69,8 +97,20 @@ pub fn ranking_table(props: &RankingProps) -> Html {
                         <td class="num">{ c.candidate.n_tokens }</td>
                         <td class="bar"><span style={ format!("width:{:.1}%", 100.0 * c.probability) } />
                             <em>{ format!("{:.1}%", 100.0 * c.probability) }</em></td>
+                        if let Some((n, max, _)) = count {
+                            <td class="bar pop" data-count={ n.map(|n| n.to_string()) }>
+                            { match n {
+                                Some(n) => html! { <>
+                                    <span style={ format!("width:{:.1}%", 100.0 * f64::from(n) / f64::from(max)) } />
+                                    <em>{ n }</em>
+                                </> },
+                                None => html! { <em>{ "not in the catalogue" }</em> },
+                            } }
+                            </td>
+                        }
                         if let Some((rank, score)) = theirs {
-                            <td class="num compare-rank">{ format!("{rank} ({:+})", rank as i64 - c.rank as i64) }</td>
+                            <td class="num compare-rank" title="rank under the second model; the arrow: how many places it moved there">
+                                { format!("{rank} {}", moved(c.rank, rank)) }</td>
                             <td class="num compare-score">{ format!("{score:.3}") }</td>
                         }
                     </tr>
@@ -79,6 +119,16 @@ pub fn ranking_table(props: &RankingProps) -> Html {
             </table>
             </div>
         </section>
+    }
+}
+
+/// `▲ n` when the second model ranks the candidate `n` places higher (a smaller rank), `▼ n`
+/// lower, `=` the same.
+fn moved(ours: usize, theirs: usize) -> String {
+    match theirs.cmp(&ours) {
+        std::cmp::Ordering::Less => format!("▲ {}", ours - theirs),
+        std::cmp::Ordering::Greater => format!("▼ {}", theirs - ours),
+        std::cmp::Ordering::Equal => "=".into(),
     }
 }
 

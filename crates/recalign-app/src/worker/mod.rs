@@ -457,10 +457,12 @@ async fn handle(
                     }))
                 }
             };
+            let popularity = candidate_popularity(shared, &ranking);
             reply(Response::Ranked {
                 ranking,
                 ms,
                 comparison,
+                popularity,
             });
             Ok(())
         }
@@ -576,6 +578,34 @@ async fn rank_with(
     lm.rank_as(format, domain(shared), history, candidates, options)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Each ranked title's training count in the loaded dataset; `None` with no dataset.
+fn candidate_popularity(
+    shared: &Rc<RefCell<Shared>>,
+    ranking: &recalign_core::Ranking,
+) -> Option<crate::protocol::CandidatePopularity> {
+    let data = dataset(shared).ok()?;
+    let (log, splits) = (&data.0, &data.1);
+    let by_title: std::collections::HashMap<&str, u32> = log
+        .catalogue
+        .items()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let count = splits.popularity.get(i).copied().unwrap_or(0);
+            (item.title.as_str(), count)
+        })
+        .collect();
+    Some(crate::protocol::CandidatePopularity {
+        counts: ranking
+            .ranked
+            .iter()
+            .map(|c| by_title.get(c.candidate.title.trim()).copied())
+            .collect(),
+        max: splits.popularity.iter().copied().max().unwrap_or(0),
+        head_floor: recalign_core::eval::head_floor(&splits.popularity),
+    })
 }
 
 fn domain(shared: &Rc<RefCell<Shared>>) -> Domain {
