@@ -256,6 +256,10 @@ pub enum AdapterCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Also store a hybrid adapter's projector and item table as int8 with a scale per
+        /// row (a quarter of their f32 bytes; only recalign reads them, PEFT never did).
+        #[arg(long)]
+        int8_hybrid: bool,
     },
     /// Read a PEFT adapter directory into one recalign adapter file.
     Import {
@@ -960,16 +964,34 @@ pub fn adapter(command: AdapterCommand) -> CliResult {
             eprintln!("wrote {} (PEFT layout)", out.display());
             Ok(())
         }
-        AdapterCommand::F16 { adapter, out } => {
+        AdapterCommand::F16 {
+            adapter,
+            out,
+            int8_hybrid,
+        } => {
             let a = read_adapter(&adapter)?;
-            let bytes = a
-                .to_safetensors_as(FactorType::F16)
-                .map_err(|e| e.to_string())?;
+            if int8_hybrid && a.hybrid.is_none() {
+                return Err(format!(
+                    "{} has no hybrid projector for --int8-hybrid to store",
+                    adapter.display()
+                ));
+            }
+            let dtype = if int8_hybrid {
+                FactorType::F16Int8Hybrid
+            } else {
+                FactorType::F16
+            };
+            let bytes = a.to_safetensors_as(dtype).map_err(|e| e.to_string())?;
             write_file(&out, &bytes)?;
             eprintln!(
-                "wrote {} ({} KiB, f16 factors)",
+                "wrote {} ({} bytes, f16 factors{})",
                 out.display(),
-                bytes.len().div_ceil(1024)
+                bytes.len(),
+                if int8_hybrid {
+                    ", int8 projector and item table"
+                } else {
+                    ""
+                }
             );
             Ok(())
         }

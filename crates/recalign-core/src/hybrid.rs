@@ -347,15 +347,7 @@ pub async fn rank(
     let tok = &lm.tokenizer;
     let (ids, slots, answers) = match format {
         prompt::PromptFormat::Compact => {
-            let mut ids = tok.encode(&prompt::compact_header(catalogue.domain))?;
-            let mut slots = Slots::default();
-            for (title, at) in &h {
-                ids.extend(prompt::compact_line_ids(tok, title)?);
-                if let Some(r) = at {
-                    slots.positions.push(ids.len() as u32 - 1);
-                    slots.rows.push(*r);
-                }
-            }
+            let (ids, slots) = compact_free_ids(tok, catalogue.domain, &h)?;
             let answers = candidates
                 .iter()
                 .map(|t| prompt::compact_line_ids(tok, t.trim()))
@@ -378,6 +370,45 @@ pub async fn rank(
         prompt_tokens: ids.len(),
         ranked: crate::lm::rank_scores(scores),
     })
+}
+
+/// The compact prompt over titles as typed, each with its table row when it has one: a slot
+/// after the line of each title that has, text alone for the others.
+pub(crate) fn compact_free_ids(
+    tok: &TextTokenizer,
+    domain: Domain,
+    history: &[(String, Option<u32>)],
+) -> Result<(Vec<u32>, Slots)> {
+    let mut ids = tok.encode(&prompt::compact_header(domain))?;
+    let mut slots = Slots::default();
+    for (title, at) in history {
+        ids.extend(prompt::compact_line_ids(tok, title)?);
+        if let Some(r) = at {
+            slots.positions.push(ids.len() as u32 - 1);
+            slots.rows.push(*r);
+        }
+    }
+    Ok((ids, slots))
+}
+
+/// [`compact_free_ids`] over `history`, rows looked up in `catalogue` (none without one).
+pub(crate) fn compact_history_ids(
+    tok: &TextTokenizer,
+    domain: Domain,
+    history: &[String],
+    catalogue: Option<&ItemCatalogue>,
+) -> Result<(Vec<u32>, Slots)> {
+    let lookup = catalogue.map(ItemCatalogue::rows).unwrap_or_default();
+    let h: Vec<(String, Option<u32>)> = history
+        .iter()
+        .map(|t| {
+            (
+                t.trim().to_string(),
+                lookup.get(title_key(t).as_str()).copied(),
+            )
+        })
+        .collect();
+    compact_free_ids(tok, domain, &h)
 }
 
 /// The catalogue a hybrid model's item table stands for, when its adapter recorded it.
@@ -628,6 +659,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(half.hybrid.unwrap().catalogue, h.catalogue);
+        // Int8 projector and table: each value within half a step of its row's scale, the
+        // catalogue and the f16 LoRA factors as in the f16 file.
+        let int8 = adapter
+            .to_safetensors_as(crate::train::lora::FactorType::F16Int8Hybrid)
+            .unwrap();
+        let q = Adapter::from_safetensors(&int8, None).unwrap();
+        let qh = q.hybrid.as_ref().unwrap();
+        assert_eq!(qh.catalogue, h.catalogue);
+        for (got, want, cols) in [
+            (&qh.items, &h.items, h.d_item),
+            (&qh.up, &h.up, h.hidden),
+            (&qh.down, &h.down, h.hidden),
+        ] {
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.chunks(cols).zip(want.chunks(cols)) {
+                let step = w.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                for (a, b) in g.iter().zip(w) {
+                    assert!((a - b).abs() <= step * 0.5 + 1e-7, "{a} vs {b}");
+                }
+            }
+        }
+        let f16 = Adapter::from_safetensors(
+            &adapter
+                .to_safetensors_as(crate::train::lora::FactorType::F16)
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(q.layers, f16.layers);
+        assert!(int8.len() < adapter.to_safetensors().unwrap().len());
         // Applied to the model: the projector is there, and reads back as saved.
         let weights = crate::train::lora::attach(lm.model.weights.clone(), &settings).unwrap();
         let weights = adapter.apply(weights, &Device::flex()).unwrap();

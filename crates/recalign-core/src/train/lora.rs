@@ -180,13 +180,19 @@ pub enum FactorType {
     F32,
     /// IEEE half precision: half the bytes.
     F16,
+    /// f16 LoRA factors (PEFT still loads them) and a hybrid adapter's projector and item
+    /// table as int8 with one f32 scale per row (`NAME` I8 and `NAME.scale` F32): the
+    /// projector and table are half the file and only this reader loads them anyway, so a
+    /// quarter of their f32 bytes brings the shipped default adapter under 2 MB. Per-row
+    /// absmax rounding moves each value by at most 1/254 of its row's largest.
+    F16Int8Hybrid,
 }
 
 impl FactorType {
     fn dtype(self) -> Dtype {
         match self {
             FactorType::F32 => Dtype::F32,
-            FactorType::F16 => Dtype::F16,
+            FactorType::F16 | FactorType::F16Int8Hybrid => Dtype::F16,
         }
     }
 }
@@ -388,12 +394,13 @@ impl Adapter {
         let rank = self.settings.rank;
         let to_bytes = |v: &[f32]| match dtype {
             FactorType::F32 => to_bytes(v),
-            FactorType::F16 => v
+            FactorType::F16 | FactorType::F16Int8Hybrid => v
                 .iter()
                 .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
                 .collect(),
         };
-        let mut owned: BTreeMap<String, (Vec<u8>, Vec<usize>)> = BTreeMap::new();
+        let mut owned: BTreeMap<String, (Dtype, Vec<u8>, Vec<usize>)> = BTreeMap::new();
+        let float = |values: &[f32], shape: Vec<usize>| (dtype.dtype(), to_bytes(values), shape);
         for l in &self.layers {
             // PEFT's A is our A transposed ([rank, d_in]); its B is our B transposed.
             let a_t = transpose(&l.a, l.d_in, rank);
@@ -401,31 +408,43 @@ impl Adapter {
             let name = format!("base_model.model.{}", l.module);
             owned.insert(
                 format!("{name}.lora_A.weight"),
-                (to_bytes(&a_t), vec![rank, l.d_in]),
+                float(&a_t, vec![rank, l.d_in]),
             );
             owned.insert(
                 format!("{name}.lora_B.weight"),
-                (to_bytes(&b_t), vec![l.d_out, rank]),
+                float(&b_t, vec![l.d_out, rank]),
             );
         }
         if let Some(h) = &self.hybrid {
-            owned.insert(
-                crate::hybrid::ITEMS_TENSOR.into(),
-                (to_bytes(&h.items), vec![h.rows(), h.d_item]),
-            );
-            owned.insert(
-                crate::hybrid::UP_TENSOR.into(),
-                (to_bytes(&h.up), vec![h.d_item, h.hidden]),
-            );
-            owned.insert(
-                crate::hybrid::DOWN_TENSOR.into(),
-                (to_bytes(&h.down), vec![h.hidden, h.hidden]),
-            );
+            let tensors = [
+                (crate::hybrid::ITEMS_TENSOR, &h.items, [h.rows(), h.d_item]),
+                (crate::hybrid::UP_TENSOR, &h.up, [h.d_item, h.hidden]),
+                (crate::hybrid::DOWN_TENSOR, &h.down, [h.hidden, h.hidden]),
+            ];
+            for (name, values, [rows, cols]) in tensors {
+                if dtype == FactorType::F16Int8Hybrid {
+                    let (q, scales) = quantize_rows(values, cols);
+                    owned.insert(
+                        name.into(),
+                        (
+                            Dtype::I8,
+                            q.iter().map(|v| *v as u8).collect(),
+                            vec![rows, cols],
+                        ),
+                    );
+                    owned.insert(
+                        format!("{name}{SCALE_SUFFIX}"),
+                        (Dtype::F32, self::to_bytes(&scales), vec![rows]),
+                    );
+                } else {
+                    owned.insert(name.into(), float(values, vec![rows, cols]));
+                }
+            }
         }
         let views: Vec<(String, TensorView<'_>)> = owned
             .iter()
-            .map(|(k, (bytes, shape))| {
-                TensorView::new(dtype.dtype(), shape.clone(), bytes)
+            .map(|(k, (dtype, bytes, shape))| {
+                TensorView::new(*dtype, shape.clone(), bytes)
                     .map(|v| (k.clone(), v))
                     .map_err(|e| Error::Adapter(e.to_string()))
             })
@@ -517,7 +536,15 @@ impl Adapter {
         let rank = settings.rank;
         let mut modules: BTreeMap<(usize, usize), PartialLayer> = BTreeMap::new();
         let mut hybrid_tensors: HashMap<String, Vec<f32>> = HashMap::new();
+        // Int8 hybrid tensors wait for their row scales (`FactorType::F16Int8Hybrid`).
+        let mut quantised: HashMap<String, (Vec<i8>, usize)> = HashMap::new();
         for (name, view) in tensors.tensors() {
+            if name.starts_with("recalign.hybrid.") && view.dtype() == Dtype::I8 {
+                let cols = view.shape().last().copied().unwrap_or(0);
+                let q = view.data().iter().map(|b| *b as i8).collect();
+                quantised.insert(name.clone(), (q, cols));
+                continue;
+            }
             let values = || -> Result<Vec<f32>> {
                 let data = view.data();
                 Ok(match view.dtype() {
@@ -605,7 +632,7 @@ impl Adapter {
             None => Default::default(),
         };
         let hybrid = match meta.metadata().as_ref().and_then(|m| m.get(HYBRID_KEY)) {
-            None if hybrid_tensors.is_empty() => None,
+            None if hybrid_tensors.is_empty() && quantised.is_empty() => None,
             None => {
                 return Err(bad(
                     "the file has projector tensors but no recalign.hybrid metadata".into(),
@@ -614,6 +641,19 @@ impl Adapter {
             Some(m) => {
                 let shape: HybridMeta = serde_json::from_str(m)
                     .map_err(|e| bad(format!("bad recalign.hybrid metadata {m:?}: {e}")))?;
+                for (name, (q, cols)) in quantised.drain() {
+                    let scales = hybrid_tensors
+                        .remove(&format!("{name}{SCALE_SUFFIX}"))
+                        .ok_or_else(|| bad(format!("{name} is int8 but has no row scales")))?;
+                    let rows = q.len().checked_div(cols).unwrap_or(0);
+                    if scales.len() != rows {
+                        return Err(bad(format!(
+                            "{name} has {rows} rows but {} scales",
+                            scales.len()
+                        )));
+                    }
+                    hybrid_tensors.insert(name, dequantize_rows(&q, cols, &scales));
+                }
                 let mut take = |name: &str| {
                     hybrid_tensors
                         .remove(name)
@@ -731,6 +771,32 @@ fn decode<const N: usize>(data: &[u8], value: impl Fn([u8; N]) -> f32) -> Vec<f3
     data.chunks_exact(N)
         .filter_map(|c| <[u8; N]>::try_from(c).ok())
         .map(value)
+        .collect()
+}
+
+/// The suffix of an int8 hybrid tensor's row scales.
+const SCALE_SUFFIX: &str = ".scale";
+
+/// Symmetric int8 per row of `cols`: each row scaled by its largest magnitude over 127.
+fn quantize_rows(values: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = Vec::with_capacity(values.len());
+    let mut scales = Vec::new();
+    for row in values.chunks(cols.max(1)) {
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        q.extend(
+            row.iter()
+                .map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8),
+        );
+    }
+    (q, scales)
+}
+
+fn dequantize_rows(q: &[i8], cols: usize, scales: &[f32]) -> Vec<f32> {
+    q.chunks(cols.max(1))
+        .zip(scales)
+        .flat_map(|(row, s)| row.iter().map(move |v| f32::from(*v) * s))
         .collect()
 }
 
