@@ -6,6 +6,7 @@ mod alloc;
 mod bench;
 mod data;
 mod loss;
+mod recommend;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// The top titles of the whole catalogue for a history (a trie search over every title).
+    Recommend(recommend::RecommendArgs),
     /// Benchmarks that print JSON figures.
     Bench {
         #[command(subcommand)]
@@ -257,6 +260,7 @@ fn run(cli: Cli) -> CliResult {
             }
             Ok(())
         }
+        Command::Recommend(args) => recommend::run(args),
         Command::Bench { what, model } => bench::run(what, &model),
         Command::Data { what } => data::data(what),
         Command::Oracle { what } => data::oracle(what),

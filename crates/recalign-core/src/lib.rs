@@ -28,6 +28,7 @@ pub mod losses;
 pub mod model;
 pub mod oracle;
 pub mod prompt;
+pub mod recommend;
 pub mod stats;
 pub mod tokenizer;
 pub mod train;
