@@ -285,6 +285,19 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   await page.check('#tail-toggle');
   const floor = Number((await text(page, '#ranking label')).match(/fewer than (\d+) training/)[1]);
   assert.equal(await page.locator('#ranking tr.tail').count(), counts.filter((n) => n < floor).length);
+  // The whole catalogue: ten titles, none from the history, each with its training popularity.
+  await page.click('#recommend-catalogue');
+  await page.waitForSelector('#catalogue-recommendations tr.recommended', { timeout: 300_000 });
+  const top = await page.locator('#catalogue-recommendations tr.recommended td.title').allInnerTexts();
+  assert.equal(top.length, 10);
+  assert.equal(new Set(top).size, 10);
+  const seen = new Set(history.split('\n').map((t) => t.trim()));
+  assert.ok(top.every((t) => !seen.has(t)), `${top} vs ${[...seen]}`);
+  const topCounts = await page.locator('#catalogue-recommendations td.pop').evaluateAll((cs) => cs.map((c) => Number(c.dataset.count)));
+  assert.ok(topCounts.length === 10 && topCounts.every((n) => Number.isInteger(n) && n >= 0), `${topCounts}`);
+  const scores = (await page.locator('#catalogue-recommendations td.score').allInnerTexts()).map(Number);
+  assert.ok(scores.every((v, i) => i === 0 || v <= scores[i - 1]), `best first: ${scores}`);
+  console.log(`      ${await text(page, '#catalogue-recommendations p.meta')}`);
   // The catalogue search adds a title to the history.
   await page.fill('#catalogue-search', 'star wars');
   await page.waitForSelector('#catalogue-hits .catalogue-hit', { timeout: 10_000 });

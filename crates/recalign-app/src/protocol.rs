@@ -89,6 +89,14 @@ pub enum Request {
         /// Also rank with this model, for a side-by-side comparison.
         compare_with: Option<ModelChoice>,
     },
+    /// The top titles of the loaded dataset's whole catalogue for a history
+    /// (`recalign_core::recommend`).
+    Recommend {
+        /// History titles, oldest first.
+        history: Vec<String>,
+        /// How many titles.
+        top: usize,
+    },
     /// Train LoRA adapters on the loaded dataset's training split (method.md §2-3).
     Train(Box<TrainRequest>),
     /// Stop the running training after its current step; what it trained so far is kept.
@@ -187,6 +195,7 @@ impl Request {
                 ModelAccess::Load
             }
             Self::Rank { .. }
+            | Self::Recommend { .. }
             | Self::Generate { .. }
             | Self::Train(_)
             | Self::ResumeTraining
@@ -611,6 +620,15 @@ pub enum Response {
         comparison: Option<Box<Comparison>>,
         /// The candidates' training popularity, when a dataset is loaded.
         popularity: Option<CandidatePopularity>,
+    },
+    /// A catalogue search finished.
+    Recommended {
+        /// The titles and what the search did.
+        found: recalign_core::recommend::CatalogueRecommendations,
+        /// Each title's training popularity, in the list's order, and the catalogue's largest.
+        popularity: CandidatePopularity,
+        /// Wall time in ms.
+        ms: f64,
     },
     /// A generation finished.
     Generated {

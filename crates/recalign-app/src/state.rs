@@ -236,6 +236,12 @@ pub struct AppState {
     pub comparison: Option<Comparison>,
     /// The ranked candidates' training popularity, when a dataset was loaded.
     pub candidate_popularity: Option<crate::protocol::CandidatePopularity>,
+    /// The last catalogue search, its titles' popularity, and its time in ms.
+    pub recommended: Option<(
+        recalign_core::recommend::CatalogueRecommendations,
+        crate::protocol::CandidatePopularity,
+        f64,
+    )>,
     /// The last generation, the candidate it names, and its time in ms.
     pub generation: Option<(Generation, Option<String>, f64)>,
     /// The last error, shown until dismissed.
@@ -287,6 +293,7 @@ impl Default for AppState {
             ranking: None,
             comparison: None,
             candidate_popularity: None,
+            recommended: None,
             generation: None,
             error: None,
             dataset: None,
@@ -463,6 +470,14 @@ impl Reducible for AppState {
                     s.ranking = Some((ranking, ms));
                     s.comparison = comparison.map(|c| *c);
                     s.candidate_popularity = popularity;
+                    s.busy = false;
+                }
+                Response::Recommended {
+                    found,
+                    popularity,
+                    ms,
+                } => {
+                    s.recommended = Some((found, popularity, ms));
                     s.busy = false;
                 }
                 Response::Generated {

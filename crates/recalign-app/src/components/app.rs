@@ -5,8 +5,8 @@ use yew::prelude::*;
 
 use super::files;
 use crate::components::{
-    AlignPanel, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel, RankingTable,
-    RequestForm,
+    AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel,
+    RankingTable, RequestForm,
 };
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request, Response};
 use crate::state::{Action, AppState};
@@ -161,6 +161,9 @@ pub fn app() -> Html {
                 <RankingTable { ranking } { ms } comparison={ state.comparison.clone() }
                     popularity={ state.candidate_popularity.clone() }
                     chosen={ state.test_user.as_ref().map(|(_, t)| t.clone()) } />
+            }
+            if let Some((found, popularity, ms)) = state.recommended.clone() {
+                <CatalogueList { found } { popularity } { ms } />
             }
             if let Some((generation, named, ms)) = state.generation.clone() {
                 <GenerationView { generation } { named } { ms } />

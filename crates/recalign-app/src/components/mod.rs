@@ -18,6 +18,6 @@ pub use data_panel::DataPanel;
 pub use evaluate_panel::EvaluatePanel;
 pub use loss_lab::{BatchMarker, LossLab};
 pub use model_panel::ModelPanel;
-pub use ranking::{GenerationView, RankingTable};
+pub use ranking::{CatalogueList, GenerationView, RankingTable};
 pub use request_form::RequestForm;
 pub use runs::RunsView;

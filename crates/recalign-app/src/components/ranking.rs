@@ -132,6 +132,56 @@ fn moved(ours: usize, theirs: usize) -> String {
     }
 }
 
+/// Props of [`CatalogueList`].
+#[derive(Properties, PartialEq)]
+pub struct CatalogueListProps {
+    /// The search's titles.
+    pub found: recalign_core::recommend::CatalogueRecommendations,
+    /// Their training popularity.
+    pub popularity: CandidatePopularity,
+    /// How long it took, in ms.
+    pub ms: f64,
+}
+
+/// The top titles of the whole catalogue, with each one's training popularity, and whether
+/// the search was exact.
+#[function_component(CatalogueList)]
+pub fn catalogue_list(props: &CatalogueListProps) -> Html {
+    let f = &props.found;
+    let max = props.popularity.max.max(1);
+    html! {
+        <section class="card" id="catalogue-recommendations">
+            <h2>{ "From the whole catalogue" }</h2>
+            <p class="meta">{ format!(
+                "The {} likeliest next titles among {} (the history's own left out), found in {:.1} s by a search over the titles' tokens ({} positions run). {}",
+                f.recommendations.len(), f.titles, props.ms / 1e3, f.tokens_run,
+                if f.exact { "Exact: no title that could have made the list was cut." }
+                else { "Approximate: the search kept only the best prefixes at each token, so a title it cut could have made the list." }) }</p>
+            <div class="scroll">
+            <table>
+                <thead><tr><th>{ "#" }</th><th>{ "Title" }</th><th>{ "log p" }</th><th>{ "training popularity" }</th></tr></thead>
+                <tbody>
+                { for f.recommendations.iter().enumerate().map(|(i, r)| {
+                    let n = props.popularity.counts.get(i).copied().flatten();
+                    html! {
+                        <tr class="recommended">
+                            <td>{ r.rank }</td>
+                            <td class="title">{ &r.title }</td>
+                            <td class="num score">{ format!("{:.3}", r.log_prob) }</td>
+                            <td class="bar pop" data-count={ n.map(|n| n.to_string()) }>
+                                <span style={ format!("width:{:.1}%", 100.0 * f64::from(n.unwrap_or(0)) / f64::from(max)) } />
+                                <em>{ n.map_or("–".to_string(), |n| n.to_string()) }</em>
+                            </td>
+                        </tr>
+                    }
+                }) }
+                </tbody>
+            </table>
+            </div>
+        </section>
+    }
+}
+
 /// Props of [`GenerationView`].
 #[derive(Properties, PartialEq)]
 pub struct GenerationProps {

@@ -92,6 +92,22 @@ pub fn request_form(props: &RequestFormProps) -> Html {
             .collect(),
         _ => Vec::new(),
     };
+    let recommend = {
+        let (send, h) = (props.send.clone(), history.clone());
+        Callback::from(move |_| {
+            send.emit(Request::Recommend {
+                history: h.clone(),
+                top: 10,
+            })
+        })
+    };
+    // Needs a history and the dataset's catalogue, not candidates.
+    let recommend_disabled = !s.ready()
+        || s.default_adapter == DefaultAdapter::Loading
+        || s.busy
+        || s.training()
+        || history.is_empty()
+        || s.dataset.is_none();
     let generate = {
         let (send, h, c) = (props.send.clone(), history, candidates.clone());
         Callback::from(move |_| {
@@ -158,6 +174,12 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                 </label>
                 <button id="rank" class="primary" onclick={ rank } { disabled }>{ if s.busy { "Working…" } else { "Rank candidates" } }</button>
                 <button id="generate" onclick={ generate } { disabled }>{ "Generate an answer" }</button>
+                <button id="recommend-catalogue" onclick={ recommend } disabled={ recommend_disabled }
+                    title="the 10 likeliest next titles of the whole catalogue (the history's own left out), no candidates needed">
+                    { match &s.dataset {
+                        Some(d) => format!("Top 10 of all {} titles", d.titles.len()),
+                        None => "Top 10 of the catalogue (load a dataset)".to_string(),
+                    } }</button>
             </div>
             if let Some(p) = problem {
                 <p class="hint">{ p }</p>

@@ -466,6 +466,49 @@ async fn handle(
             });
             Ok(())
         }
+        Request::Recommend { history, top } => {
+            let fail = |m: String| ("recommending from the catalogue".to_string(), m);
+            let lm = model(shared).map_err(fail)?;
+            let data = dataset(shared).map_err(|_| {
+                fail(
+                    "load a dataset in the Data card first: its catalogue is what is searched"
+                        .into(),
+                )
+            })?;
+            let log = &data.0;
+            let titles: Vec<String> = log
+                .catalogue
+                .items()
+                .iter()
+                .map(|i| i.title.clone())
+                .collect();
+            let items = recalign_core::hybrid::model_catalogue(&lm);
+            let t = now_ms();
+            let found = recalign_core::recommend::recommend(
+                &lm,
+                log.domain,
+                &history,
+                &titles,
+                items.as_deref(),
+                recalign_core::recommend::SearchOptions {
+                    top,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+            let ms = now_ms() - t;
+            let popularity = title_popularity(
+                &data,
+                found.recommendations.iter().map(|r| r.title.as_str()),
+            );
+            reply(Response::Recommended {
+                found,
+                popularity,
+                ms,
+            });
+            Ok(())
+        }
         Request::Generate {
             history,
             candidates,
@@ -586,7 +629,18 @@ fn candidate_popularity(
     ranking: &recalign_core::Ranking,
 ) -> Option<crate::protocol::CandidatePopularity> {
     let data = dataset(shared).ok()?;
-    let (log, splits) = (&data.0, &data.1);
+    Some(title_popularity(
+        &data,
+        ranking.ranked.iter().map(|c| c.candidate.title.as_str()),
+    ))
+}
+
+/// The training popularity of `titles` in a loaded dataset.
+fn title_popularity<'a>(
+    data: &(InteractionLog, Splits),
+    titles: impl Iterator<Item = &'a str>,
+) -> crate::protocol::CandidatePopularity {
+    let (log, splits) = data;
     let by_title: std::collections::HashMap<&str, u32> = log
         .catalogue
         .items()
@@ -594,18 +648,14 @@ fn candidate_popularity(
         .enumerate()
         .map(|(i, item)| {
             let count = splits.popularity.get(i).copied().unwrap_or(0);
-            (item.title.as_str(), count)
+            (item.title.trim(), count)
         })
         .collect();
-    Some(crate::protocol::CandidatePopularity {
-        counts: ranking
-            .ranked
-            .iter()
-            .map(|c| by_title.get(c.candidate.title.trim()).copied())
-            .collect(),
+    crate::protocol::CandidatePopularity {
+        counts: titles.map(|t| by_title.get(t.trim()).copied()).collect(),
         max: splits.popularity.iter().copied().max().unwrap_or(0),
         head_floor: recalign_core::eval::head_floor(&splits.popularity),
-    })
+    }
 }
 
 fn domain(shared: &Rc<RefCell<Shared>>) -> Domain {
