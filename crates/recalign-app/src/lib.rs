@@ -26,7 +26,7 @@ pub mod worker;
 pub const WORKER_LOADER: &str = "worker_loader.js";
 /// The model the page loads unless `?model=` names another file on the same origin.
 pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-/// The adapter the page ranks with on the default model (made locally from `models/default-adapter.md`, not committed).
+/// The adapter the page ranks with on the default model (committed; `models/default-adapter.md`).
 pub const DEFAULT_ADAPTER_URL: &str = "models/default-adapter.safetensors";
 /// The dataset the page loads at start (copied next to the page by `./x build`).
 pub const DEFAULT_INTERACTIONS_URL: &str = "data/ml-100k/ml-100k.inter";

@@ -93,23 +93,19 @@ fn shared_prefix_scores_equal_separate_full_sequences() {
     assert!(d <= bound, "{a:?} vs {b:?}: {d} u (bound {bound})");
 }
 
-/// The default adapter (`models/default-adapter.safetensors`, made locally): within the
-/// 2.5 MB budget the page downloads (models/default-adapter.md says why not 2), f16, trained in
-/// the compact prompt on the top layers of this model with LLaRA's hybrid item slots over
+/// The shipped default adapter (`models/default-adapter.safetensors`, committed): within the
+/// alignment issue's 2 MB (f16 LoRA factors, int8 projector and item table), trained in the
+/// compact prompt on the top layers of this model with LLaRA's hybrid item slots over
 /// ML-100K's catalogue, whose title keys it carries; it fits the model and moves its ranking,
 /// and a title outside the catalogue still ranks (as text).
 #[test]
-#[ignore = "needs models/default-adapter.safetensors, made by the command in models/default-adapter.md \
-            (not committed: trained on MovieLens); run with --ignored once it is made"]
 fn the_default_adapter_ships_small_fits_the_model_and_ranks() {
     use recalign_core::prompt::PromptFormat;
     use recalign_core::train::{Adapter, with_adapter};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../models/default-adapter.safetensors");
-    let bytes = std::fs::read(&path).expect(
-        "models/default-adapter.safetensors: make it with models/default-adapter.md's command",
-    );
-    assert!(bytes.len() <= 2_500_000, "{} bytes", bytes.len());
+    let bytes = std::fs::read(&path).expect("models/default-adapter.safetensors is committed");
+    assert!(bytes.len() <= 2_000_000, "{} bytes", bytes.len());
     let adapter = Adapter::from_safetensors(&bytes, None).unwrap();
     assert_eq!(adapter.prompt, PromptFormat::Compact);
     assert!(adapter.settings.top_layers > 0);
