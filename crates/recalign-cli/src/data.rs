@@ -573,8 +573,8 @@ pub enum PairsCommand {
         eps_max: f64,
         /// Prompt format of the pairs: `compact` for adapters trained with `--recipe
         /// sequence` (the history as a document, answers as title lines).
-        #[arg(long, value_enum, default_value_t = crate::train::PromptArg::Llara)]
-        prompt: crate::train::PromptArg,
+        #[arg(long, value_enum, default_value_t = crate::args::PromptArg::Llara)]
+        prompt: crate::args::PromptArg,
         /// Fix one prompt template (default: vary per example).
         #[arg(long)]
         template: Option<usize>,
@@ -748,9 +748,8 @@ pub fn pairs(command: PairsCommand) -> CliResult {
             let model_scores = if strategies.contains(&StrategyArg::SelfHard) {
                 let mut lm = load_model(&model)?;
                 if let Some(path) = &adapter {
-                    lm =
-                        recalign_core::train::with_adapter(&lm, &crate::train::read_adapter(path)?)
-                            .map_err(|e| e.to_string())?;
+                    lm = recalign_core::train::with_adapter(&lm, &crate::args::read_adapter(path)?)
+                        .map_err(|e| e.to_string())?;
                 }
                 let progress = bar(examples.len() as u64, "LLM scoring");
                 let scores = pollster::block_on(train_data::model_scores(

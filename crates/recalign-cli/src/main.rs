@@ -3,6 +3,7 @@
 //! built page.
 
 mod alloc;
+mod args;
 mod bench;
 mod data;
 mod loss;
@@ -87,7 +88,7 @@ enum Command {
         /// Ranking prompt (default: the one the adapter was trained with; LLaRA's for the
         /// base model).
         #[arg(long, value_enum)]
-        prompt: Option<train::PromptArg>,
+        prompt: Option<args::PromptArg>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -197,7 +198,7 @@ fn run(cli: Cli) -> CliResult {
             let mut lm = load_model(&model)?;
             let mut format = PromptFormat::Llara;
             if let Some(path) = &adapter {
-                let a = train::read_adapter(path)?;
+                let a = args::read_adapter(path)?;
                 if a.hybrid.as_ref().is_some_and(|h| h.catalogue.is_none()) {
                     return Err(format!(
                         "{} is a hybrid adapter without its catalogue (written before adapters \

@@ -38,7 +38,7 @@ pub struct RecommendArgs {
 pub fn run(args: RecommendArgs) -> CliResult {
     let mut lm = load_model(&args.model)?;
     if let Some(path) = &args.adapter {
-        let a = crate::train::read_adapter(path)?;
+        let a = crate::args::read_adapter(path)?;
         lm = recalign_core::train::with_adapter(&lm, &a).map_err(|e| e.to_string())?;
     }
     let (log, splits) = args.dataset.splits()?;

@@ -18,6 +18,7 @@ use recalign_core::train::{
     SftTrainer, TokenisedPair, TrainSettings, Trainer, with_adapter,
 };
 
+use crate::args::{PromptArg, read_adapter};
 use crate::data::{DatasetArgs, SplitArg, bar};
 use crate::loss::LossParams;
 use crate::{CliResult, ModelArgs, load_model};
@@ -110,24 +111,6 @@ pub enum Recipe {
     Sequence,
     /// LLaRA's one-target prompt (history, candidates, answer).
     OneTarget,
-}
-
-/// Which ranking prompt `eval` uses.
-#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-pub enum PromptArg {
-    /// LLaRA's ChatML prompt with the candidate list.
-    Llara,
-    /// The history as a document, candidates scored as the next line.
-    Compact,
-}
-
-impl From<PromptArg> for PromptFormat {
-    fn from(p: PromptArg) -> Self {
-        match p {
-            PromptArg::Llara => PromptFormat::Llara,
-            PromptArg::Compact => PromptFormat::Compact,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -277,11 +260,6 @@ fn write_file(path: &Path, bytes: &[u8]) -> CliResult {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-pub fn read_adapter(path: &Path) -> CliResult<Adapter> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Adapter::from_safetensors(&bytes, None).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn checkpoint_path(out: &Path) -> PathBuf {
