@@ -54,10 +54,16 @@ pub fn serve(dir: &Path, port: u16) -> Result {
     for request in server.incoming_requests() {
         let response =
             match resolve(dir, request.url()).and_then(|p| Some((std::fs::read(&p).ok()?, p))) {
-                Some((body, path)) => tiny_http::Response::from_data(body)
-                    .with_header(header("Content-Type", content_type(&path)))
-                    .with_header(header("Content-Security-Policy", CSP))
-                    .with_header(header("Cache-Control", "no-cache")),
+                Some((body, path)) => [
+                    header("Content-Type", content_type(&path)),
+                    header("Content-Security-Policy", CSP),
+                    header("Cache-Control", "no-cache"),
+                ]
+                .into_iter()
+                .flatten()
+                .fold(tiny_http::Response::from_data(body), |r, h| {
+                    r.with_header(h)
+                }),
                 None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
             };
         // A client that went away mid-response is not an error worth stopping for.
@@ -66,7 +72,8 @@ pub fn serve(dir: &Path, port: u16) -> Result {
     Ok(())
 }
 
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    // Names and values are ASCII constants, which tiny_http always accepts.
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+/// Names and values are ASCII constants, which tiny_http always accepts; `None` would only drop
+/// the header, never stop the server.
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
