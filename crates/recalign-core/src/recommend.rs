@@ -202,11 +202,11 @@ pub async fn recommend(
                 if s <= bar(&done, options.top) {
                     continue;
                 }
-                for &t in &nodes[child].ends {
-                    done.push((t, s));
+                if !nodes[child].ends.is_empty() {
+                    done.extend(nodes[child].ends.iter().map(|&t| (t, s)));
+                    done.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    done.truncate(options.top);
                 }
-                done.sort_by(|a, b| b.1.total_cmp(&a.1));
-                done.truncate(options.top);
                 if !nodes[child].children.is_empty() {
                     let mut p = path.clone();
                     p.push(token);
