@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod startup;
 pub mod state;
 pub mod store;
+#[cfg(target_arch = "wasm32")]
 pub mod worker;
 
 /// Where the worker's loader script is served, next to `index.html`.

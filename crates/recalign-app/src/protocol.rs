@@ -45,7 +45,7 @@ impl DevicePreference {
 }
 
 /// A request to the worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Parse a dataset and split it (method.md §1, default settings).
     LoadDataset(DataSource),
@@ -185,7 +185,52 @@ pub enum ModelAccess {
     Independent,
 }
 
+/// The part of the page a request belongs to: where its progress and its failure show, and
+/// whether the page waits for it. Defined here once ([`Request::lane`]); the worker tags every
+/// progress and failure with it and the page routes them by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lane {
+    /// Loading the model and using it (ranking, recommending, generating): the page is busy.
+    Model,
+    /// Which adapter ranks, exporting and importing one.
+    Adapters,
+    /// Datasets, test users and the SASRec oracle (the Data card).
+    Data,
+    /// Training runs and their controls (the Align card).
+    Training,
+    /// Evaluating a model on a split (the Evaluate card).
+    Evaluation,
+    /// What is kept in the browser's storage.
+    Storage,
+}
+
 impl Request {
+    /// The lane the request belongs to.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Self::LoadUrl { .. }
+            | Self::LoadBytes { .. }
+            | Self::LoadStored { .. }
+            | Self::Rank { .. }
+            | Self::Recommend { .. }
+            | Self::Generate { .. } => Lane::Model,
+            Self::UseAdapter { .. } | Self::ExportAdapter { .. } | Self::ImportAdapter { .. } => {
+                Lane::Adapters
+            }
+            Self::LoadDataset(_) | Self::TrainOracle { .. } | Self::TestUser { .. } => Lane::Data,
+            Self::Train(_)
+            | Self::ResumeTraining
+            | Self::CancelTraining
+            | Self::PauseTraining(_)
+            | Self::LoadPairs { .. } => Lane::Training,
+            Self::Evaluate { .. } => Lane::Evaluation,
+            Self::StorageStatus
+            | Self::ClearStorage
+            | Self::ImportRuns { .. }
+            | Self::DiscardCheckpoint => Lane::Storage,
+        }
+    }
+
     /// Whether the request loads the model, uses it, or neither. The worker orders requests
     /// with it: a ranking asked for while the default adapter was still loading used to run on
     /// the base model and then be cleared by the adapter's arrival, so the page showed nothing.
@@ -405,7 +450,7 @@ pub struct Evaluation {
 }
 
 /// Where a dataset comes from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DataSource {
     /// Files on the page's own origin (the default ML-100K that `./x build` copies).
     Urls {
@@ -491,26 +536,19 @@ pub enum Response {
         /// Why WebGPU is not used, if it is not.
         note: Option<String>,
     },
-    /// Progress of a long step.
+    /// Progress of a long step of a request in `lane`.
     Progress {
+        /// Whose progress it is.
+        lane: Lane,
         /// What is happening.
         stage: String,
-        /// Units done (bytes when downloading).
+        /// Units done (bytes when downloading, users when evaluating).
         done: u64,
         /// Units in all, when known.
         total: Option<u64>,
     },
     /// The model is ready.
     Loaded(ModelInfo),
-    /// Progress of a dataset or oracle step (kept apart from the model's progress).
-    DataProgress {
-        /// What is happening.
-        stage: String,
-        /// Units done.
-        done: u64,
-        /// Units in all, when known.
-        total: Option<u64>,
-    },
     /// A dataset is parsed and split.
     DatasetLoaded(DatasetInfo),
     /// The oracle is trained.
@@ -525,15 +563,6 @@ pub enum Response {
         candidates: Vec<String>,
         /// The title the user actually chose next.
         target: String,
-    },
-    /// Progress of a training run's preparation (tokenising, scoring, reference log-probs).
-    TrainProgress {
-        /// What is happening.
-        stage: String,
-        /// Units done.
-        done: u64,
-        /// Units in all, when known.
-        total: Option<u64>,
     },
     /// One optimiser step finished.
     TrainStep(StepReport),
@@ -554,13 +583,6 @@ pub enum Response {
         /// `adapter_config.json`.
         config: String,
     },
-    /// Progress of an evaluation.
-    EvalProgress {
-        /// Users done.
-        done: u64,
-        /// Users in all.
-        total: u64,
-    },
     /// An evaluation finished.
     Evaluated(Box<Evaluation>),
     /// An imported adapter joined the list.
@@ -574,13 +596,6 @@ pub enum Response {
     AdapterInUse {
         /// Index into the trained adapters, `None` for the base model.
         index: Option<usize>,
-    },
-    /// A training run failed before finishing (adapters trained before are kept).
-    TrainFailed {
-        /// What was being done.
-        during: String,
-        /// The error.
-        message: String,
     },
     /// RosePO's smoothing factor of every pair the run trains on (one per rejected answer).
     PairEps(Vec<f64>),
@@ -639,18 +654,183 @@ pub enum Response {
         /// Wall time in ms.
         ms: f64,
     },
-    /// A dataset or oracle step failed (the model and its state are untouched).
-    DataFailed {
-        /// What was being done.
-        during: String,
-        /// The error.
-        message: String,
-    },
-    /// Something failed; the message says what and, where possible, what to do.
+    /// A request of `lane` failed; the message says what and, where possible, what to do.
+    /// Nothing else is lost: a failed load keeps the previous model, a failed dataset the
+    /// previous dataset, a failed run the adapters trained before.
     Failed {
+        /// Whose request it was.
+        lane: Lane,
         /// What was being done.
         during: String,
         /// The error.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recalign_core::data::split::SplitName;
+
+    /// One request of every kind but `Train` (whose settings have their own tests in the core),
+    /// with the lane the page expects of it.
+    fn requests() -> Vec<(Request, Lane)> {
+        let titles = || vec!["Heat (1995)".to_string(), "Fargo (1996)".to_string()];
+        vec![
+            (
+                Request::LoadUrl {
+                    url: "models/m.gguf".into(),
+                    device: DevicePreference::Auto,
+                    adapter: Some("models/a.safetensors".into()),
+                },
+                Lane::Model,
+            ),
+            (
+                Request::LoadBytes {
+                    name: "m.gguf".into(),
+                    bytes: vec![1, 2, 3],
+                },
+                Lane::Model,
+            ),
+            (
+                Request::LoadStored {
+                    name: "m.gguf".into(),
+                },
+                Lane::Model,
+            ),
+            (
+                Request::Rank {
+                    history: titles(),
+                    candidates: titles(),
+                    length_normalised: true,
+                    compare_with: Some(ModelChoice::Adapter(1)),
+                },
+                Lane::Model,
+            ),
+            (
+                Request::Recommend {
+                    history: titles(),
+                    top: 10,
+                },
+                Lane::Model,
+            ),
+            (
+                Request::Generate {
+                    history: titles(),
+                    candidates: titles(),
+                    max_new_tokens: 32,
+                },
+                Lane::Model,
+            ),
+            (Request::UseAdapter { index: None }, Lane::Adapters),
+            (Request::ExportAdapter { index: 0 }, Lane::Adapters),
+            (
+                Request::ImportAdapter {
+                    name: "a.safetensors".into(),
+                    bytes: vec![0; 4],
+                    config: None,
+                },
+                Lane::Adapters,
+            ),
+            (
+                Request::LoadDataset(DataSource::Urls {
+                    interactions: "data/x.inter".into(),
+                    items: "data/x.item".into(),
+                }),
+                Lane::Data,
+            ),
+            (
+                Request::TrainOracle {
+                    epochs: 2,
+                    learning_rate: 1e-3,
+                },
+                Lane::Data,
+            ),
+            (Request::TestUser { index: 3 }, Lane::Data),
+            (Request::ResumeTraining, Lane::Training),
+            (Request::CancelTraining, Lane::Training),
+            (Request::PauseTraining(true), Lane::Training),
+            (
+                Request::LoadPairs {
+                    name: "p.jsonl".into(),
+                    bytes: b"{}".to_vec(),
+                },
+                Lane::Training,
+            ),
+            (
+                Request::Evaluate {
+                    split: SplitName::Validation,
+                    users: 20,
+                    generate: 0,
+                },
+                Lane::Evaluation,
+            ),
+            (Request::StorageStatus, Lane::Storage),
+            (Request::ClearStorage, Lane::Storage),
+            (
+                Request::ImportRuns {
+                    name: "runs.json".into(),
+                    bytes: b"[]".to_vec(),
+                },
+                Lane::Storage,
+            ),
+            (Request::DiscardCheckpoint, Lane::Storage),
+        ]
+    }
+
+    #[test]
+    fn every_request_survives_the_wire_and_has_its_lane() {
+        for (request, lane) in requests() {
+            let wire = serde_json::to_string(&request).expect("serialises");
+            let back: Request = serde_json::from_str(&wire).expect("deserialises");
+            assert_eq!(back, request);
+            assert_eq!(request.lane(), lane, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn only_model_requests_wait_on_or_hold_the_model_load() {
+        for (request, lane) in requests() {
+            let access = request.model_access();
+            if access == ModelAccess::Load {
+                assert_eq!(lane, Lane::Model, "{request:?}");
+            }
+            // Data, storage and the training controls never wait for a model download.
+            if matches!(lane, Lane::Data | Lane::Storage)
+                || matches!(request, Request::CancelTraining | Request::PauseTraining(_))
+            {
+                assert_eq!(access, ModelAccess::Independent, "{request:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn progress_and_failures_carry_their_lane_over_the_wire() {
+        for lane in [
+            Lane::Model,
+            Lane::Adapters,
+            Lane::Data,
+            Lane::Training,
+            Lane::Evaluation,
+            Lane::Storage,
+        ] {
+            for response in [
+                Response::Progress {
+                    lane,
+                    stage: "Downloading the model".into(),
+                    done: 5,
+                    total: Some(10),
+                },
+                Response::Failed {
+                    lane,
+                    during: "ranking".into(),
+                    message: "no model is loaded yet".into(),
+                },
+            ] {
+                let wire = serde_json::to_string(&response).expect("serialises");
+                let back: Response = serde_json::from_str(&wire).expect("deserialises");
+                assert_eq!(back, response);
+            }
+        }
+    }
 }

@@ -8,8 +8,8 @@ use yew::Reducible;
 
 use crate::components::BatchMarker;
 use crate::protocol::{
-    Comparison, DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, Response, RunRecord,
-    StorageInfo, TrainStage, TrainSummary, ValidationPoint,
+    Comparison, DatasetInfo, DeviceKind, Evaluation, Lane, ModelInfo, OracleSummary, Response,
+    RunRecord, StorageInfo, TrainStage, TrainSummary, ValidationPoint,
 };
 use recalign_core::losses::LossKind;
 
@@ -434,8 +434,27 @@ impl Reducible for AppState {
         match action {
             Action::Worker(r) => match *r {
                 Response::Device { kind, note } => s.device = Some((kind, note)),
-                Response::Progress { stage, done, total } => {
-                    s.progress = Some(Progress { stage, done, total });
+                Response::Progress {
+                    lane,
+                    stage,
+                    done,
+                    total,
+                } => {
+                    let progress = Progress { stage, done, total };
+                    match lane {
+                        Lane::Model | Lane::Adapters | Lane::Storage => {
+                            s.progress = Some(progress);
+                        }
+                        Lane::Data => s.data_progress = Some(progress),
+                        Lane::Training => {
+                            if let Some(t) = s.training.as_mut() {
+                                t.preparing = Some(progress);
+                            }
+                        }
+                        Lane::Evaluation => {
+                            s.evaluating = Some((progress.done, progress.total.unwrap_or(0)));
+                        }
+                    }
                 }
                 Response::Loaded(info) => {
                     s.model = Some(info);
@@ -489,9 +508,6 @@ impl Reducible for AppState {
                     s.generation = Some((generation, title, ms));
                     s.busy = false;
                 }
-                Response::DataProgress { stage, done, total } => {
-                    s.data_progress = Some(Progress { stage, done, total });
-                }
                 Response::DatasetLoaded(info) => {
                     s.dataset = Some(info);
                     s.data_progress = None;
@@ -514,16 +530,6 @@ impl Reducible for AppState {
                     s.ranking = None;
                     s.generation = None;
                     s.data_progress = None;
-                }
-                Response::DataFailed { during, message } => {
-                    s.error = Some(format!("Error while {during}: {message}"));
-                    // The dataset and oracle shown before stay: the user loses nothing.
-                    s.data_progress = None;
-                }
-                Response::TrainProgress { stage, done, total } => {
-                    if let Some(t) = s.training.as_mut() {
-                        t.preparing = Some(Progress { stage, done, total });
-                    }
                 }
                 Response::TrainStep(report) => {
                     if let Some(t) = s.training.as_mut() {
@@ -550,7 +556,6 @@ impl Reducible for AppState {
                         t.summary = Some(summary);
                     }
                 }
-                Response::EvalProgress { done, total } => s.evaluating = Some((done, total)),
                 Response::Evaluated(evaluation) => {
                     s.evaluations.push(*evaluation);
                     s.evaluating = None;
@@ -575,21 +580,30 @@ impl Reducible for AppState {
                     }
                     s.adapter_in_use = index;
                 }
-                Response::TrainFailed { during, message } => {
+                Response::Failed {
+                    lane,
+                    during,
+                    message,
+                } => {
                     s.error = Some(format!("Error while {during}: {message}"));
-                    s.evaluating = None;
-                    if let Some(t) = s.training.as_mut() {
-                        t.end();
-                    }
-                }
-                Response::Failed { during, message } => {
-                    s.error = Some(format!("Error while {during}: {message}"));
-                    s.busy = false;
-                    // A failed load keeps a previously loaded model usable.
-                    s.progress = None;
-                    // A failed model load never gets to its adapter.
-                    if s.default_adapter == DefaultAdapter::Loading {
-                        s.default_adapter = DefaultAdapter::NotAsked;
+                    match lane {
+                        // The dataset and oracle shown before stay: the user loses nothing.
+                        Lane::Data => s.data_progress = None,
+                        Lane::Training => {
+                            if let Some(t) = s.training.as_mut() {
+                                t.end();
+                            }
+                        }
+                        Lane::Evaluation => s.evaluating = None,
+                        Lane::Model | Lane::Adapters | Lane::Storage => {
+                            s.busy = false;
+                            // A failed load keeps a previously loaded model usable.
+                            s.progress = None;
+                            // A failed model load never gets to its adapter.
+                            if s.default_adapter == DefaultAdapter::Loading {
+                                s.default_adapter = DefaultAdapter::NotAsked;
+                            }
+                        }
                     }
                 }
             },
@@ -660,5 +674,117 @@ impl Reducible for AppState {
             }
         }
         Rc::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(actions: impl IntoIterator<Item = Action>) -> AppState {
+        let mut s = Rc::new(AppState::default());
+        for a in actions {
+            s = s.reduce(a);
+        }
+        (*s).clone()
+    }
+
+    fn worker(r: Response) -> Action {
+        Action::Worker(Box::new(r))
+    }
+
+    fn progress(lane: Lane, done: u64) -> Action {
+        worker(Response::Progress {
+            lane,
+            stage: "working".into(),
+            done,
+            total: Some(10),
+        })
+    }
+
+    fn failed(lane: Lane) -> Action {
+        worker(Response::Failed {
+            lane,
+            during: "doing it".into(),
+            message: "it broke".into(),
+        })
+    }
+
+    #[test]
+    fn progress_goes_to_the_card_of_its_lane() {
+        let s = after([progress(Lane::Model, 1)]);
+        assert_eq!(s.progress.as_ref().map(|p| p.done), Some(1));
+        assert!(s.data_progress.is_none() && s.evaluating.is_none());
+
+        let s = after([progress(Lane::Data, 2)]);
+        assert_eq!(s.data_progress.as_ref().map(|p| p.done), Some(2));
+        assert!(s.progress.is_none());
+
+        let s = after([progress(Lane::Evaluation, 3)]);
+        assert_eq!(s.evaluating, Some((3, 10)));
+        assert!(s.progress.is_none() && s.data_progress.is_none());
+
+        let s = after([
+            Action::TrainStarted {
+                stage: TrainStage::Sft,
+                planned: 5,
+            },
+            progress(Lane::Training, 4),
+        ]);
+        let t = s.training.as_ref().expect("a run");
+        assert_eq!(t.preparing.as_ref().map(|p| p.done), Some(4));
+        assert!(s.progress.is_none());
+    }
+
+    #[test]
+    fn a_failed_model_request_frees_the_page_and_gives_up_the_default_adapter() {
+        let s = after([
+            Action::DefaultAdapterAsked,
+            Action::Started,
+            progress(Lane::Model, 1),
+            failed(Lane::Model),
+        ]);
+        assert!(!s.busy && s.progress.is_none());
+        assert_eq!(s.default_adapter, DefaultAdapter::NotAsked);
+        assert_eq!(s.error.as_deref(), Some("Error while doing it: it broke"));
+    }
+
+    #[test]
+    fn a_failure_in_one_lane_leaves_the_others_going() {
+        // A dataset failure while the model loads: the load's progress and busy state stay.
+        let s = after([
+            Action::Started,
+            progress(Lane::Model, 1),
+            Action::DataStarted("Loading ML-100K".into()),
+            failed(Lane::Data),
+        ]);
+        assert!(s.busy && s.progress.is_some());
+        assert!(s.data_progress.is_none());
+        assert!(s.error.is_some());
+
+        // A training failure ends the run's view but not the model's request.
+        let s = after([
+            Action::Started,
+            Action::TrainStarted {
+                stage: TrainStage::Sft,
+                planned: 5,
+            },
+            failed(Lane::Training),
+        ]);
+        assert!(s.busy);
+        let t = s.training.as_ref().expect("the run stays shown");
+        assert!(!t.running && t.preparing.is_none());
+
+        // An evaluation failure clears only the evaluation's progress.
+        let s = after([
+            Action::TrainStarted {
+                stage: TrainStage::Sft,
+                planned: 5,
+            },
+            progress(Lane::Evaluation, 2),
+            failed(Lane::Evaluation),
+        ]);
+        assert!(s.evaluating.is_none());
+        assert!(s.training.as_ref().is_some_and(|t| t.running));
     }
 }

@@ -8,7 +8,7 @@ use crate::components::{
     AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel,
     RankingTable, RequestForm,
 };
-use crate::protocol::{DataSource, DeviceKind, DevicePreference, Request, Response};
+use crate::protocol::{DataSource, DeviceKind, DevicePreference, Lane, Request, Response};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
 use crate::{
@@ -95,27 +95,9 @@ pub fn app() -> Html {
     let send = {
         let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
         Callback::from(move |r: Request| {
-            // Dataset and training requests track their own progress; model requests mark the
-            // page busy.
-            if !matches!(
-                r,
-                Request::LoadDataset(_)
-                    | Request::TrainOracle { .. }
-                    | Request::TestUser { .. }
-                    | Request::Train(_)
-                    | Request::CancelTraining
-                    | Request::PauseTraining(_)
-                    | Request::UseAdapter { .. }
-                    | Request::ExportAdapter { .. }
-                    | Request::Evaluate { .. }
-                    | Request::ImportAdapter { .. }
-                    | Request::ResumeTraining
-                    | Request::DiscardCheckpoint
-                    | Request::StorageStatus
-                    | Request::ClearStorage
-                    | Request::ImportRuns { .. }
-                    | Request::LoadPairs { .. }
-            ) {
+            // Only the model's own requests mark the page busy; the other lanes show their
+            // progress in their cards.
+            if r.lane() == Lane::Model {
                 dispatcher.dispatch(Action::Started);
             }
             bridge.send(r);

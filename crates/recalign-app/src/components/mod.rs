@@ -1,6 +1,7 @@
 //! The page's function components.
 
 mod align_panel;
+#[cfg(target_arch = "wasm32")]
 mod app;
 mod chart;
 mod data_panel;
@@ -13,6 +14,7 @@ mod request_form;
 mod runs;
 
 pub use align_panel::AlignPanel;
+#[cfg(target_arch = "wasm32")]
 pub use app::App;
 pub use data_panel::DataPanel;
 pub use evaluate_panel::EvaluatePanel;

@@ -4,13 +4,12 @@
 //! Storage is best effort: a failed write is reported (`Response::StorageFailed`) and the
 //! session goes on with everything in memory; nothing already stored is touched by a failure.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use recalign_core::train::{Adapter, SftExample, TokenisedPair};
 use serde::{Deserialize, Serialize};
 
-use super::Shared;
+use super::session::Shared;
 use crate::protocol::{Response, ResumeOffer, RunRecord, StorageInfo, TrainStage};
 use crate::store::{self, ADAPTERS, CHECKPOINT, MODELS, RUNS, Store};
 
@@ -58,7 +57,7 @@ pub struct Pending {
 }
 
 /// The store, opened once per worker.
-pub async fn store(shared: &Rc<RefCell<Shared>>) -> Result<Rc<Store>, String> {
+pub async fn store(shared: &Shared) -> Result<Rc<Store>, String> {
     if let Some(s) = shared.borrow().store.clone() {
         return s;
     }
@@ -90,7 +89,7 @@ async fn adapter_index(store: &Store) -> Result<Vec<StoredAdapter>, String> {
 
 /// Stores an adapter and lists it (the file first, so the index never names a missing file).
 pub async fn save_adapter(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     name: &str,
     stage: Option<&TrainStage>,
     adapter: &Adapter,
@@ -114,7 +113,7 @@ pub async fn save_adapter(
 
 /// The stored adapters, oldest first, with the ones that cannot be read named in the errors.
 pub async fn stored_adapters(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
 ) -> Result<(Vec<(String, Option<TrainStage>, Adapter)>, Vec<String>), String> {
     let store = store(shared).await?;
     let mut out = Vec::new();
@@ -132,7 +131,7 @@ pub async fn stored_adapters(
 }
 
 /// Stores a finished run.
-pub async fn save_run(shared: &Rc<RefCell<Shared>>, run: &RunRecord) -> Result<(), String> {
+pub async fn save_run(shared: &Shared, run: &RunRecord) -> Result<(), String> {
     let store = store(shared).await?;
     store
         .write(RUNS, &format!("{}.json", run.id), &json(run)?)
@@ -140,7 +139,7 @@ pub async fn save_run(shared: &Rc<RefCell<Shared>>, run: &RunRecord) -> Result<(
 }
 
 /// Every stored run, oldest first (unreadable files are skipped).
-pub async fn runs(shared: &Rc<RefCell<Shared>>) -> Result<Vec<RunRecord>, String> {
+pub async fn runs(shared: &Shared) -> Result<Vec<RunRecord>, String> {
     let store = store(shared).await?;
     let mut out = Vec::new();
     for (file, _) in store.list(RUNS).await? {
@@ -156,7 +155,7 @@ pub async fn runs(shared: &Rc<RefCell<Shared>>) -> Result<Vec<RunRecord>, String
 
 /// Stores what a new run trains on and its record, before its first step.
 pub async fn begin_checkpoints(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     prepared: &Prepared,
     pending: &Pending,
 ) -> Result<(), String> {
@@ -170,7 +169,7 @@ pub async fn begin_checkpoints(
 /// Stores the run's record, then its checkpoint. In that order, a reload between the two leaves
 /// a record with at least the checkpoint's steps; a resume keeps only the checkpoint's.
 pub async fn save_checkpoint(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     bytes: &[u8],
     pending: &Pending,
 ) -> Result<(), String> {
@@ -180,7 +179,7 @@ pub async fn save_checkpoint(
 }
 
 /// Forgets the checkpoint (the run ended, or the user discarded it).
-pub async fn end_checkpoints(shared: &Rc<RefCell<Shared>>) -> Result<(), String> {
+pub async fn end_checkpoints(shared: &Shared) -> Result<(), String> {
     let store = store(shared).await?;
     for f in [STATE, PENDING, PREPARED] {
         store.remove(CHECKPOINT, f).await?;
@@ -198,9 +197,7 @@ async fn pending(store: &Store) -> Result<Option<Pending>, String> {
 }
 
 /// The interrupted run, its checkpoint bytes and what it trains on, if one can resume.
-pub async fn interrupted(
-    shared: &Rc<RefCell<Shared>>,
-) -> Result<Option<(Pending, Vec<u8>, Prepared)>, String> {
+pub async fn interrupted(shared: &Shared) -> Result<Option<(Pending, Vec<u8>, Prepared)>, String> {
     let store = store(shared).await?;
     let Some(pending) = pending(&store).await? else {
         return Ok(None);
@@ -217,7 +214,7 @@ pub async fn interrupted(
 }
 
 /// What is stored, for the Model card.
-pub async fn info(shared: &Rc<RefCell<Shared>>) -> StorageInfo {
+pub async fn info(shared: &Shared) -> StorageInfo {
     let store = match store(shared).await {
         Ok(s) => s,
         Err(e) => {
@@ -245,6 +242,53 @@ pub async fn info(shared: &Rc<RefCell<Shared>>) -> StorageInfo {
 }
 
 /// Sends the storage summary.
-pub async fn send_info(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) {
+pub async fn send_info(shared: &Shared, reply: &dyn Fn(Response)) {
     reply(Response::Storage(Box::new(info(shared).await)));
+}
+
+/// Sends what is stored and the stored runs (the page asks once at start).
+pub async fn status(shared: &Shared, reply: &dyn Fn(Response)) {
+    send_info(shared, reply).await;
+    match runs(shared).await {
+        Ok(runs) => reply(Response::Runs(runs)),
+        Err(message) => reply(Response::StorageFailed {
+            during: "reading the stored runs".into(),
+            message,
+        }),
+    }
+}
+
+/// Clears everything this page stored in the browser.
+pub async fn clear(shared: &Shared, reply: &dyn Fn(Response)) {
+    let cleared = match store(shared).await {
+        Ok(store) => store.clear().await,
+        Err(e) => Err(e),
+    };
+    report(reply, "clearing the stored data", cleared);
+    reply(Response::Runs(runs(shared).await.unwrap_or_default()));
+    send_info(shared, reply).await;
+}
+
+/// Stores the runs of a file exported by [`RunRecord`]'s JSON (the Runs card's export).
+pub async fn import_runs(
+    shared: &Shared,
+    bytes: &[u8],
+    reply: &dyn Fn(Response),
+) -> Result<(), String> {
+    let imported: Vec<RunRecord> = serde_json::from_slice(bytes).map_err(|e| {
+        format!("not a runs file exported from this page (a JSON list of runs): {e}")
+    })?;
+    for run in &imported {
+        save_run(shared, run).await?;
+    }
+    reply(Response::Runs(runs(shared).await?));
+    send_info(shared, reply).await;
+    Ok(())
+}
+
+/// Forgets the interrupted run's checkpoint (the user declined to resume it).
+pub async fn discard_checkpoint(shared: &Shared, reply: &dyn Fn(Response)) {
+    let ended = end_checkpoints(shared).await;
+    report(reply, "discarding the checkpoint", ended);
+    send_info(shared, reply).await;
 }

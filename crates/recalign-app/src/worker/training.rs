@@ -2,9 +2,6 @@
 //! core's trainers step by step (pause, cancel and checkpoints between steps), and continues a
 //! run a reload interrupted from its stored checkpoint.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use recalign_core::data::pairs::{Mixture, PairConfig, RejectStrategy};
 use recalign_core::losses::LossKind;
 use recalign_core::prompt::PromptFormat;
@@ -13,44 +10,46 @@ use recalign_core::train::{
     Adapter, Checkpoint, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
 };
 
+use super::browser::{now_ms, sleep_ms};
+use super::data::train_oracle;
 use super::persist::{self, Pending, Prepared};
-use super::{Failure, Shared, TrainedAdapter, base_model, dataset, now_ms, sleep_ms, use_adapter};
+use super::session::{Failure, Shared, TrainedAdapter, TrainingState};
 use crate::protocol::{
-    Response, RunRecord, TrainRequest, TrainStage, TrainSummary, ValidationPoint,
+    Lane, Response, RunRecord, TrainRequest, TrainStage, TrainSummary, ValidationPoint,
 };
 
-/// Clears the worker's training flags however a run ends.
-struct TrainingGuard(Rc<RefCell<Shared>>);
+/// Sets the session's training state back to idle however a run ends.
+struct TrainingGuard(Shared);
 
 impl Drop for TrainingGuard {
     fn drop(&mut self) {
-        let mut s = self.0.borrow_mut();
-        s.training = false;
-        s.cancel = false;
-        s.paused = false;
+        self.0.borrow_mut().training = TrainingState::Idle;
     }
 }
 
-fn claim(shared: &Rc<RefCell<Shared>>) -> Result<TrainingGuard, Failure> {
-    if shared.borrow().training {
+fn claim(shared: &Shared) -> Result<TrainingGuard, Failure> {
+    if shared.borrow().training.is_running() {
         return Err((
             "starting training".into(),
             "a training run is already going; wait for it or cancel it".into(),
         ));
     }
-    shared.borrow_mut().training = true;
+    shared.borrow_mut().training = TrainingState::Running {
+        paused: false,
+        cancel: false,
+    };
     Ok(TrainingGuard(shared.clone()))
 }
 
 /// Runs a training request with the core trainers, reporting each step; the adapter it trains
 /// joins the session's list (and the browser's storage) and becomes the one ranking uses.
 pub async fn train(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     request: TrainRequest,
     reply: &dyn Fn(Response),
 ) -> Result<(), Failure> {
     let start_fail = |m: String| ("starting training".to_string(), m);
-    let base = base_model(shared).map_err(start_fail)?;
+    let base = shared.borrow().base_model().map_err(start_fail)?;
     let guard = claim(shared)?;
     let (prepared, start, inputs, too_long, initial) =
         prepare(shared, &base, &request, reply).await?;
@@ -108,10 +107,21 @@ pub async fn train(
     run(shared, trainer, pending, &during, reply, guard).await
 }
 
+/// Asks the running run to stop after the step under way.
+pub fn cancel(shared: &Shared) {
+    shared.borrow_mut().training.cancel();
+}
+
+/// Holds the running run between steps (`true`) or lets it go on; the run confirms with
+/// `TrainPaused` when it actually holds or goes on.
+pub fn pause(shared: &Shared, hold: bool) {
+    shared.borrow_mut().training.pause(hold);
+}
+
 /// Continues the run a reload interrupted from its last checkpoint.
-pub async fn resume(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) -> Result<(), Failure> {
+pub async fn resume(shared: &Shared, reply: &dyn Fn(Response)) -> Result<(), Failure> {
     let fail = |m: String| ("resuming training".to_string(), m);
-    let base = base_model(shared).map_err(fail)?;
+    let base = shared.borrow().base_model().map_err(fail)?;
     let guard = claim(shared)?;
     let (mut pending, bytes, prepared) = persist::interrupted(shared)
         .await
@@ -149,13 +159,13 @@ pub async fn resume(shared: &Rc<RefCell<Shared>>, reply: &dyn Fn(Response)) -> R
 /// Ranks the candidates of the run's validation users with the adapter as trained so far and
 /// reports HR@1 and AveragePopularity@1 (skipped without a dataset, e.g. on imported pairs).
 async fn validation(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     trainer: &Trainer,
     pending: &mut Pending,
     step: usize,
     reply: &dyn Fn(Response),
 ) {
-    let (Ok(base), Ok(data)) = (base_model(shared), dataset(shared)) else {
+    let (Ok(base), Ok(data)) = (shared.borrow().base_model(), shared.borrow().dataset()) else {
         return;
     };
     let (log, splits) = &*data;
@@ -208,13 +218,14 @@ fn send_pair_eps(prepared: &Prepared, reply: &dyn Fn(Response)) {
 /// Prepares a run's inputs: the prepared examples or pairs, what the run starts from, the
 /// inputs used and dropped, and the adapter it starts from (preference runs: the latest SFT).
 async fn prepare(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     base: &recalign_core::LanguageModel,
     request: &TrainRequest,
     reply: &dyn Fn(Response),
 ) -> Result<(Prepared, String, usize, usize, Option<Adapter>), Failure> {
     let progress = |stage: &str, done: usize, total: usize| {
-        reply(Response::TrainProgress {
+        reply(Response::Progress {
+            lane: Lane::Training,
             stage: stage.into(),
             done: done as u64,
             total: Some(total as u64),
@@ -232,7 +243,12 @@ async fn prepare(
     let data = if imported {
         None
     } else {
-        Some(dataset(shared).map_err(|m| ("starting training".to_string(), m))?)
+        Some(
+            shared
+                .borrow()
+                .dataset()
+                .map_err(|m| ("starting training".to_string(), m))?,
+        )
     };
     let examples = data.as_ref().map_or_else(Vec::new, |d| {
         train_data::draw(&d.1.train, request.prompts, settings.seed)
@@ -429,7 +445,7 @@ async fn prepare(
 /// fed at the lowest adapted layer (the CLI's `train sft --hybrid`). Without an oracle, the
 /// Data card's oracle training runs first with its defaults (its result shows there).
 async fn fresh_hybrid(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     base: &recalign_core::LanguageModel,
     request: &TrainRequest,
     reply: &dyn Fn(Response),
@@ -437,7 +453,7 @@ async fn fresh_hybrid(
     let fail = |m: String| ("preparing hybrid SFT".to_string(), m);
     if shared.borrow().oracle.is_none() {
         let d = recalign_core::oracle::sasrec::SasRecTraining::default();
-        super::train_oracle(shared, d.epochs, d.learning_rate, reply)
+        train_oracle(shared, d.epochs, d.learning_rate, reply)
             .await
             .map_err(|m| {
                 fail(format!(
@@ -460,7 +476,7 @@ async fn fresh_hybrid(
     let seed = request.settings.seed;
     let mut adapter = Adapter::fresh(&request.lora, c, seed).map_err(|e| fail(e.to_string()))?;
     let catalogue =
-        recalign_core::hybrid::ItemCatalogue::of(&super::dataset(shared).map_err(fail)?.0);
+        recalign_core::hybrid::ItemCatalogue::of(&shared.borrow().dataset().map_err(fail)?.0);
     adapter.hybrid = Some(
         recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
             .and_then(|h| h.with_catalogue(catalogue))
@@ -473,7 +489,7 @@ async fn fresh_hybrid(
 /// Steps `trainer` to its end (or a cancel), holding on pause and storing a checkpoint every
 /// `checkpoint_every` steps; the adapter joins the session and the browser's storage.
 async fn run(
-    shared: &Rc<RefCell<Shared>>,
+    shared: &Shared,
     mut trainer: Trainer,
     mut pending: Pending,
     during: &str,
@@ -491,14 +507,14 @@ async fn run(
     }
     while !trainer.is_done() {
         // A pause holds here, between steps, until resumed or cancelled.
-        if shared.borrow().paused && !shared.borrow().cancel {
+        if shared.borrow().training.held() {
             reply(Response::TrainPaused(true));
-            while shared.borrow().paused && !shared.borrow().cancel {
+            while shared.borrow().training.held() {
                 sleep_ms(100).await;
             }
             reply(Response::TrainPaused(false));
         }
-        if shared.borrow().cancel {
+        if shared.borrow().training.cancelled() {
             cancelled = true;
             break;
         }
@@ -531,22 +547,26 @@ async fn run(
     adapter.prompt = pending.run.request.format;
     let stage = pending.run.request.stage.clone();
     let label = pending.run.label.clone();
-    let index = {
-        let mut s = shared.borrow_mut();
+    let name = {
+        let s = shared.borrow();
         let n = s
             .adapters
             .iter()
             .filter(|a| a.stage.as_ref().is_some_and(|st| st.label() == label))
             .count();
-        s.adapters.push(TrainedAdapter {
-            name: format!("{label} #{}", n + 1),
-            stage: Some(stage.clone()),
-            adapter: adapter.clone(),
-        });
-        s.adapters.len() - 1
+        format!("{label} #{}", n + 1)
     };
-    let name = shared.borrow().adapters[index].name.clone();
-    use_adapter(shared, Some(index)).map_err(|m| (during.to_string(), m))?;
+    let base = shared
+        .borrow()
+        .base_model()
+        .map_err(|m| (during.to_string(), m))?;
+    let lm = with_adapter(&base, &adapter).map_err(fail)?;
+    let trained = TrainedAdapter {
+        name: name.clone(),
+        stage: Some(stage.clone()),
+        adapter: adapter.clone(),
+    };
+    let index = shared.borrow_mut().add_adapter(trained, Some(lm));
     let summary = TrainSummary {
         index,
         name: name.clone(),
