@@ -251,13 +251,13 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   await setField(page, '#train-accumulation', 1);
   await page.selectOption('#train-stage', 'preference');
   await page.selectOption('#train-loss', 'rosepo');
+  // RosePO smooths with the SASRec oracle: with none trained yet, the worker trains it first
+  // (its result shows in the Data card), then the pairs.
   await page.click('#train-start');
-  await page.waitForSelector('#error', { timeout: 60_000 });
-  assert.match(await text(page, '#error'), /train the oracle first/);
-  await page.click('#error button');
-  await page.click('#train-oracle');
-  await page.waitForSelector('#data-progress-bar', { timeout: 30_000 });
   await page.waitForSelector('#oracle-result', { timeout: 600_000 });
+  const first = await page.waitForFunction(() => document.querySelector('#train-summary')?.textContent.startsWith('RosePO #1')
+    ? document.querySelector('#train-summary').textContent : null, null, { timeout: 600_000 });
+  assert.match(await first.jsonValue(), /finished 2 of 2 steps/);
   const cells = await page.locator('#oracle-result tbody tr').allInnerTexts();
   const hr1 = (row) => Number(row.split('\t')[1]);
   const [sasrec, popularity, random] = cells.map(hr1);
@@ -307,8 +307,8 @@ await test('ML-100K loads with its split, SASRec trains on the CPU and beats pop
   const lines = (await page.locator('#history').inputValue()).split('\n');
   assert.equal(lines[lines.length - 1], hit);
   assert.equal(lines.length, history.split('\n').length + 1);
-  // RosePO: each pair smoothed by the oracle just trained.
-  const rosepo = await trainAndWait(page, 'RosePO #1');
+  // RosePO again: each pair smoothed by the oracle trained for the first run.
+  const rosepo = await trainAndWait(page, 'RosePO #2');
   console.log(`      ${rosepo}`);
   assert.match(rosepo, /finished 2 of 2 steps in [\d.]+ s on \d+ pairs \(from the base model\)/);
   const loss = await series(page, '#train-chart-loss');
@@ -638,6 +638,17 @@ await test('the loss lab draws every loss and its gradient weight; sliders move 
       assert.equal(points.length, 121, `${id} ${line} points drawn`);
     }
   }
+  // Every panel has its margin axis.
+  assert.deepEqual(await page.locator('#lab-dpo text').allTextContents().then((t) => t.filter((s) => /^-?\d$/.test(s))).then((t) => t.slice(-5)), ['-6', '-3', '0', '3', '6']);
+  // The overlay: the chosen losses on one set of axes (DPO, cDPO and S-DPO to begin with).
+  const overlay = () => page.locator('#lab-overlay-chart polyline').evaluateAll((ls) => ls.map((l) => l.id));
+  assert.deepEqual(await overlay(), ['overlay-dpo', 'overlay-cdpo', 'overlay-sdpo']);
+  await page.uncheck('#overlay-pick-cdpo');
+  await page.check('#overlay-pick-rosepo');
+  assert.deepEqual(await overlay(), ['overlay-dpo', 'overlay-sdpo', 'overlay-rosepo']);
+  const overlaid = (await page.locator('#overlay-dpo').getAttribute('data-values')).split(',').map(Number);
+  const alone = (await page.locator('#lab-dpo polyline.series-loss').getAttribute('data-values')).split(',').map(Number);
+  assert.ok(overlaid.length === 121 && overlaid.every((v, i) => Math.abs(v - alone[i]) < 1e-5), 'the overlay draws the same curve');
   const optimum = async (id) => Number(await page.locator(`#lab-${id}`).getAttribute('data-optimum'));
   // cDPO and RosePO: ln((1 - eps) / eps) / beta; IPO: 1 / (2 tau). Defaults beta 1, eps 0.1, tau 0.25.
   assert.ok(Math.abs((await optimum('cdpo')) - Math.log(9)) < 1e-5);
@@ -762,6 +773,25 @@ await test('Evaluate puts the base model and an adapter side by side: accuracy, 
   await trainAndWait(page, 'SFT #1');
   const longest = await page.evaluate(() => window.__longest);
   console.log(`      longest main-thread task while 12 SFT steps trained on the CPU device: ${longest ? `${longest.toFixed(0)} ms` : 'none over 50 ms'}`);
+  // The loss chart: ticks on both axes, the axes named, a legend, the nearest step's values
+  // under the pointer, and the chart as an SVG file.
+  const lossChart = page.locator('figure:has(#train-chart)');
+  const ticks = await lossChart.locator('g.tick text').allTextContents();
+  assert.ok(ticks.length >= 5 && ticks.includes('12'), `ticks: ${ticks}`);
+  assert.deepEqual(await lossChart.locator('text.axis-label').allTextContents(), ['step', 'loss (nats per answer token)']);
+  assert.match(await lossChart.locator('.key').first().innerText(), /loss/);
+  const box = await page.locator('#train-chart').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.55, box.y + box.height * 0.4);
+  await page.waitForFunction(() => /^step \d+: loss \d/.test(document.querySelector('figure:has(#train-chart) .readout')?.textContent ?? ''));
+  const readout = await lossChart.locator('.readout').innerText();
+  const step = Number(/^step (\d+)/.exec(readout)[1]);
+  const losses = await series(page, '#train-chart-loss');
+  assert.ok(step >= 1 && step <= 12, readout);
+  assert.ok(Math.abs(Number(/loss ([\d.e+-]+)/.exec(readout)[1]) - losses[step - 1]) < 1e-3, `${readout} vs ${losses[step - 1]}`);
+  const [svgFile] = await Promise.all([page.waitForEvent('download'), lossChart.locator('.chart-download').click()]);
+  const svg = fs.readFileSync(await svgFile.path(), 'utf8');
+  assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.ok(svg.includes('id="train-chart-loss"') && svg.includes('stroke="#'), 'the file keeps the line and its colour');
   await evaluate(2);
   const rows = await page.locator('#eval-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
   for (const r of rows) console.log(`      ${r.join(' | ')}`);
@@ -779,6 +809,30 @@ await test('Evaluate puts the base model and an adapter side by side: accuracy, 
     assert.ok(pop.length === 20 && pop.every((v) => Number.isFinite(v) && v >= 0), `eval-pop-${i}: ${pop}`);
     assert.ok(Math.abs(pop[0] - Number(r[7])) < 0.05 + 1e-9, `rank 1 ${pop[0]} vs AvgPop@1 ${r[7]}`);
   }
+});
+
+await test('Align in four steps: a test user, the base ranking, Quick SFT, RosePO, and the three side by side', false, async (page) => {
+  await page.goto(`${origin}/?model=models/tiny.gguf`);
+  await ready(page);
+  await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
+  await page.click('#walk-start');
+  await page.waitForFunction(() => document.querySelectorAll('#walk-results tr.walk-model').length === 3
+    || document.querySelector('#walk-stopped'), null, { timeout: 900_000 });
+  assert.equal(await page.locator('#walk-stopped').count(), 0, await page.locator('#walk-stopped').allInnerTexts().then(String));
+  const rows = await page.locator('#walk-results tr.walk-model').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  for (const r of rows) console.log(`      ${r.join(' | ')}`);
+  assert.deepEqual(rows.map((r) => r[0]), ['base model', 'SFT #1', 'RosePO #1']);
+  for (const r of rows) {
+    assert.match(r[1], /^\d+ of 20$/, `their next title's rank: ${r[1]}`);
+    assert.ok(Number(r[4]) >= 0 && Number(r[4]) <= 1, `validation HR@1 ${r[4]}`);
+    assert.ok(Number(r[5]) > 0, `validation AvgPop@1 ${r[5]}`);
+  }
+  // What the table says is what the page holds: RosePO #1 ranks now, the test user's choice is
+  // marked in its ranking at the rank the table gives.
+  assert.match(await text(page, '#model-in-use'), /RosePO #1/);
+  const chosenRank = await page.locator('#ranking tr.chosen td').first().innerText();
+  assert.equal(`${Number(chosenRank)} of 20`, rows[2][1]);
+  assert.deepEqual(await page.locator('#adapter-select option').allInnerTexts(), ['base model', 'SFT #1', 'RosePO #1']);
 });
 
 await test('settings live in the URL hash: a reload keeps them and a link reproduces a setup', false, async (page) => {

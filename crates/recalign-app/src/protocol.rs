@@ -262,6 +262,17 @@ impl Request {
     }
 }
 
+/// A message with the id of the request it belongs to. The page numbers its requests and the
+/// worker echoes the number on every response to one, so the page knows which request a
+/// result ends (two rankings in flight no longer free the page when the first one ends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tagged<T> {
+    /// The request's number, unique per page.
+    pub id: u64,
+    /// The message.
+    pub body: T,
+}
+
 /// The base model or one of the session's adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelChoice {
@@ -667,6 +678,24 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// Whether this ends a model-lane request (a load, ranking, recommendation or generation):
+    /// its result or its failure. The page is busy while one of those is in flight.
+    pub fn ends_model_request(&self) -> bool {
+        matches!(
+            self,
+            Self::Loaded(_)
+                | Self::Ranked { .. }
+                | Self::Recommended { .. }
+                | Self::Generated { .. }
+                | Self::Failed {
+                    lane: Lane::Model,
+                    ..
+                }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,11 +809,15 @@ mod tests {
 
     #[test]
     fn every_request_survives_the_wire_and_has_its_lane() {
-        for (request, lane) in requests() {
-            let wire = serde_json::to_string(&request).expect("serialises");
-            let back: Request = serde_json::from_str(&wire).expect("deserialises");
-            assert_eq!(back, request);
+        for (i, (request, lane)) in requests().into_iter().enumerate() {
             assert_eq!(request.lane(), lane, "{request:?}");
+            let sent = Tagged {
+                id: i as u64 + 1,
+                body: request,
+            };
+            let wire = serde_json::to_string(&sent).expect("serialises");
+            let back: Tagged<Request> = serde_json::from_str(&wire).expect("deserialises");
+            assert_eq!(back, sent);
         }
     }
 

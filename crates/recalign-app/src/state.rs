@@ -9,7 +9,7 @@ use yew::Reducible;
 use crate::components::BatchMarker;
 use crate::protocol::{
     Comparison, DatasetInfo, DeviceKind, Evaluation, Lane, ModelInfo, OracleSummary, Response,
-    RunRecord, StorageInfo, TrainStage, TrainSummary, ValidationPoint,
+    RunRecord, StorageInfo, Tagged, TrainStage, TrainSummary, ValidationPoint,
 };
 use recalign_core::losses::LossKind;
 
@@ -228,8 +228,8 @@ pub struct AppState {
     pub candidates: String,
     /// Rank by mean instead of summed log-probability.
     pub length_normalised: bool,
-    /// A request is running.
-    pub busy: bool,
+    /// Model-lane requests in flight, by id: the page is busy while there is one.
+    pub pending: Vec<u64>,
     /// The last ranking and its time in ms.
     pub ranking: Option<(Ranking, f64)>,
     /// The same candidates ranked by a second model, when asked for.
@@ -289,7 +289,7 @@ impl Default for AppState {
             history: EXAMPLES[0].history.join("\n"),
             candidates: EXAMPLES[0].candidates.join("\n"),
             length_normalised: false,
-            busy: false,
+            pending: Vec::new(),
             ranking: None,
             comparison: None,
             candidate_popularity: None,
@@ -325,6 +325,11 @@ impl AppState {
     /// Candidate titles, one per non-empty line.
     pub fn candidate_titles(&self) -> Vec<String> {
         lines(&self.candidates)
+    }
+
+    /// Whether a model-lane request (a load, ranking, recommendation, generation) is running.
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Whether a dataset step is running.
@@ -386,7 +391,7 @@ fn lines(text: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// A message from the worker.
-    Worker(Box<Response>),
+    Worker(Box<Tagged<Response>>),
     /// The history text changed.
     SetHistory(String),
     /// The candidates text changed.
@@ -397,8 +402,8 @@ pub enum Action {
     AddToHistory(String),
     /// Fill in an example.
     UseExample(usize),
-    /// A request was sent to the worker.
-    Started,
+    /// A model-lane request (its id) was sent to the worker.
+    Started(u64),
     /// The model load just sent also brings the default adapter.
     DefaultAdapterAsked,
     /// A local model file is being read.
@@ -426,187 +431,196 @@ pub enum Action {
     Error(String),
 }
 
+impl AppState {
+    /// Takes in a worker response (the request it answers is already accounted for).
+    fn apply(&mut self, response: Response) {
+        let s = self;
+        match response {
+            Response::Device { kind, note } => s.device = Some((kind, note)),
+            Response::Progress {
+                lane,
+                stage,
+                done,
+                total,
+            } => {
+                let progress = Progress { stage, done, total };
+                match lane {
+                    Lane::Model | Lane::Adapters | Lane::Storage => {
+                        s.progress = Some(progress);
+                    }
+                    Lane::Data => s.data_progress = Some(progress),
+                    Lane::Training => {
+                        if let Some(t) = s.training.as_mut() {
+                            t.preparing = Some(progress);
+                        }
+                    }
+                    Lane::Evaluation => {
+                        s.evaluating = Some((progress.done, progress.total.unwrap_or(0)));
+                    }
+                }
+            }
+            Response::Loaded(info) => {
+                s.model = Some(info);
+                s.progress = None;
+            }
+            Response::Storage(info) => s.storage = Some(*info),
+            Response::PairEps(eps) => s.pair_eps = eps,
+            Response::PairsLoaded {
+                name,
+                pairs,
+                smoothed,
+                negatives,
+            } => s.pairs_file = Some((name, pairs, smoothed, negatives)),
+            Response::Runs(runs) => s.runs = runs,
+            Response::Resuming(run) => {
+                s.training = Some(TrainingView::resumed(*run));
+                if let Some(st) = s.storage.as_mut() {
+                    st.resume = None;
+                }
+                s.error = None;
+            }
+            Response::StorageFailed { during, message } => {
+                s.storage_warning = Some(format!("Not stored while {during}: {message}"));
+            }
+            Response::Ranked {
+                ranking,
+                ms,
+                comparison,
+                popularity,
+            } => {
+                s.ranking = Some((ranking, ms));
+                s.comparison = comparison.map(|c| *c);
+                s.candidate_popularity = popularity;
+            }
+            Response::Recommended {
+                found,
+                popularity,
+                ms,
+            } => {
+                s.recommended = Some((found, popularity, ms));
+            }
+            Response::Generated {
+                generation,
+                named,
+                ms,
+            } => {
+                let title = named.and_then(|i| s.candidate_titles().get(i).cloned());
+                s.generation = Some((generation, title, ms));
+            }
+            Response::DatasetLoaded(info) => {
+                s.dataset = Some(info);
+                s.data_progress = None;
+                s.oracle = None;
+                s.test_user = None;
+            }
+            Response::OracleTrained(summary) => {
+                s.oracle = Some(summary);
+                s.data_progress = None;
+            }
+            Response::TestUser {
+                index,
+                history,
+                candidates,
+                target,
+            } => {
+                s.history = history.join("\n");
+                s.candidates = candidates.join("\n");
+                s.test_user = Some((index, target));
+                s.ranking = None;
+                s.generation = None;
+                s.data_progress = None;
+            }
+            Response::TrainStep(report) => {
+                if let Some(t) = s.training.as_mut() {
+                    t.preparing = None;
+                    t.steps.push(report);
+                }
+            }
+            Response::TrainValidation(point) => {
+                if let Some(t) = s.training.as_mut() {
+                    t.validation.push(point);
+                }
+            }
+            Response::TrainWarning(message) => s.notice = Some(message),
+            Response::TrainPaused(paused) => {
+                if let Some(t) = s.training.as_mut() {
+                    t.paused = paused;
+                    t.pausing = None;
+                }
+            }
+            Response::Trained(summary) => {
+                s.name_adapter(summary.index, summary.name.clone());
+                if let Some(t) = s.training.as_mut() {
+                    t.end();
+                    t.summary = Some(summary);
+                }
+            }
+            Response::Evaluated(evaluation) => {
+                s.evaluations.push(*evaluation);
+                s.evaluating = None;
+            }
+            Response::AdapterAdded { index, name } => s.name_adapter(index, name),
+            Response::DefaultAdapter(outcome) => {
+                s.default_adapter = match outcome {
+                    Ok(index) => DefaultAdapter::Loaded(index),
+                    Err(why) => DefaultAdapter::Failed(why),
+                };
+            }
+            Response::AdapterExported { name, .. } => {
+                s.notice = Some(format!(
+                    "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
+                ));
+            }
+            Response::AdapterInUse { index } => {
+                if s.adapter_in_use != index {
+                    // A ranking made with another model would now mislead.
+                    s.ranking = None;
+                    s.generation = None;
+                }
+                s.adapter_in_use = index;
+            }
+            Response::Failed {
+                lane,
+                during,
+                message,
+            } => {
+                s.error = Some(format!("Error while {during}: {message}"));
+                match lane {
+                    // The dataset and oracle shown before stay: the user loses nothing.
+                    Lane::Data => s.data_progress = None,
+                    Lane::Training => {
+                        if let Some(t) = s.training.as_mut() {
+                            t.end();
+                        }
+                    }
+                    Lane::Evaluation => s.evaluating = None,
+                    Lane::Model | Lane::Adapters | Lane::Storage => {
+                        // A failed load keeps a previously loaded model usable.
+                        s.progress = None;
+                        // A failed model load never gets to its adapter.
+                        if s.default_adapter == DefaultAdapter::Loading {
+                            s.default_adapter = DefaultAdapter::NotAsked;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Reducible for AppState {
     type Action = Action;
 
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut s = (*self).clone();
         match action {
-            Action::Worker(r) => match *r {
-                Response::Device { kind, note } => s.device = Some((kind, note)),
-                Response::Progress {
-                    lane,
-                    stage,
-                    done,
-                    total,
-                } => {
-                    let progress = Progress { stage, done, total };
-                    match lane {
-                        Lane::Model | Lane::Adapters | Lane::Storage => {
-                            s.progress = Some(progress);
-                        }
-                        Lane::Data => s.data_progress = Some(progress),
-                        Lane::Training => {
-                            if let Some(t) = s.training.as_mut() {
-                                t.preparing = Some(progress);
-                            }
-                        }
-                        Lane::Evaluation => {
-                            s.evaluating = Some((progress.done, progress.total.unwrap_or(0)));
-                        }
-                    }
+            Action::Worker(tagged) => {
+                let Tagged { id, body } = *tagged;
+                if body.ends_model_request() {
+                    s.pending.retain(|p| *p != id);
                 }
-                Response::Loaded(info) => {
-                    s.model = Some(info);
-                    s.progress = None;
-                    s.busy = false;
-                }
-                Response::Storage(info) => s.storage = Some(*info),
-                Response::PairEps(eps) => s.pair_eps = eps,
-                Response::PairsLoaded {
-                    name,
-                    pairs,
-                    smoothed,
-                    negatives,
-                } => s.pairs_file = Some((name, pairs, smoothed, negatives)),
-                Response::Runs(runs) => s.runs = runs,
-                Response::Resuming(run) => {
-                    s.training = Some(TrainingView::resumed(*run));
-                    if let Some(st) = s.storage.as_mut() {
-                        st.resume = None;
-                    }
-                    s.error = None;
-                }
-                Response::StorageFailed { during, message } => {
-                    s.storage_warning = Some(format!("Not stored while {during}: {message}"));
-                }
-                Response::Ranked {
-                    ranking,
-                    ms,
-                    comparison,
-                    popularity,
-                } => {
-                    s.ranking = Some((ranking, ms));
-                    s.comparison = comparison.map(|c| *c);
-                    s.candidate_popularity = popularity;
-                    s.busy = false;
-                }
-                Response::Recommended {
-                    found,
-                    popularity,
-                    ms,
-                } => {
-                    s.recommended = Some((found, popularity, ms));
-                    s.busy = false;
-                }
-                Response::Generated {
-                    generation,
-                    named,
-                    ms,
-                } => {
-                    let title = named.and_then(|i| s.candidate_titles().get(i).cloned());
-                    s.generation = Some((generation, title, ms));
-                    s.busy = false;
-                }
-                Response::DatasetLoaded(info) => {
-                    s.dataset = Some(info);
-                    s.data_progress = None;
-                    s.oracle = None;
-                    s.test_user = None;
-                }
-                Response::OracleTrained(summary) => {
-                    s.oracle = Some(summary);
-                    s.data_progress = None;
-                }
-                Response::TestUser {
-                    index,
-                    history,
-                    candidates,
-                    target,
-                } => {
-                    s.history = history.join("\n");
-                    s.candidates = candidates.join("\n");
-                    s.test_user = Some((index, target));
-                    s.ranking = None;
-                    s.generation = None;
-                    s.data_progress = None;
-                }
-                Response::TrainStep(report) => {
-                    if let Some(t) = s.training.as_mut() {
-                        t.preparing = None;
-                        t.steps.push(report);
-                    }
-                }
-                Response::TrainValidation(point) => {
-                    if let Some(t) = s.training.as_mut() {
-                        t.validation.push(point);
-                    }
-                }
-                Response::TrainWarning(message) => s.notice = Some(message),
-                Response::TrainPaused(paused) => {
-                    if let Some(t) = s.training.as_mut() {
-                        t.paused = paused;
-                        t.pausing = None;
-                    }
-                }
-                Response::Trained(summary) => {
-                    s.name_adapter(summary.index, summary.name.clone());
-                    if let Some(t) = s.training.as_mut() {
-                        t.end();
-                        t.summary = Some(summary);
-                    }
-                }
-                Response::Evaluated(evaluation) => {
-                    s.evaluations.push(*evaluation);
-                    s.evaluating = None;
-                }
-                Response::AdapterAdded { index, name } => s.name_adapter(index, name),
-                Response::DefaultAdapter(outcome) => {
-                    s.default_adapter = match outcome {
-                        Ok(index) => DefaultAdapter::Loaded(index),
-                        Err(why) => DefaultAdapter::Failed(why),
-                    };
-                }
-                Response::AdapterExported { name, .. } => {
-                    s.notice = Some(format!(
-                        "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
-                    ));
-                }
-                Response::AdapterInUse { index } => {
-                    if s.adapter_in_use != index {
-                        // A ranking made with another model would now mislead.
-                        s.ranking = None;
-                        s.generation = None;
-                    }
-                    s.adapter_in_use = index;
-                }
-                Response::Failed {
-                    lane,
-                    during,
-                    message,
-                } => {
-                    s.error = Some(format!("Error while {during}: {message}"));
-                    match lane {
-                        // The dataset and oracle shown before stay: the user loses nothing.
-                        Lane::Data => s.data_progress = None,
-                        Lane::Training => {
-                            if let Some(t) = s.training.as_mut() {
-                                t.end();
-                            }
-                        }
-                        Lane::Evaluation => s.evaluating = None,
-                        Lane::Model | Lane::Adapters | Lane::Storage => {
-                            s.busy = false;
-                            // A failed load keeps a previously loaded model usable.
-                            s.progress = None;
-                            // A failed model load never gets to its adapter.
-                            if s.default_adapter == DefaultAdapter::Loading {
-                                s.default_adapter = DefaultAdapter::NotAsked;
-                            }
-                        }
-                    }
-                }
-            },
+                s.apply(body);
+            }
             Action::SetHistory(t) => s.history = t,
             Action::SetCandidates(t) => s.candidates = t,
             Action::SetLengthNormalised(b) => s.length_normalised = b,
@@ -626,8 +640,8 @@ impl Reducible for AppState {
                     s.generation = None;
                 }
             }
-            Action::Started => {
-                s.busy = true;
+            Action::Started(id) => {
+                s.pending.push(id);
                 s.error = None;
             }
             Action::DefaultAdapterAsked => s.default_adapter = DefaultAdapter::Loading,
@@ -670,7 +684,7 @@ impl Reducible for AppState {
             Action::DismissStorageWarning => s.storage_warning = None,
             Action::Error(e) => {
                 s.error = Some(e);
-                s.busy = false;
+                s.pending.clear();
             }
         }
         Rc::new(s)
@@ -690,7 +704,11 @@ mod tests {
     }
 
     fn worker(r: Response) -> Action {
-        Action::Worker(Box::new(r))
+        reply(0, r)
+    }
+
+    fn reply(id: u64, body: Response) -> Action {
+        Action::Worker(Box::new(Tagged { id, body }))
     }
 
     fn progress(lane: Lane, done: u64) -> Action {
@@ -740,38 +758,79 @@ mod tests {
     fn a_failed_model_request_frees_the_page_and_gives_up_the_default_adapter() {
         let s = after([
             Action::DefaultAdapterAsked,
-            Action::Started,
+            Action::Started(0),
             progress(Lane::Model, 1),
             failed(Lane::Model),
         ]);
-        assert!(!s.busy && s.progress.is_none());
+        assert!(!s.busy() && s.progress.is_none());
         assert_eq!(s.default_adapter, DefaultAdapter::NotAsked);
         assert_eq!(s.error.as_deref(), Some("Error while doing it: it broke"));
+    }
+
+    #[test]
+    fn the_page_is_busy_until_its_last_model_request_ends() {
+        let failed_rank = |id| {
+            reply(
+                id,
+                Response::Failed {
+                    lane: Lane::Model,
+                    during: "ranking".into(),
+                    message: "no model".into(),
+                },
+            )
+        };
+        // Two rankings in flight: the first one's end leaves the page busy for the second.
+        let s = after([Action::Started(1), Action::Started(2), failed_rank(1)]);
+        assert!(s.busy());
+        assert_eq!(s.pending, vec![2]);
+        let s = after([
+            Action::Started(1),
+            Action::Started(2),
+            failed_rank(1),
+            failed_rank(2),
+        ]);
+        assert!(!s.busy());
+        // Progress and other lanes' results end nothing.
+        let s = after([
+            Action::Started(3),
+            reply(3, progress_response(Lane::Model)),
+            reply(3, Response::TrainPaused(false)),
+        ]);
+        assert!(s.busy());
+    }
+
+    fn progress_response(lane: Lane) -> Response {
+        Response::Progress {
+            lane,
+            stage: "Downloading the model".into(),
+            done: 1,
+            total: None,
+        }
     }
 
     #[test]
     fn a_failure_in_one_lane_leaves_the_others_going() {
         // A dataset failure while the model loads: the load's progress and busy state stay.
         let s = after([
-            Action::Started,
+            Action::Started(0),
             progress(Lane::Model, 1),
             Action::DataStarted("Loading ML-100K".into()),
             failed(Lane::Data),
         ]);
-        assert!(s.busy && s.progress.is_some());
+        assert!(s.busy() && s.progress.is_some());
         assert!(s.data_progress.is_none());
         assert!(s.error.is_some());
 
         // A training failure ends the run's view but not the model's request.
         let s = after([
-            Action::Started,
+            Action::Started(0),
             Action::TrainStarted {
                 stage: TrainStage::Sft,
                 planned: 5,
             },
             failed(Lane::Training),
         ]);
-        assert!(s.busy);
+        assert!(s.busy());
         let t = s.training.as_ref().expect("the run stays shown");
         assert!(!t.running && t.preparing.is_none());
 

@@ -8,7 +8,7 @@ use recalign_core::train::{LoraSettings, LoraTargets, StepReport, TrainSettings}
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::chart::{Scale, Series, line_chart};
+use super::chart::{LineChart, Series};
 use super::{RunsView, files};
 use crate::hash;
 use crate::protocol::{Request, TrainRequest, TrainStage, ValidationPoint};
@@ -154,6 +154,24 @@ impl AlignForm {
         }
     }
 
+    /// The walk-through's preference step: RosePO from the quick SFT adapter, on pairs whose
+    /// rejected answer is the model's own top mistake (helpfulness) or a popular title
+    /// (harmlessness), smoothed by the SASRec oracle; 24 steps of 4 at the gentle rate that kept
+    /// SFT's accuracy natively (docs/alignment.md, "A gentler preference stage").
+    fn quick_rosepo(layers: usize) -> Self {
+        Self {
+            preference: true,
+            loss: LossKind::Rosepo,
+            beta: 1.0,
+            strategies: vec![RejectStrategy::SelfHard, RejectStrategy::Popular],
+            prompts: 96,
+            steps: 24,
+            learning_rate: 5e-5,
+            validate_every: 24,
+            ..Self::quick(layers)
+        }
+    }
+
     /// The form as hash pairs.
     fn to_hash(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -251,6 +269,16 @@ impl AlignForm {
     }
 }
 
+/// Quick align's SFT run, for a model of `layers` blocks (the walk-through's third step).
+pub fn quick_sft_request(layers: usize) -> TrainRequest {
+    AlignForm::quick(layers).request()
+}
+
+/// The walk-through's RosePO run after [`quick_sft_request`].
+pub fn quick_rosepo_request(layers: usize) -> TrainRequest {
+    AlignForm::quick_rosepo(layers).request()
+}
+
 fn strategy_label(s: RejectStrategy) -> &'static str {
     match s {
         RejectStrategy::Random => "random",
@@ -282,7 +310,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     } else {
         state.dataset.is_some()
     };
-    let can_start = state.ready() && inputs_ready && !running && !state.busy;
+    let can_start = state.ready() && inputs_ready && !running && !state.busy();
 
     // One editor per field: parse, and keep the previous value when the text does not parse.
     let edit = |apply: fn(&mut AlignForm, &str)| {
@@ -520,7 +548,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
 
     let adapters = html! {
         <label class="field" id="adapter-choice">{ "Rank and generate with" }
-            <select id="adapter-select" onchange={ choose_adapter } disabled={ running || state.busy }>
+            <select id="adapter-select" onchange={ choose_adapter } disabled={ running || state.busy() }>
                 <option value="base" selected={ state.adapter_in_use.is_none() }>{ "base model" }</option>
                 { for state.adapters.iter().enumerate().map(|(i, name)| html! {
                     <option value={ i.to_string() } selected={ state.adapter_in_use == Some(i) }>{ name.clone() }</option>
@@ -731,12 +759,15 @@ fn validation_chart(points: &[ValidationPoint]) -> Html {
         return Html::default();
     }
     let steps: Vec<String> = points.iter().map(|p| p.step.to_string()).collect();
+    let xs: Vec<f64> = points.iter().map(|p| p.step as f64).collect();
     html! {
         <div id="train-validation">
-            { line_chart("train-chart-validation", "Validation HR@1 and AveragePopularity@1 during training", &[
-                Series::new("train-chart-hr1", "series-hr1", "validation HR@1", points.iter().map(|p| p.hr_at_1).collect()),
-                Series::new("train-chart-avgpop", "series-avgpop", "AvgPop@1", points.iter().map(|p| p.average_popularity).collect()),
-            ], Scale::PerSeries) }
+            <LineChart id="train-chart-validation" aria="Validation HR@1 and AveragePopularity@1 during training"
+                x_label="step" y_label="validation HR@1" y_right_label="AvgPop@1 (training interactions)"
+                series={ vec![
+                    Series::new("train-chart-hr1", "series-hr1", "validation HR@1", points.iter().map(|p| p.hr_at_1).collect()).at(xs.clone()),
+                    Series::new("train-chart-avgpop", "series-avgpop", "AvgPop@1", points.iter().map(|p| p.average_popularity).collect()).at(xs).right(),
+                ] } />
             <p class="meta">{ format!("Checked at steps {} (step 0: before training).", steps.join(", ")) }</p>
         </div>
     }
@@ -746,47 +777,70 @@ fn validation_chart(points: &[ValidationPoint]) -> Html {
 /// (preference stages); learning rate and tokens per second.
 fn charts(steps: &[StepReport], preference: bool) -> Html {
     let values = |f: fn(&StepReport) -> f64| steps.iter().map(f).collect::<Vec<f64>>();
-    let mut main = vec![Series::new(
-        "train-chart-loss",
-        "series-loss",
-        "loss",
-        values(|r| f64::from(r.loss)),
-    )];
+    let xs = values(|r| r.step as f64);
+    let line = |id: &str, class: &str, label: &str, f: fn(&StepReport) -> f64| {
+        Series::new(id, class, label, values(f)).at(xs.clone())
+    };
+    let mut main = vec![line("train-chart-loss", "series-loss", "loss", |r| {
+        f64::from(r.loss)
+    })];
     if preference {
-        main.push(Series::new(
-            "train-chart-margin",
-            "series-margin",
-            "reward margin",
-            values(|r| f64::from(r.margin)),
-        ));
+        main.push(
+            line(
+                "train-chart-margin",
+                "series-margin",
+                "reward margin",
+                |r| f64::from(r.margin),
+            )
+            .right(),
+        );
     }
-    let rates = [
-        Series::new(
-            "train-chart-lr",
-            "series-lr",
-            "learning rate",
-            values(|r| r.learning_rate),
+    let rates = vec![
+        line("train-chart-lr", "series-lr", "learning rate", |r| {
+            r.learning_rate
+        }),
+        line("train-chart-tps", "series-tps", "tokens/s", |r| {
+            r.tokens_per_second
+        })
+        .right(),
+    ];
+    let rewards = vec![
+        line(
+            "train-chart-chosen",
+            "series-chosen",
+            "chosen reward",
+            |r| f64::from(r.chosen_reward),
         ),
-        Series::new(
-            "train-chart-tps",
-            "series-tps",
-            "tokens/s",
-            values(|r| r.tokens_per_second),
+        line(
+            "train-chart-rejected",
+            "series-rejected",
+            "rejected reward",
+            |r| f64::from(r.rejected_reward),
         ),
     ];
+    let accuracy = vec![line(
+        "train-chart-acc",
+        "series-accuracy",
+        "pair accuracy",
+        |r| f64::from(r.accuracy),
+    )];
+    let loss_label = if preference {
+        "loss"
+    } else {
+        "loss (nats per answer token)"
+    };
     html! {
         <div class="charts">
-            { line_chart("train-chart", "Training loss and reward margin per step", &main, Scale::PerSeries) }
+            <LineChart id="train-chart" aria="Training loss and reward margin per step" x_label="step"
+                y_label={ loss_label } y_right_label="reward margin (β · log-ratio)" series={ main } />
             if preference {
-                { line_chart("train-chart-rewards", "Chosen and rejected rewards per step", &[
-                    Series::new("train-chart-chosen", "series-chosen", "chosen reward", values(|r| f64::from(r.chosen_reward))),
-                    Series::new("train-chart-rejected", "series-rejected", "rejected reward", values(|r| f64::from(r.rejected_reward))),
-                ], Scale::Shared) }
-                { line_chart("train-chart-accuracy", "Pair accuracy per step", &[
-                    Series::new("train-chart-acc", "series-accuracy", "pair accuracy", values(|r| f64::from(r.accuracy))),
-                ], Scale::Shared) }
+                <LineChart id="train-chart-rewards" aria="Chosen and rejected rewards per step" x_label="step"
+                    y_label="reward (β · log-ratio)" series={ rewards } />
+                <LineChart id="train-chart-accuracy" aria="Pair accuracy per step" x_label="step"
+                    y_label="pair accuracy" series={ accuracy } />
             }
-            { line_chart("train-chart-rates", "Learning rate and tokens per second per step", &rates, Scale::PerSeries) }
+            <LineChart id="train-chart-rates" aria="Learning rate and tokens per second per step" x_label="step"
+                y_label="learning rate" y_right_label="tokens/s" series={ rates } />
         </div>
     }
 }

@@ -6,9 +6,9 @@ use yew::prelude::*;
 use super::files;
 use crate::components::{
     AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel,
-    RankingTable, RequestForm,
+    RankingTable, RequestForm, Walkthrough,
 };
-use crate::protocol::{DataSource, DeviceKind, DevicePreference, Lane, Request, Response};
+use crate::protocol::{DataSource, DeviceKind, DevicePreference, Lane, Request, Response, Tagged};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
 use crate::{
@@ -32,12 +32,12 @@ pub fn app() -> Html {
         let dispatcher = state.dispatcher();
         use_memo((), move |_| {
             ModelWorker::spawner()
-                .callback(move |r| {
+                .callback(move |r: Tagged<Response>| {
                     if let Response::AdapterExported {
                         safetensors,
                         config,
                         ..
-                    } = &r
+                    } = &r.body
                     {
                         let saved = files::save_file(
                             "adapter_model.safetensors",
@@ -63,8 +63,26 @@ pub fn app() -> Html {
                 .spawn_with_loader(WORKER_LOADER)
         })
     };
+    // Every request gets the next number; the worker echoes it on its responses.
+    let next_id = use_mut_ref(|| 0u64);
+    let send = {
+        let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
+        Callback::from(move |body: Request| {
+            let id = {
+                let mut n = next_id.borrow_mut();
+                *n += 1;
+                *n
+            };
+            // Only the model's own requests mark the page busy; the other lanes show their
+            // progress in their cards.
+            if body.lane() == Lane::Model {
+                dispatcher.dispatch(Action::Started(id));
+            }
+            bridge.send(Tagged { id, body });
+        })
+    };
     {
-        let bridge = bridge.clone();
+        let send = send.clone();
         let dispatcher_for_data = state.dispatcher();
         use_effect_with((), move |_| {
             let url = query("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
@@ -79,30 +97,19 @@ pub fn app() -> Html {
             if adapter.is_some() {
                 dispatcher_for_data.dispatch(Action::DefaultAdapterAsked);
             }
-            bridge.send(Request::StorageStatus);
-            bridge.send(Request::LoadUrl {
+            send.emit(Request::StorageStatus);
+            send.emit(Request::LoadUrl {
                 url,
                 device,
                 adapter,
             });
             dispatcher_for_data.dispatch(Action::DataStarted("Loading ML-100K".into()));
-            bridge.send(Request::LoadDataset(DataSource::Urls {
+            send.emit(Request::LoadDataset(DataSource::Urls {
                 interactions: DEFAULT_INTERACTIONS_URL.into(),
                 items: DEFAULT_ITEMS_URL.into(),
             }));
         });
     }
-    let send = {
-        let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
-        Callback::from(move |r: Request| {
-            // Only the model's own requests mark the page busy; the other lanes show their
-            // progress in their cards.
-            if r.lane() == Lane::Model {
-                dispatcher.dispatch(Action::Started);
-            }
-            bridge.send(r);
-        })
-    };
     let dispatch = {
         let d = state.dispatcher();
         Callback::from(move |a: Action| d.dispatch(a))
@@ -150,6 +157,7 @@ pub fn app() -> Html {
             if let Some((generation, named, ms)) = state.generation.clone() {
                 <GenerationView { generation } { named } { ms } />
             }
+            <Walkthrough state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <EvaluatePanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
             <LossLab batch={ state.training_marker() } eps={ state.pair_eps.clone() } />

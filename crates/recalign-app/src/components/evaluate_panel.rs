@@ -6,7 +6,7 @@ use recalign_core::data::split::SplitName;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::chart::{Scale, Series, line_chart};
+use super::chart::{LineChart, Series};
 use crate::protocol::{Evaluation, Request};
 use crate::state::{Action, AppState};
 
@@ -31,7 +31,7 @@ pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
     let split = use_state(|| SplitName::Validation);
     let users = use_state(|| 20usize);
     let generate = use_state(|| true);
-    let busy = state.evaluating.is_some() || state.training() || state.busy;
+    let busy = state.evaluating.is_some() || state.training() || state.busy();
     let can_run = state.ready() && state.dataset.is_some() && !busy;
     let run = {
         let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
@@ -173,7 +173,8 @@ fn popularity_chart(evaluations: &[Evaluation]) -> Html {
         <div id="eval-popularity">
             <h3>{ "Popularity against rank" }</h3>
             <p class="meta">{ "Mean training popularity (interactions) of the candidate each model puts at rank 1, 2, … 20. Candidates are drawn at random, so an unbiased ranking gives a flat line; one that falls steeply from rank 1 ranks by popularity." }</p>
-            { line_chart("eval-popularity-chart", "Mean popularity of the candidate at each rank, per model", &series, Scale::Shared) }
+            <LineChart id="eval-popularity-chart" aria="Mean popularity of the candidate at each rank, per model"
+                x_label="rank" y_label="mean popularity (interactions)" { series } />
         </div>
     }
 }

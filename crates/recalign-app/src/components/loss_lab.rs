@@ -9,6 +9,7 @@ use recalign_core::losses::{LossConfig, LossKind};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::chart::{LineChart, Series, Ticks, nice_ticks};
 use crate::hash;
 
 /// The loss a preference run trains and its latest step's margins, marked on that curve.
@@ -169,10 +170,46 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
         })
         .collect();
     let weights = sdpo_negative_weights(p.beta, &margins);
+    // Three losses on one scale to begin with (IPO's squared loss would dwarf them).
+    let overlay = use_state(|| vec![LossKind::Dpo, LossKind::Cdpo, LossKind::Sdpo]);
+    let toggle = |kind: LossKind| {
+        let overlay = overlay.clone();
+        Callback::from(move |_: Event| {
+            let mut chosen = (*overlay).clone();
+            if let Some(i) = chosen.iter().position(|k| *k == kind) {
+                chosen.remove(i);
+            } else {
+                chosen.push(kind);
+            }
+            overlay.set(chosen);
+        })
+    };
+    let xs: Vec<f64> = (0..POINTS)
+        .map(|i| -X_RANGE + 2.0 * X_RANGE * i as f64 / (POINTS - 1) as f64)
+        .collect();
+    let overlay_series: Vec<Series> = LossKind::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| overlay.contains(k))
+        .map(|(i, &kind)| {
+            let config = p.config(kind);
+            let losses = xs
+                .iter()
+                .map(|&x| curve_point(&config, x, p.eps, p.negatives).loss)
+                .collect();
+            Series::new(
+                &format!("overlay-{}", kind.name()),
+                &format!("series-{}", i % 6),
+                kind.label(),
+                losses,
+            )
+            .at(xs.clone())
+        })
+        .collect();
     html! {
         <section class="card" id="loss-lab">
             <h2>{ "Loss lab" }</h2>
-            <p class="meta">{ "Each panel: the loss of one pair (blue) and its gradient weight −dL/dh (green: how hard training pushes the margin up; below the dashed zero line it pulls back) against the margin h = r(chosen) − r(rejected), from −6 to 6. A dotted line marks the optimum where one exists. Each slider moves the losses that read it." }</p>
+            <p class="meta">{ "Each panel: the loss of one pair (blue, left scale) and its gradient weight −dL/dh (green, right scale: how hard training pushes the margin up; below the dashed zero line it pulls back) against the margin h = r(chosen) − r(rejected), from −6 to 6. A dotted line marks the optimum where one exists. Each slider moves the losses that read it." }</p>
             <div class="sliders">
                 { slider("lab-beta", "beta ", (0.1, 5.0, 0.1), p.beta, |p, v| p.beta = v) }
                 { slider("lab-eps", "eps ", (0.0, 0.45, 0.01), p.eps, |p, v| p.eps = v) }
@@ -183,6 +220,25 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
                 { slider("lab-k", "K ", (1.0, 8.0, 1.0), p.negatives as f64, |p, v| p.negatives = v.round().max(1.0) as usize) }
             </div>
             <div class="lab-grid">{ for panels }</div>
+            <div id="lab-overlay">
+                <h3>{ "Losses on one set of axes" }</h3>
+                <fieldset class="strategies">
+                    <legend>{ "Losses to compare" }</legend>
+                    { for LossKind::ALL.iter().map(|&kind| html! {
+                        <label class="check">
+                            <input type="checkbox" id={ format!("overlay-pick-{}", kind.name()) }
+                                checked={ overlay.contains(&kind) } onchange={ toggle(kind) } />
+                            { format!(" {}", kind.label()) }
+                        </label>
+                    }) }
+                </fieldset>
+                if overlay_series.is_empty() {
+                    <p class="meta">{ "Pick at least one loss." }</p>
+                } else {
+                    <LineChart id="lab-overlay-chart" aria="The chosen losses against the margin, on one scale"
+                        x_label="margin h = r(chosen) − r(rejected)" y_label="loss of one pair" series={ overlay_series } />
+                }
+            </div>
             <figure class="sdpo-weights" id="sdpo-weights">
                 <figcaption>{ format!("S-DPO: each negative's share of the gradient, K = {}, negatives at margins −2 … 2 (beta {}): the hardest negative, with the smallest margin, gets most.", p.negatives, p.beta) }</figcaption>
                 <div class="bars">
@@ -229,9 +285,11 @@ fn eps_histogram(eps: &[f64]) -> Html {
 /// One loss: curve, gradient weight, optimum and the training marker, as an SVG whose lines carry
 /// their values (`data-values`) so tests can read what is drawn.
 fn panel(kind: LossKind, p: &LabParams, batch: Option<&BatchMarker>) -> Html {
-    const W: f64 = 240.0;
-    const H: f64 = 130.0;
-    const PAD: f64 = 4.0;
+    // The margin axis below, the loss's scale on the left, the weight's on the right.
+    const W: f64 = 260.0;
+    const H: f64 = 150.0;
+    let (left, right, top, bottom) = (30.0f64, 30.0f64, 6.0f64, 30.0f64);
+    let (plot_w, plot_h) = (W - left - right, H - top - bottom);
     let config = p.config(kind);
     let xs: Vec<f64> = (0..POINTS)
         .map(|i| -X_RANGE + 2.0 * X_RANGE * i as f64 / (POINTS - 1) as f64)
@@ -240,17 +298,36 @@ fn panel(kind: LossKind, p: &LabParams, batch: Option<&BatchMarker>) -> Html {
         .iter()
         .map(|&x| curve_point(&config, x, p.eps, p.negatives))
         .collect();
-    let sx = |x: f64| PAD + (W - 2.0 * PAD) * (x + X_RANGE) / (2.0 * X_RANGE);
-    let scale = |values: &[f64]| {
+    let sx = |x: f64| left + plot_w * (x + X_RANGE) / (2.0 * X_RANGE);
+    let ticks = |values: &[f64]| {
         let finite = values.iter().copied().filter(|v| v.is_finite());
         let lo = finite.clone().fold(f64::INFINITY, f64::min).min(0.0);
         let hi = finite.fold(f64::NEG_INFINITY, f64::max).max(0.0);
-        let span = if hi > lo { hi - lo } else { 1.0 };
-        move |v: f64| H - PAD - (H - 2.0 * PAD) * (v - lo) / span
+        nice_ticks(lo, hi, 3, false)
+    };
+    let scale = |t: &Ticks| {
+        let (lo, span) = (t.lo, t.hi - t.lo);
+        move |v: f64| top + plot_h * (1.0 - (v - lo) / span)
     };
     let losses: Vec<f64> = points.iter().map(|c| c.loss).collect();
     let weights: Vec<f64> = points.iter().map(|c| c.weight).collect();
-    let (sl, sw) = (scale(&losses), scale(&weights));
+    let (loss_ticks, weight_ticks) = (ticks(&losses), ticks(&weights));
+    let (sl, sw) = (scale(&loss_ticks), scale(&weight_ticks));
+    let y_labels = |t: &Ticks, sy: &dyn Fn(f64) -> f64, x: f64, anchor: &'static str| {
+        t.values
+            .iter()
+            .map(|&v| {
+                html! {
+                    <text x={ format!("{x:.1}") } y={ format!("{:.1}", sy(v) + 3.0) } text-anchor={ anchor }>{ t.label(v) }</text>
+                }
+            })
+            .collect::<Html>()
+    };
+    let margin_ticks = [-X_RANGE, -X_RANGE / 2.0, 0.0, X_RANGE / 2.0, X_RANGE].map(|m| {
+        html! {
+            <text x={ format!("{:.1}", sx(m)) } y={ format!("{:.1}", top + plot_h + 12.0) } text-anchor="middle">{ format!("{m}") }</text>
+        }
+    });
     let line = |class: &'static str, values: &[f64], sy: &dyn Fn(f64) -> f64| {
         let pts: Vec<String> = xs
             .iter()
@@ -266,13 +343,19 @@ fn panel(kind: LossKind, p: &LabParams, batch: Option<&BatchMarker>) -> Html {
     let id = format!("lab-{}", kind.name());
     html! {
         <figure class="lab-panel" id={ id.clone() } data-optimum={ best.map(|x| format!("{x:.6}")).unwrap_or_default() }>
-            <svg viewBox={ format!("0 0 {W} {H}") } role="img" aria-label={ format!("{} loss and gradient weight against the margin", kind.label()) }>
-                <line class="axis" x1={ sx(0.0).to_string() } x2={ sx(0.0).to_string() } y1="0" y2={ H.to_string() } />
-                <line class="zero" x1="0" x2={ W.to_string() } y1={ format!("{zero:.1}") } y2={ format!("{zero:.1}") } />
+            <svg viewBox={ format!("0 0 {W} {H}") } role="img" aria-label={ format!("{} loss and gradient weight against the margin", kind.label()) }
+                font-size="9" font-family="system-ui, sans-serif">
+                <rect class="plot" x={ left.to_string() } y={ top.to_string() } width={ plot_w.to_string() } height={ plot_h.to_string() } fill="none" />
+                <line class="axis" x1={ sx(0.0).to_string() } x2={ sx(0.0).to_string() } y1={ top.to_string() } y2={ (top + plot_h).to_string() } />
+                <line class="zero" x1={ left.to_string() } x2={ (left + plot_w).to_string() } y1={ format!("{zero:.1}") } y2={ format!("{zero:.1}") } />
+                { y_labels(&loss_ticks, &sl, left - 3.0, "end") }
+                { y_labels(&weight_ticks, &sw, left + plot_w + 3.0, "start") }
+                { for margin_ticks }
+                <text class="axis-label" x={ format!("{:.1}", left + plot_w / 2.0) } y={ format!("{:.1}", H - 4.0) } text-anchor="middle">{ "margin h" }</text>
                 { line("series-loss", &losses, &sl) }
                 { line("series-weight", &weights, &sw) }
                 if let Some(x) = best {
-                    <line class="optimum" x1={ format!("{:.1}", sx(x)) } x2={ format!("{:.1}", sx(x)) } y1="0" y2={ H.to_string() } />
+                    <line class="optimum" x1={ format!("{:.1}", sx(x)) } x2={ format!("{:.1}", sx(x)) } y1={ top.to_string() } y2={ (top + plot_h).to_string() } />
                 }
                 if let Some(b) = batch {
                     { for b.margins.iter().copied().filter(|m| m.is_finite()).map(|m| {

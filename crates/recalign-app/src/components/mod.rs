@@ -12,6 +12,7 @@ mod model_panel;
 mod ranking;
 mod request_form;
 mod runs;
+mod walkthrough;
 
 pub use align_panel::AlignPanel;
 #[cfg(target_arch = "wasm32")]
@@ -23,3 +24,4 @@ pub use model_panel::ModelPanel;
 pub use ranking::{CatalogueList, GenerationView, RankingTable};
 pub use request_form::RequestForm;
 pub use runs::RunsView;
+pub use walkthrough::Walkthrough;

@@ -88,7 +88,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         },
         (None, None) => html! { <p id="model-info">{ "No model loaded." }</p> },
     };
-    let busy = props.state.busy || props.state.progress.is_some() || props.state.training();
+    let busy = props.state.busy() || props.state.progress.is_some() || props.state.training();
     html! {
         <section class={ classes!("card", "drop-target", dragging.then_some("dragging")) } id="model-card"
             ondrop={ on_drop } ondragover={ on_drag_over } ondragleave={ on_drag_leave }>
@@ -125,7 +125,7 @@ fn storage_view(props: &ModelPanelProps) -> Html {
             </div>
         };
     }
-    let busy = state.busy || state.progress.is_some() || state.training();
+    let busy = state.busy() || state.progress.is_some() || state.training();
     let usage = info.usage.map_or(String::new(), |(used, quota)| {
         format!(
             " · {} used of about {} this site may use",

@@ -37,7 +37,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     };
     let disabled = !s.ready()
         || s.default_adapter == DefaultAdapter::Loading
-        || s.busy
+        || s.busy()
         || s.training()
         || problem.is_some();
     let compare = use_state(|| None::<ModelChoice>);
@@ -104,7 +104,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     // Needs a history and the dataset's catalogue, not candidates.
     let recommend_disabled = !s.ready()
         || s.default_adapter == DefaultAdapter::Loading
-        || s.busy
+        || s.busy()
         || s.training()
         || history.is_empty()
         || s.dataset.is_none();
@@ -172,7 +172,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                             e.target_unchecked_into::<HtmlInputElement>().checked())) } />
                     { " Length-normalised scores (mean log-probability per token)" }
                 </label>
-                <button id="rank" class="primary" onclick={ rank } { disabled }>{ if s.busy { "Working…" } else { "Rank candidates" } }</button>
+                <button id="rank" class="primary" onclick={ rank } { disabled }>{ if s.busy() { "Working…" } else { "Rank candidates" } }</button>
                 <button id="generate" onclick={ generate } { disabled }>{ "Generate an answer" }</button>
                 <button id="recommend-catalogue" onclick={ recommend } disabled={ recommend_disabled }
                     title="the 10 likeliest next titles of the whole catalogue (the history's own left out), no candidates needed">

@@ -26,7 +26,7 @@ mod training;
 
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 
-use crate::protocol::{DeviceKind, ModelAccess, Request, Response};
+use crate::protocol::{DeviceKind, ModelAccess, Request, Response, Tagged};
 use session::{Failure, Shared};
 
 /// The model host (a `gloo-worker` actor).
@@ -39,8 +39,8 @@ pub struct ModelWorker {
 
 impl Worker for ModelWorker {
     type Message = ();
-    type Input = Request;
-    type Output = Response;
+    type Input = Tagged<Request>;
+    type Output = Tagged<Response>;
 
     fn create(_scope: &WorkerScope<Self>) -> Self {
         console_error_panic_hook::set_once();
@@ -52,10 +52,12 @@ impl Worker for ModelWorker {
 
     fn update(&mut self, _scope: &WorkerScope<Self>, _msg: ()) {}
 
-    fn received(&mut self, scope: &WorkerScope<Self>, request: Request, id: HandlerId) {
+    fn received(&mut self, scope: &WorkerScope<Self>, request: Tagged<Request>, to: HandlerId) {
         let (scope, session, loads) = (scope.clone(), self.session.clone(), self.loads.clone());
+        let Tagged { id, body: request } = request;
         wasm_bindgen_futures::spawn_local(async move {
-            let reply = |r: Response| scope.respond(id, r);
+            // Every response to this request carries its id.
+            let reply = |body: Response| scope.respond(to, Tagged { id, body });
             let _load = match request.model_access() {
                 ModelAccess::Load => Some(loads.lock().await),
                 ModelAccess::Use => {

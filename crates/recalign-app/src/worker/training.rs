@@ -357,21 +357,18 @@ async fn prepare(
                 }
                 Some(data) => {
                     let (log, splits) = &**data;
-                    // Only RosePO reads the oracle's smoothing.
-                    let oracle = shared.borrow().oracle.clone();
-                    let oracle_scores = match (loss.kind, oracle) {
-                        (LossKind::Rosepo, Some(o)) => {
-                            Some(o.candidate_scores(&examples).await.map_err(err)?)
-                        }
-                        (LossKind::Rosepo, None) => {
-                            return Err((
-                                during,
-                                "RosePO smooths each pair with the SASRec oracle's scores: train the \
-                                 oracle first (the Data card's button)"
-                                    .into(),
-                            ));
-                        }
-                        _ => None,
+                    // Only RosePO reads the oracle's smoothing; without one, the Data card's
+                    // oracle training runs first with its defaults (its result shows there).
+                    let oracle_scores = if loss.kind == LossKind::Rosepo {
+                        let oracle = ensure_oracle(shared, reply).await.map_err(|m| {
+                            (
+                                during.clone(),
+                                format!("training the SASRec oracle for RosePO's smoothing: {m}"),
+                            )
+                        })?;
+                        Some(oracle.candidate_scores(&examples).await.map_err(err)?)
+                    } else {
+                        None
                     };
                     let model_scores = if strategies.contains(&RejectStrategy::SelfHard) {
                         Some(
@@ -441,6 +438,22 @@ async fn prepare(
     }
 }
 
+/// The session's SASRec oracle, trained first with the Data card's defaults when there is none.
+async fn ensure_oracle(
+    shared: &Shared,
+    reply: &dyn Fn(Response),
+) -> Result<recalign_core::oracle::sasrec::SasRecOracle, String> {
+    if shared.borrow().oracle.is_none() {
+        let d = recalign_core::oracle::sasrec::SasRecTraining::default();
+        train_oracle(shared, d.epochs, d.learning_rate, reply).await?;
+    }
+    shared
+        .borrow()
+        .oracle
+        .clone()
+        .ok_or_else(|| "the SASRec oracle is missing after its training".to_string())
+}
+
 /// A fresh adapter of the request's shape with LLaRA's projector over the oracle's item table,
 /// fed at the lowest adapted layer (the CLI's `train sft --hybrid`). Without an oracle, the
 /// Data card's oracle training runs first with its defaults (its result shows there).
@@ -451,21 +464,11 @@ async fn fresh_hybrid(
     reply: &dyn Fn(Response),
 ) -> Result<Adapter, Failure> {
     let fail = |m: String| ("preparing hybrid SFT".to_string(), m);
-    if shared.borrow().oracle.is_none() {
-        let d = recalign_core::oracle::sasrec::SasRecTraining::default();
-        train_oracle(shared, d.epochs, d.learning_rate, reply)
-            .await
-            .map_err(|m| {
-                fail(format!(
-                    "training the SASRec oracle for the item tokens: {m}"
-                ))
-            })?;
-    }
-    let oracle = shared
-        .borrow()
-        .oracle
-        .clone()
-        .ok_or_else(|| fail("the SASRec oracle is missing after its training".into()))?;
+    let oracle = ensure_oracle(shared, reply).await.map_err(|m| {
+        fail(format!(
+            "training the SASRec oracle for the item tokens: {m}"
+        ))
+    })?;
     let (items, d_item) = oracle.item_table().await.map_err(|e| fail(e.to_string()))?;
     let c = &base.model.config;
     let layer = request
