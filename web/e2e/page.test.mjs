@@ -396,7 +396,9 @@ await test('the worker trains LoRA SFT then DPO on WebGPU (5 steps each); rankin
   await setField(page, '#train-accumulation', 1);
   await setField(page, '#train-lr', 0.02);
   await setField(page, '#train-validate', 5);
-  await setField(page, '#train-validate-users', 3);
+  // One user per check: on SwiftShader each ranking costs seconds, and the checks' numbers are
+  // asserted only for range (Quick align's test checks validation at its real size on the CPU).
+  await setField(page, '#train-validate-users', 1);
   await page.evaluate(() => { window.__longest = 0; });
   const sft = await trainAndWait(page, 'SFT #1');
   console.log(`      ${sft}`);

@@ -8,6 +8,7 @@
 //!   adapters (SFT and every preference loss) with the core's trainers, evaluates, and exports
 //!   and imports adapters.
 //! - [`state`]: the UI's state and its reducer.
+//! - [`examples`]: the Recommend card's built-in examples.
 //! - [`store`]: the browser's origin-private file system, where the worker keeps models,
 //!   adapters, runs and checkpoints across reloads.
 //! - [`components`]: the UI's function components.
@@ -15,6 +16,7 @@
 //! - [`hash`]: the playground's settings in the URL hash (reloads and shared links keep them).
 
 pub mod components;
+pub mod examples;
 pub mod hash;
 pub mod protocol;
 pub mod startup;

@@ -6,12 +6,23 @@ use recalign_core::train::StepReport;
 use recalign_core::{Generation, Ranking};
 use yew::Reducible;
 
-use crate::components::BatchMarker;
+use crate::examples::EXAMPLES;
 use crate::protocol::{
     Comparison, DatasetInfo, DeviceKind, Evaluation, Lane, ModelInfo, OracleSummary, Response,
     RunRecord, StorageInfo, Tagged, TrainStage, TrainSummary, ValidationPoint,
 };
 use recalign_core::losses::LossKind;
+
+/// The loss a preference run trains and its latest step's margins, marked on that curve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchMarker {
+    /// The loss.
+    pub kind: LossKind,
+    /// Every example's margin in the step.
+    pub margins: Vec<f64>,
+    /// Their mean.
+    pub mean: f64,
+}
 
 /// A long step in progress.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,95 +120,6 @@ impl TrainingView {
         })
     }
 }
-
-/// A built-in example: a viewing history and its candidates (real MovieLens titles).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Example {
-    /// Button label.
-    pub label: &'static str,
-    /// History, oldest first.
-    pub history: &'static [&'static str],
-    /// Candidates.
-    pub candidates: &'static [&'static str],
-}
-
-/// Examples offered on the page.
-pub const EXAMPLES: [Example; 2] = [
-    Example {
-        label: "Thrillers",
-        history: &[
-            "GoldenEye",
-            "Twelve Monkeys",
-            "Seven (Se7en)",
-            "The Usual Suspects",
-            "Heat",
-            "Casino",
-            "Fargo",
-            "Reservoir Dogs",
-            "Pulp Fiction",
-            "The Silence of the Lambs",
-        ],
-        candidates: &[
-            "Taxi Driver",
-            "Babe",
-            "Toy Story",
-            "Sense and Sensibility",
-            "Crimson Tide",
-            "Muppet Treasure Island",
-            "Apollo 13",
-            "The Birdcage",
-            "Braveheart",
-            "Clueless",
-            "Star Wars",
-            "The Lion King",
-            "Jumanji",
-            "Pocahontas",
-            "Die Hard",
-            "Beauty and the Beast",
-            "Aladdin",
-            "Batman Forever",
-            "Mrs. Doubtfire",
-            "Dumbo",
-        ],
-    },
-    Example {
-        label: "Family",
-        history: &[
-            "Toy Story",
-            "Aladdin",
-            "The Lion King",
-            "Beauty and the Beast",
-            "Babe",
-            "Muppet Treasure Island",
-            "Jumanji",
-            "Pocahontas",
-            "The Santa Clause",
-            "Mrs. Doubtfire",
-        ],
-        candidates: &[
-            "Dumbo",
-            "Heat",
-            "Casino",
-            "Fargo",
-            "Taxi Driver",
-            "Seven (Se7en)",
-            "Crimson Tide",
-            "Reservoir Dogs",
-            "Die Hard",
-            "GoldenEye",
-            "The Usual Suspects",
-            "Braveheart",
-            "Apollo 13",
-            "Star Wars",
-            "Clueless",
-            "Twelve Monkeys",
-            "The Birdcage",
-            "Sense and Sensibility",
-            "Batman Forever",
-            "Pulp Fiction",
-        ],
-    },
-];
 
 /// The adapter the page loads with the model (the shipped default, or `?adapter=`).
 #[derive(Debug, Clone, PartialEq)]

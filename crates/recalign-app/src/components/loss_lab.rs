@@ -11,17 +11,7 @@ use yew::prelude::*;
 
 use super::chart::{LineChart, Series, Ticks, nice_ticks};
 use crate::hash;
-
-/// The loss a preference run trains and its latest step's margins, marked on that curve.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BatchMarker {
-    /// The loss.
-    pub kind: LossKind,
-    /// Every example's margin in the step.
-    pub margins: Vec<f64>,
-    /// Their mean.
-    pub mean: f64,
-}
+use crate::state::BatchMarker;
 
 /// Props of [`LossLab`].
 #[derive(Properties, PartialEq)]

@@ -19,7 +19,7 @@ pub use align_panel::AlignPanel;
 pub use app::App;
 pub use data_panel::DataPanel;
 pub use evaluate_panel::EvaluatePanel;
-pub use loss_lab::{BatchMarker, LossLab};
+pub use loss_lab::LossLab;
 pub use model_panel::ModelPanel;
 pub use ranking::{CatalogueList, GenerationView, RankingTable};
 pub use request_form::RequestForm;

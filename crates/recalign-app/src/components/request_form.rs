@@ -4,8 +4,9 @@
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use crate::examples::EXAMPLES;
 use crate::protocol::{ModelChoice, Request};
-use crate::state::{Action, AppState, DefaultAdapter, EXAMPLES};
+use crate::state::{Action, AppState, DefaultAdapter};
 
 /// Props of [`RequestForm`].
 #[derive(Properties, PartialEq)]

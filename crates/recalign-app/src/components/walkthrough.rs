@@ -68,6 +68,8 @@ struct Walk {
     base_validation: Option<Check>,
     /// Why the walk-through stopped, when it did.
     stopped: Option<String>,
+    /// The test user in the form when it started.
+    form_user: Option<(usize, String)>,
 }
 
 fn snapshot(state: &AppState, model: &str, validation: Option<Check>) -> Option<Snapshot> {
@@ -160,7 +162,13 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
                 w.step = Step::Idle;
             } else {
                 match w.step {
-                    Step::PickUser if state.test_user.is_some() => {
+                    // The user asked for (its index wraps on a short split), not one an earlier
+                    // click left in the form.
+                    Step::PickUser
+                        if state.test_user.is_some()
+                            && (state.test_user != w.form_user
+                                || state.test_user.as_ref().is_some_and(|(i, _)| *i == w.user)) =>
+                    {
                         // The base model: no adapter in use.
                         send.emit(Request::UseAdapter { index: None });
                         rank();
@@ -217,6 +225,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
     let can_start = state.ready() && state.dataset.is_some() && !state.training() && !busy;
     let start = {
         let (walk, send, dispatch) = (walk.clone(), props.send.clone(), props.dispatch.clone());
+        let form_user = state.test_user.clone();
         Callback::from(move |_| {
             // An earlier error would stop the new walk-through at once.
             dispatch.emit(Action::DismissError);
@@ -228,6 +237,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
             walk.set(Walk {
                 step: Step::PickUser,
                 user,
+                form_user: form_user.clone(),
                 ..Walk::default()
             });
             send.emit(Request::TestUser { index: user });
