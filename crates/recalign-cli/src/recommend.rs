@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use recalign_core::prompt::split_titles;
-use recalign_core::recommend::{SearchOptions, recommend};
+use recalign_core::recommend::{SearchOptions, recommend_in};
 
 use crate::data::DatasetArgs;
 use crate::{CliResult, ModelArgs, load_model};
@@ -42,33 +42,17 @@ pub fn run(args: RecommendArgs) -> CliResult {
         lm = recalign_core::train::with_adapter(&lm, &a).map_err(|e| e.to_string())?;
     }
     let (log, splits) = args.dataset.splits()?;
-    let titles: Vec<String> = log
-        .catalogue
-        .items()
-        .iter()
-        .map(|i| i.title.clone())
-        .collect();
     // A hybrid adapter reads history titles with the item vectors of its own catalogue, which
     // must then be this dataset's.
-    let items = recalign_core::hybrid::model_catalogue(&lm);
-    if items.is_some() {
-        recalign_core::hybrid::check_catalogue(&lm, &log).map_err(|e| e.to_string())?;
-    }
+    recalign_core::hybrid::check_catalogue(&lm, &log).map_err(|e| e.to_string())?;
     let history = split_titles(&args.history);
     let options = SearchOptions {
         top: args.top,
         beam: args.beam,
     };
     let started = std::time::Instant::now();
-    let found = pollster::block_on(recommend(
-        &lm,
-        log.domain,
-        &history,
-        &titles,
-        items.as_deref(),
-        options,
-    ))
-    .map_err(|e| e.to_string())?;
+    let found = pollster::block_on(recommend_in(&lm, &log, &history, options))
+        .map_err(|e| e.to_string())?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let count: std::collections::HashMap<&str, u32> = log
         .catalogue

@@ -91,6 +91,24 @@ fn trie(lines: &[Vec<u32>]) -> Vec<Node> {
     nodes
 }
 
+/// [`recommend`] over a loaded dataset's whole catalogue, with the item table a hybrid model
+/// carries: what the CLI and the page both search.
+pub async fn recommend_in(
+    lm: &LanguageModel,
+    log: &crate::data::InteractionLog,
+    history: &[String],
+    options: SearchOptions,
+) -> Result<CatalogueRecommendations> {
+    let titles: Vec<String> = log
+        .catalogue
+        .items()
+        .iter()
+        .map(|i| i.title.clone())
+        .collect();
+    let items = crate::hybrid::model_catalogue(lm);
+    recommend(lm, log.domain, history, &titles, items.as_deref(), options).await
+}
+
 /// The `options.top` titles of `catalogue` (less those in `history`) that `lm` finds likeliest
 /// as the next line of the compact document over `history`. A hybrid model reads each history
 /// title found in `items` with its item vector (as [`crate::hybrid::rank`] does); other models

@@ -156,6 +156,12 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
             };
             let ranked_with =
                 |adapter: Option<usize>| state.ranking.is_some() && state.adapter_in_use == adapter;
+            // The ranking just made with the trained adapter, under the adapter's name.
+            let keep = |w: &mut Walk, fallback: &str| {
+                let name = w.adapter.and_then(|i| state.adapters.get(i).cloned());
+                let kept = snapshot(&state, name.as_deref().unwrap_or(fallback), w.validation);
+                w.snapshots.extend(kept);
+            };
             let running = !matches!(w.step, Step::Idle | Step::Done);
             if running && let Some(e) = &state.error {
                 w.stopped = Some(e.clone());
@@ -189,12 +195,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
                         w.step = Step::RankSft;
                     }
                     Step::RankSft if ranked_with(w.adapter) => {
-                        let name = w.adapter.and_then(|i| state.adapters.get(i).cloned());
-                        w.snapshots.extend(snapshot(
-                            &state,
-                            name.as_deref().unwrap_or("SFT"),
-                            w.validation,
-                        ));
+                        keep(&mut w, "SFT");
                         train(quick_rosepo_request(layers));
                         w.step = Step::TrainRosepo;
                     }
@@ -204,12 +205,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
                         w.step = Step::RankRosepo;
                     }
                     Step::RankRosepo if ranked_with(w.adapter) => {
-                        let name = w.adapter.and_then(|i| state.adapters.get(i).cloned());
-                        w.snapshots.extend(snapshot(
-                            &state,
-                            name.as_deref().unwrap_or("RosePO"),
-                            w.validation,
-                        ));
+                        keep(&mut w, "RosePO");
                         w.step = Step::Done;
                     }
                     _ => {}

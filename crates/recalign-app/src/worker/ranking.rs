@@ -71,21 +71,11 @@ pub async fn recommend(
         })?;
         (lm, data)
     };
-    let log = &data.0;
-    let titles: Vec<String> = log
-        .catalogue
-        .items()
-        .iter()
-        .map(|i| i.title.clone())
-        .collect();
-    let items = recalign_core::hybrid::model_catalogue(&lm);
     let t = now_ms();
-    let found = recalign_core::recommend::recommend(
+    let found = recalign_core::recommend::recommend_in(
         &lm,
-        log.domain,
+        &data.0,
         history,
-        &titles,
-        items.as_deref(),
         SearchOptions {
             top,
             ..Default::default()
