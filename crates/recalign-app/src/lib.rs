@@ -14,7 +14,9 @@
 //! - [`components`]: the UI's function components.
 //! - [`startup`]: what both binaries run first (static constructors, once).
 //! - [`hash`]: the playground's settings in the URL hash (reloads and shared links keep them).
+//! - [`advice`]: what to do after a device failure, by its kind and the device in use.
 
+pub mod advice;
 pub mod components;
 pub mod examples;
 pub mod hash;

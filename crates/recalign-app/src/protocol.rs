@@ -4,6 +4,7 @@ use recalign_core::data::LoadReport;
 use recalign_core::data::pairs::RejectStrategy;
 use recalign_core::data::split::SplitName;
 use recalign_core::data::stats::SplitStats;
+use recalign_core::error::DeviceFault;
 use recalign_core::eval::{EvalReport, RankMetrics};
 use recalign_core::losses::LossConfig;
 use recalign_core::prompt::PromptFormat;
@@ -675,6 +676,8 @@ pub enum Response {
         during: String,
         /// The error.
         message: String,
+        /// The kind of device failure, when the device failed (the page advises from it).
+        fault: Option<DeviceFault>,
     },
 }
 
@@ -858,6 +861,13 @@ mod tests {
                     lane,
                     during: "ranking".into(),
                     message: "no model is loaded yet".into(),
+                    fault: None,
+                },
+                Response::Failed {
+                    lane,
+                    during: "training".into(),
+                    message: "device: out of memory".into(),
+                    fault: Some(DeviceFault::OutOfMemory),
                 },
             ] {
                 let wire = serde_json::to_string(&response).expect("serialises");

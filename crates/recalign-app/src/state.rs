@@ -505,8 +505,13 @@ impl AppState {
                 lane,
                 during,
                 message,
+                fault,
             } => {
-                s.error = Some(format!("Error while {during}: {message}"));
+                let device = s.device.as_ref().map(|(kind, _)| *kind);
+                s.error = Some(match fault.and_then(|f| crate::advice::after(f, device)) {
+                    Some(advice) => format!("Error while {during}: {message}. {advice}"),
+                    None => format!("Error while {during}: {message}"),
+                });
                 match lane {
                     // The dataset and oracle shown before stay: the user loses nothing.
                     Lane::Data => s.data_progress = None,
@@ -647,7 +652,40 @@ mod tests {
             lane,
             during: "doing it".into(),
             message: "it broke".into(),
+            fault: None,
         })
+    }
+
+    #[test]
+    fn a_device_failure_is_advised_by_its_kind_and_the_device() {
+        let out_of_memory = |device| {
+            after([
+                worker(Response::Device {
+                    kind: device,
+                    note: None,
+                }),
+                worker(Response::Failed {
+                    lane: Lane::Training,
+                    during: "training".into(),
+                    message: "device: out of memory".into(),
+                    fault: Some(recalign_core::error::DeviceFault::OutOfMemory),
+                }),
+            ])
+            .error
+            .unwrap_or_default()
+        };
+        let gpu = out_of_memory(DeviceKind::WebGpu);
+        assert!(
+            gpu.starts_with("Error while training: device: out of memory. "),
+            "{gpu}"
+        );
+        assert!(gpu.contains("?device=cpu"), "{gpu}");
+        assert!(out_of_memory(DeviceKind::Cpu).contains("4 GiB"));
+        // Any other failure is shown as it came.
+        assert_eq!(
+            after([failed(Lane::Model)]).error.as_deref(),
+            Some("Error while doing it: it broke")
+        );
     }
 
     #[test]
@@ -698,6 +736,7 @@ mod tests {
                     lane: Lane::Model,
                     during: "ranking".into(),
                     message: "no model".into(),
+                    fault: None,
                 },
             )
         };

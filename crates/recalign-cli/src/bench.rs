@@ -7,7 +7,7 @@ use recalign_core::ScoreOptions;
 use recalign_core::prompt::recommendation_prompt;
 use serde_json::json;
 
-use crate::{CliResult, ModelArgs, load_model};
+use crate::args::{CliResult, ModelArgs, load_model};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -249,7 +249,7 @@ fn bench_train(
     let first_ms = first[first.len() / 2];
     let report = json!({
         "benchmark": "train",
-        "device": match model.device { crate::DeviceArg::Flex => "flex", crate::DeviceArg::Wgpu => "wgpu" },
+        "device": match model.device { crate::args::DeviceArg::Flex => "flex", crate::args::DeviceArg::Wgpu => "wgpu" },
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "batch": batch,
         "lora_rank": rank,
@@ -337,7 +337,7 @@ fn bench_rank(model: &ModelArgs, repeats: usize, separate_repeats: usize) -> Cli
         .sum::<usize>();
     let report = json!({
         "benchmark": "rank",
-        "device": match model.device { crate::DeviceArg::Flex => "flex", crate::DeviceArg::Wgpu => "wgpu" },
+        "device": match model.device { crate::args::DeviceArg::Flex => "flex", crate::args::DeviceArg::Wgpu => "wgpu" },
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "history_titles": history.len(),
         "candidates": candidates.len(),

@@ -3,12 +3,12 @@
 
 use std::io::Read;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use recalign_core::losses::scalar::{self, curve_point, gumbel_noise, optimum};
-use recalign_core::losses::{LossBatch, LossConfig, LossKind, LossState};
+use recalign_core::losses::{LossBatch, LossState};
 use serde_json::json;
 
-use crate::CliResult;
+use crate::args::{CliResult, LossParams};
 
 #[derive(Subcommand)]
 pub enum LossCommand {
@@ -44,64 +44,6 @@ pub enum LossCommand {
         #[arg(long, default_value_t = scalar::LAB_NEGATIVES)]
         negatives: usize,
     },
-}
-
-/// A loss and the hyper-parameters to override; unset ones take method.md's defaults.
-#[derive(Args)]
-pub struct LossParams {
-    /// dpo, cdpo, rdpo, ipo, sdpo, simpo, alpha-dpo, beta-dpo, dr-dpo, orpo or rosepo.
-    #[arg(long = "type")]
-    kind: String,
-    /// Inverse temperature.
-    #[arg(long)]
-    beta: Option<f64>,
-    /// Label smoothing / noise (cDPO, rDPO); RosePO's eps for `curve`.
-    #[arg(long)]
-    eps: Option<f64>,
-    /// IPO's tau.
-    #[arg(long)]
-    tau: Option<f64>,
-    /// SimPO / alpha-DPO target margin gamma.
-    #[arg(long, allow_negative_numbers = true)]
-    gamma: Option<f64>,
-    /// alpha-DPO's alpha.
-    #[arg(long)]
-    alpha: Option<f64>,
-    /// Dr. DPO's beta'.
-    #[arg(long)]
-    beta_prime: Option<f64>,
-    /// ORPO's lambda.
-    #[arg(long)]
-    lambda: Option<f64>,
-    /// beta-DPO's kept fraction rho.
-    #[arg(long)]
-    rho: Option<f64>,
-    /// beta-DPO's sensitivity a.
-    #[arg(long)]
-    beta_scale: Option<f64>,
-}
-
-impl LossParams {
-    pub(crate) fn config(&self) -> CliResult<LossConfig> {
-        let kind = LossKind::parse(&self.kind).map_err(|e| e.to_string())?;
-        let mut c = LossConfig::new(kind);
-        let set = |field: &mut f64, v: Option<f64>| {
-            if let Some(v) = v {
-                *field = v;
-            }
-        };
-        set(&mut c.beta, self.beta);
-        set(&mut c.eps, self.eps);
-        set(&mut c.tau, self.tau);
-        set(&mut c.gamma, self.gamma);
-        set(&mut c.alpha, self.alpha);
-        set(&mut c.beta_prime, self.beta_prime);
-        set(&mut c.lambda, self.lambda);
-        set(&mut c.rho, self.rho);
-        set(&mut c.beta_scale, self.beta_scale);
-        c.validate().map_err(|e| e.to_string())?;
-        Ok(c)
-    }
 }
 
 pub fn run(what: LossCommand) -> CliResult {

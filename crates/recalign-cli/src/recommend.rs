@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use recalign_core::prompt::split_titles;
 use recalign_core::recommend::{SearchOptions, recommend_in};
 
-use crate::data::DatasetArgs;
-use crate::{CliResult, ModelArgs, load_model};
+use crate::args::{CliResult, DatasetArgs, ModelArgs, load_model};
 
 #[derive(clap::Args)]
 pub struct RecommendArgs {

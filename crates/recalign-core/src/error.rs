@@ -57,14 +57,70 @@ pub enum Error {
     #[error("adapter: {0}")]
     Adapter(String),
     /// The compute device failed (lost device, out of memory, read-back failure).
-    #[error("device: {0}")]
-    Device(String),
+    #[error("device: {message}")]
+    Device {
+        /// What kind of failure, so a front end can advise without reading the message.
+        fault: DeviceFault,
+        /// The device's own words.
+        message: String,
+    },
+}
+
+/// What kind of failure an [`Error::Device`] is. The core names the kind once, where the
+/// device's error enters it; the CLI and the page turn kinds into advice for their own users.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum DeviceFault {
+    /// The device could not allocate (GPU memory, or the wasm page's 4 GiB).
+    OutOfMemory,
+    /// The device is gone or poisoned: nothing more runs on it until it is made again.
+    Lost,
+    /// Anything else (a read-back that could not be converted, an unknown failure).
+    Other,
+}
+
+impl DeviceFault {
+    /// The kind of a failure known only by its message. Burn reports a poisoned device as a
+    /// variant ([`Error::execution`] reads it) but an allocation failure only in wgpu's or the
+    /// allocator's words, so those words are matched here, and nowhere else.
+    fn of_message(message: &str) -> Self {
+        let lower = message.to_lowercase();
+        if OUT_OF_MEMORY.iter().any(|m| lower.contains(m)) {
+            DeviceFault::OutOfMemory
+        } else if DEVICE_LOST.iter().any(|m| lower.contains(m)) {
+            DeviceFault::Lost
+        } else {
+            DeviceFault::Other
+        }
+    }
 }
 
 impl Error {
-    /// Wraps a failure reported by the compute device (Burn's `ExecutionError` and friends).
+    /// Wraps a failure reported by the compute device.
     pub(crate) fn device(e: impl std::fmt::Display) -> Self {
-        Error::Device(e.to_string())
+        let message = e.to_string();
+        Error::Device {
+            fault: DeviceFault::of_message(&message),
+            message,
+        }
+    }
+
+    /// Wraps Burn's execution error (a failed read-back), a poisoned device as [`DeviceFault::Lost`].
+    pub(crate) fn execution(e: burn::tensor::ExecutionError) -> Self {
+        let message = e.reason().to_string();
+        let fault = if e.is_device_poisoned() {
+            DeviceFault::Lost
+        } else {
+            DeviceFault::of_message(&message)
+        };
+        Error::Device { fault, message }
+    }
+
+    /// The kind of device failure this is, if it is one.
+    pub fn device_fault(&self) -> Option<DeviceFault> {
+        match self {
+            Error::Device { fault, .. } => Some(*fault),
+            _ => None,
+        }
     }
 }
 
@@ -85,48 +141,20 @@ const DEVICE_LOST: [&str; 4] = [
     "device is lost",
 ];
 
-/// What to do after an error message that says the device ran out of memory or was lost
-/// (`on_gpu`: the device is WebGPU; `None` when unknown); `None` for any other message.
-pub fn device_advice(message: &str, on_gpu: Option<bool>) -> Option<&'static str> {
-    let lower = message.to_lowercase();
-    let out_of_memory = OUT_OF_MEMORY.iter().any(|m| lower.contains(m));
-    let lost = DEVICE_LOST.iter().any(|m| lower.contains(m));
-    match (out_of_memory, lost, on_gpu) {
-        (true, _, Some(true)) => Some(
-            "The GPU ran out of memory: try a smaller batch (1, with more accumulation), fewer \
-             training prompts, LoRA on q, v only, or the CPU (?device=cpu). Your adapters and \
-             runs are kept.",
-        ),
-        (true, _, _) => Some(
-            "The page ran out of memory (a wasm page has at most 4 GiB): try batch 1 with more \
-             accumulation, fewer training prompts, or LoRA on q, v only. Your adapters and runs \
-             are kept.",
-        ),
-        (false, true, _) => Some(
-            "The browser reset the GPU (device lost), often after a long step or a driver \
-             problem: reload the page (the model, adapters and the run's last checkpoint are \
-             kept in this browser) or use the CPU (?device=cpu).",
-        ),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::device_advice;
+    use super::{DeviceFault, Error};
 
     #[test]
-    fn device_errors_get_advice_and_others_do_not() {
-        let oom = device_advice("wgpu: Out of Memory", Some(true)).unwrap();
-        assert!(
-            oom.contains("smaller batch") && oom.contains("?device=cpu"),
-            "{oom}"
+    fn device_failures_get_their_kind() {
+        let kind = |m: &str| Error::device(m).device_fault();
+        assert_eq!(kind("wgpu: Out of Memory"), Some(DeviceFault::OutOfMemory));
+        assert_eq!(
+            kind("RuntimeError: memory access out of bounds"),
+            Some(DeviceFault::OutOfMemory)
         );
-        let wasm = device_advice("RuntimeError: memory access out of bounds", Some(false));
-        assert!(wasm.unwrap().contains("4 GiB"));
-        let lost = device_advice("Device lost: reason unknown", Some(true)).unwrap();
-        assert!(lost.contains("reload the page"), "{lost}");
-        assert_eq!(device_advice("the test split is empty", None), None);
-        assert_eq!(device_advice("a room with a zoom", Some(true)), None);
+        assert_eq!(kind("Device lost: reason unknown"), Some(DeviceFault::Lost));
+        assert_eq!(kind("a room with a zoom"), Some(DeviceFault::Other));
+        assert_eq!(Error::EmptyCandidates.device_fault(), None);
     }
 }

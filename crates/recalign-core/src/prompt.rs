@@ -99,6 +99,15 @@ impl PromptFormat {
     }
 }
 
+/// The ids of `title` as LLaRA's answer (end-of-sequence not included): the title as a list
+/// line `- {title}` holds it, a space and the title tokenised together. Empty for a blank title.
+pub fn llara_answer_ids(tok: &TextTokenizer, title: &str) -> crate::Result<Vec<u32>> {
+    if title.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    tok.encode(&format!(" {title}"))
+}
+
 /// The text of a compact document: the header, then each title on its own line. Its tokens are
 /// [`compact_ids`]' wherever a title tokenises the same alone as after a newline (every
 /// ML-100K title does; `tests/ml100k.rs` checks).

@@ -276,6 +276,44 @@ fn sasrec_beats_popularity_and_survives_a_save_load_round_trip() {
     );
 }
 
+/// LLaRA's answer is a copy of its list entry: for every ML-100K title, the answer's ids (less
+/// end-of-sequence) occur verbatim in the prompt's ids where the title is listed, so a model can
+/// answer by copying the tokens it reads (a bare title would start `T`, `oy` where the list has
+/// ` Toy`).
+#[test]
+fn llara_answers_tokenise_as_their_list_entries_for_every_title() {
+    let log = common::ml100k();
+    let lm = common::real_model();
+    let tok = &lm.tokenizer;
+    let mut differ = Vec::new();
+    for i in 0..log.catalogue.len() {
+        let title = log
+            .catalogue
+            .title(recalign_core::data::ItemId(i as u32))
+            .to_string();
+        let prompt = tok
+            .encode(&recalign_core::prompt::recommendation_prompt(
+                &["Heat (1995)".to_string()],
+                &["Fargo (1996)".to_string(), title.clone()],
+            ))
+            .unwrap();
+        let mut answer = lm
+            .candidate_ids(std::slice::from_ref(&title))
+            .unwrap()
+            .remove(0);
+        assert_eq!(answer.pop(), Some(tok.eos_id()));
+        if !prompt.windows(answer.len()).any(|w| w == answer.as_slice()) {
+            differ.push(title);
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} titles' answers are not their list entries' tokens: {:?}",
+        differ.len(),
+        &differ[..differ.len().min(5)]
+    );
+}
+
 /// The compact format's promise: a history line and a candidate answer are the same ids, and
 /// they are what the tokenizer gives for the document's own text, for every ML-100K title (so
 /// the model reads titles in the history exactly as it is asked to produce them).

@@ -62,15 +62,22 @@ fn single_token_log_probs_over_the_vocabulary_sum_to_one() {
     let prompt = lm.tokenizer.encode("hello").unwrap();
     // Every single-byte token except control tokens: with eos appended each scores
     // log p(byte) + log p(eos | byte), so instead check p(byte) alone via the first-token factor.
-    let cands: Vec<String> = (b'a'..=b'z').map(|b| char::from(b).to_string()).collect();
-    let scores =
-        pollster::block_on(lm.score_candidates(&prompt, &cands, ScoreOptions::default())).unwrap();
-    let total: f32 = scores.iter().map(|s| s.log_prob.exp()).sum();
+    // The answers are given as ids (a titled candidate is answered after a space, LLaRA's list
+    // tokenisation, which is two tokens here).
+    let answers: Vec<Vec<u32>> = (b'a'..=b'z')
+        .map(|b| {
+            let mut ids = lm.tokenizer.encode(&char::from(b).to_string()).unwrap();
+            ids.push(lm.tokenizer.eos_id());
+            ids
+        })
+        .collect();
+    assert!(answers.iter().all(|a| a.len() == 2), "{answers:?}");
+    let scores = pollster::block_on(lm.score_answer_ids(&prompt, &answers)).unwrap();
+    let total: f32 = scores.iter().map(|s| s.exp()).sum();
     assert!(
         total > 0.0 && total < 1.0,
         "probabilities of disjoint answers sum to {total}"
     );
-    assert!(scores.iter().all(|s| s.n_tokens == 2));
 }
 
 #[test]

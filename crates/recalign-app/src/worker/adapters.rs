@@ -4,7 +4,7 @@
 use recalign_core::train::{Adapter, with_adapter};
 
 use super::persist;
-use super::session::{Shared, TrainedAdapter};
+use super::session::{Problem, Shared, TrainedAdapter};
 use crate::protocol::Response;
 
 /// Makes adapter `index` (`None`: the base model) the one ranking and generation use.
@@ -12,14 +12,14 @@ pub fn use_adapter(
     shared: &Shared,
     index: Option<usize>,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     shared.borrow_mut().use_adapter(index)?;
     reply(Response::AdapterInUse { index });
     Ok(())
 }
 
 /// Sends adapter `index` in PEFT's layout (`adapter_model.safetensors`, `adapter_config.json`).
-pub fn export(shared: &Shared, index: usize, reply: &dyn Fn(Response)) -> Result<(), String> {
+pub fn export(shared: &Shared, index: usize, reply: &dyn Fn(Response)) -> Result<(), Problem> {
     let (name, adapter) = {
         let s = shared.borrow();
         let a = s
@@ -28,7 +28,7 @@ pub fn export(shared: &Shared, index: usize, reply: &dyn Fn(Response)) -> Result
             .ok_or_else(|| format!("there is no adapter #{}", index + 1))?;
         (a.name.clone(), a.adapter.clone())
     };
-    let safetensors = adapter.to_safetensors().map_err(|e| e.to_string())?;
+    let safetensors = adapter.to_safetensors().map_err(Problem::from)?;
     let config = serde_json::to_string_pretty(&adapter.peft_config()).map_err(|e| e.to_string())?;
     reply(Response::AdapterExported {
         name,
@@ -46,12 +46,12 @@ pub async fn import(
     bytes: &[u8],
     config: Option<&[u8]>,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let config = config
         .map(serde_json::from_slice::<serde_json::Value>)
         .transpose()
         .map_err(|e| format!("adapter_config.json is not valid JSON: {e}"))?;
-    let adapter = Adapter::from_safetensors(bytes, config.as_ref()).map_err(|e| e.to_string())?;
+    let adapter = Adapter::from_safetensors(bytes, config.as_ref()).map_err(Problem::from)?;
     let base = shared.borrow().base_model()?;
     // Refuse an adapter that does not fit the loaded model before listing it.
     let lm = with_adapter(&base, &adapter)

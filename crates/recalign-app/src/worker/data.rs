@@ -15,7 +15,7 @@ use recalign_core::oracle::sasrec::{
 use recalign_core::oracle::{candidate_metrics, constant_scores, popularity_scores};
 
 use super::browser::{download, now_ms};
-use super::session::Shared;
+use super::session::{Problem, Shared};
 use crate::protocol::{DataSource, DatasetInfo, Lane, OracleSummary, Response};
 
 /// Parses and splits a dataset; a failure keeps the previous dataset.
@@ -23,7 +23,7 @@ pub async fn load_dataset(
     shared: &Shared,
     source: DataSource,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let stage = |s: &str| {
         reply(Response::Progress {
             lane: Lane::Data,
@@ -71,7 +71,7 @@ pub async fn load_dataset(
     };
     // The papers' files go as they are: their rows are the split (data::windowed).
     let (log, splits) =
-        windowed::split_dataset(main, held, &SplitConfig::default()).map_err(|e| e.to_string())?;
+        windowed::split_dataset(main, held, &SplitConfig::default()).map_err(Problem::from)?;
     let info = DatasetInfo {
         name,
         stats: split_stats(&log, &splits),
@@ -101,7 +101,7 @@ pub async fn train_oracle(
     epochs: usize,
     learning_rate: f64,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let data = shared.borrow().dataset()?;
     let (log, splits) = &*data;
     let config = SasRecConfig::new(log.catalogue.len(), catalogue_fingerprint(&log.catalogue));
@@ -112,12 +112,12 @@ pub async fn train_oracle(
     };
     let device = Device::flex();
     let mut trainer = SasRecTrainer::new(config, training, &splits.train_sequences, &device)
-        .map_err(|e| e.to_string())?;
+        .map_err(Problem::from)?;
     let total = trainer.total_steps() as u64;
     let start = now_ms();
     let (mut losses, mut sum, mut count, mut done) = (Vec::new(), 0.0f64, 0usize, 0u64);
     while !trainer.is_done() {
-        let step = trainer.step().await.map_err(|e| e.to_string())?;
+        let step = trainer.step().await.map_err(Problem::from)?;
         done += 1;
         sum += f64::from(step.loss);
         count += 1;
@@ -143,7 +143,7 @@ pub async fn train_oracle(
     let scores = oracle
         .candidate_scores(examples)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Problem::from)?;
     reply(Response::OracleTrained(OracleSummary {
         epochs,
         seconds,
@@ -158,7 +158,7 @@ pub async fn train_oracle(
 
 /// A test user's example, titles only. Pre-windowed files have no test split: their held-out
 /// rows stand in.
-pub fn test_user(shared: &Shared, index: usize, reply: &dyn Fn(Response)) -> Result<(), String> {
+pub fn test_user(shared: &Shared, index: usize, reply: &dyn Fn(Response)) -> Result<(), Problem> {
     let data = shared.borrow().dataset()?;
     let (log, splits) = &*data;
     let test = if splits.test.is_empty() {
@@ -186,8 +186,8 @@ pub fn load_pairs(
     name: String,
     bytes: &[u8],
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
-    let pairs = recalign_core::data::pairs::read_jsonl(bytes).map_err(|e| e.to_string())?;
+) -> Result<(), Problem> {
+    let pairs = recalign_core::data::pairs::read_jsonl(bytes).map_err(Problem::from)?;
     reply(Response::PairsLoaded {
         name: name.clone(),
         pairs: pairs.len(),

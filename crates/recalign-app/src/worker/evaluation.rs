@@ -5,7 +5,7 @@ use recalign_core::data::split::SplitName;
 use recalign_core::train::data as train_data;
 
 use super::browser::now_ms;
-use super::session::Shared;
+use super::session::{Problem, Shared};
 use crate::protocol::{Evaluation, Lane, Response};
 
 /// Evaluates the model in use on `users` (seeded draw) of `split`, reporting each user.
@@ -15,7 +15,7 @@ pub async fn evaluate(
     users: usize,
     generate: usize,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let (lm, data, name, format) = {
         let s = shared.borrow();
         if s.training.is_running() {
@@ -49,7 +49,7 @@ pub async fn evaluate(
         },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(Problem::from)?;
     reply(Response::Evaluated(Box::new(Evaluation {
         model: name,
         split,

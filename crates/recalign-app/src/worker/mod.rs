@@ -26,8 +26,8 @@ mod training;
 
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 
-use crate::protocol::{DeviceKind, ModelAccess, Request, Response, Tagged};
-use session::{Failure, Shared};
+use crate::protocol::{ModelAccess, Request, Response, Tagged};
+use session::{Failure, Problem, Shared};
 
 /// The model host (a `gloo-worker` actor).
 pub struct ModelWorker {
@@ -67,20 +67,14 @@ impl Worker for ModelWorker {
                 ModelAccess::Independent => None,
             };
             let lane = request.lane();
-            if let Err((during, message)) = route(request, &session, &reply).await {
-                // Out of memory or a lost device: say what to do (the worker keeps going).
-                let on_gpu = session
-                    .borrow()
-                    .device_kind
-                    .map(|k| k == DeviceKind::WebGpu);
-                let message = match recalign_core::error::device_advice(&message, on_gpu) {
-                    Some(advice) => format!("{message}. {advice}"),
-                    None => message,
-                };
+            if let Err((during, Problem { message, fault })) =
+                route(request, &session, &reply).await
+            {
                 reply(Response::Failed {
                     lane,
                     during,
                     message,
+                    fault,
                 });
             }
         });
@@ -195,7 +189,7 @@ async fn route(request: Request, s: &Shared, reply: &dyn Fn(Response)) -> Result
 }
 
 /// Names what was being done when an error `m` came.
-fn during(what: impl Into<String>) -> impl FnOnce(String) -> Failure {
+fn during<E: Into<Problem>>(what: impl Into<String>) -> impl FnOnce(E) -> Failure {
     let what = what.into();
-    move |m| (what, m)
+    move |m| (what, m.into())
 }

@@ -9,7 +9,7 @@ use recalign_core::train::{Adapter, with_adapter};
 use super::browser::{download, now_ms};
 use super::device::ensure_device;
 use super::persist;
-use super::session::{Shared, TrainedAdapter};
+use super::session::{Problem, Shared, TrainedAdapter};
 use crate::protocol::{DevicePreference, Lane, ModelInfo, Response};
 use crate::store::MODELS;
 
@@ -21,7 +21,7 @@ pub async fn load_url(
     device: DevicePreference,
     adapter: Option<&str>,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     ensure_device(shared, device, reply).await;
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
     let store = persist::store(shared).await.ok();
@@ -53,7 +53,7 @@ pub async fn load_url(
                 true,
             )
         }
-        (Err(e), _) => return Err(e),
+        (Err(e), _) => return Err(e.into()),
         (Ok(None), _) => return Err("the stored copy cannot be read".into()),
     };
     load(shared, name.clone(), &bytes, reply)?;
@@ -73,7 +73,7 @@ pub async fn load_bytes(
     name: &str,
     bytes: &[u8],
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     ensure_device(shared, DevicePreference::Auto, reply).await;
     load(shared, name.to_string(), bytes, reply)?;
     cache_model(shared, name, bytes, reply).await;
@@ -86,7 +86,7 @@ pub async fn load_stored(
     shared: &Shared,
     name: &str,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     ensure_device(shared, DevicePreference::Auto, reply).await;
     reply(Response::Progress {
         lane: Lane::Model,
@@ -110,7 +110,7 @@ fn load(
     name: String,
     bytes: &[u8],
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     reply(Response::Progress {
         lane: Lane::Model,
         stage: "Preparing the weights on the device".into(),
@@ -169,17 +169,19 @@ async fn load_default_adapter(shared: &Shared, url: &str, reply: &dyn Fn(Respons
     let added = async {
         let bytes = download(url, &|_, _| {}, None)
             .await?
-            .ok_or_else(|| "the download came back empty".to_string())?;
-        let adapter = Adapter::from_safetensors(&bytes, None).map_err(|e| e.to_string())?;
+            .ok_or("the download came back empty")?;
+        let adapter = Adapter::from_safetensors(&bytes, None).map_err(Problem::from)?;
         let base = shared.borrow().base_model()?;
-        let lm = with_adapter(&base, &adapter)
-            .map_err(|e| format!("it does not fit the loaded model: {e}"))?;
+        let lm = with_adapter(&base, &adapter).map_err(|e| Problem {
+            message: format!("it does not fit the loaded model: {e}"),
+            fault: e.device_fault(),
+        })?;
         let added = TrainedAdapter {
             name: name.to_string(),
             stage: None,
             adapter,
         };
-        Ok::<usize, String>(shared.borrow_mut().add_adapter(added, Some(lm)))
+        Ok::<usize, Problem>(shared.borrow_mut().add_adapter(added, Some(lm)))
     }
     .await;
     match added {

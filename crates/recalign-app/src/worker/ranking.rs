@@ -10,7 +10,7 @@ use recalign_core::recommend::SearchOptions;
 use recalign_core::{LanguageModel, Ranking, ScoreOptions};
 
 use super::browser::now_ms;
-use super::session::Shared;
+use super::session::{Problem, Shared};
 use crate::protocol::{CandidatePopularity, Comparison, ModelChoice, Response};
 
 /// Ranks `candidates` for `history` with the model in use and, when asked, with a second model.
@@ -21,7 +21,7 @@ pub async fn rank(
     length_normalised: bool,
     compare_with: Option<ModelChoice>,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let (lm, format) = {
         let s = shared.borrow();
         (s.model()?, s.prompt_format(None))
@@ -62,7 +62,7 @@ pub async fn recommend(
     history: &[String],
     top: usize,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let (lm, data) = {
         let s = shared.borrow();
         let lm = s.model()?;
@@ -82,7 +82,7 @@ pub async fn recommend(
         },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(Problem::from)?;
     let ms = now_ms() - t;
     let popularity = title_popularity(
         &data,
@@ -103,17 +103,17 @@ pub async fn generate(
     candidates: &[String],
     max_new_tokens: usize,
     reply: &dyn Fn(Response),
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let lm = shared.borrow().model()?;
     let t = now_ms();
     let prompt = lm
         .tokenizer
         .encode(&recommendation_prompt(history, candidates))
-        .map_err(|e| e.to_string())?;
+        .map_err(Problem::from)?;
     let generation = lm
         .generate(&prompt, max_new_tokens)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Problem::from)?;
     let named = named_candidate(&generation.text, candidates);
     reply(Response::Generated {
         generation,
@@ -133,7 +133,7 @@ pub async fn rank_with(
     history: &[String],
     candidates: &[String],
     options: ScoreOptions,
-) -> Result<Ranking, String> {
+) -> Result<Ranking, Problem> {
     if recalign_core::train::data::is_hybrid(lm) {
         let catalogue = match recalign_core::hybrid::model_catalogue(lm) {
             Some(c) => c,
@@ -151,12 +151,12 @@ pub async fn rank_with(
         };
         return recalign_core::hybrid::rank(lm, &catalogue, format, history, candidates, options)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(Problem::from);
     }
     let domain = shared.borrow().domain();
     lm.rank_as(format, domain, history, candidates, options)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(Problem::from)
 }
 
 /// Each ranked title's training count in the loaded dataset; `None` with no dataset.

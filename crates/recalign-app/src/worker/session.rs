@@ -10,6 +10,7 @@ use recalign_core::LanguageModel;
 use recalign_core::data::pairs::PreferencePair;
 use recalign_core::data::split::Splits;
 use recalign_core::data::{Domain, InteractionLog};
+use recalign_core::error::DeviceFault;
 use recalign_core::oracle::sasrec::SasRecOracle;
 use recalign_core::prompt::PromptFormat;
 use recalign_core::train::{Adapter, with_adapter};
@@ -21,8 +22,55 @@ use crate::store::Store;
 /// borrowed across an `await`).
 pub type Shared = Rc<RefCell<Session>>;
 
-/// What went wrong, as the page shows it: what was being done, and the error.
-pub type Failure = (String, String);
+/// An error of a request: its message and, for a device failure, its kind (the page turns the
+/// kind into advice). Core errors convert keeping their kind; the worker's own refusals are
+/// plain messages.
+#[derive(Debug)]
+pub struct Problem {
+    /// What went wrong.
+    pub message: String,
+    /// The kind, when the compute device failed.
+    pub fault: Option<DeviceFault>,
+}
+
+impl From<recalign_core::Error> for Problem {
+    fn from(e: recalign_core::Error) -> Self {
+        Problem {
+            fault: e.device_fault(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem {
+            message,
+            fault: None,
+        }
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<recalign_core::data::DataError> for Problem {
+    fn from(e: recalign_core::data::DataError) -> Self {
+        recalign_core::Error::from(e).into()
+    }
+}
+
+/// What went wrong, as the page shows it: what was being done, and the problem.
+pub type Failure = (String, Problem);
 
 /// Everything the worker holds between requests.
 #[derive(Default)]
@@ -118,14 +166,14 @@ impl TrainingState {
 
 impl Session {
     /// The base model, without adapters.
-    pub fn base_model(&self) -> Result<LanguageModel, String> {
+    pub fn base_model(&self) -> Result<LanguageModel, Problem> {
         self.model
             .clone()
-            .ok_or_else(|| "no model is loaded yet".to_string())
+            .ok_or_else(|| "no model is loaded yet".into())
     }
 
     /// The model ranking and generation use: the base model with the adapter in use, if any.
-    pub fn model(&self) -> Result<LanguageModel, String> {
+    pub fn model(&self) -> Result<LanguageModel, Problem> {
         match &self.in_use {
             Some((_, lm)) => Ok(lm.clone()),
             None => self.base_model(),
@@ -141,7 +189,7 @@ impl Session {
     }
 
     /// The base model with adapter `index` of the session's list, with the adapter's name.
-    pub fn adapter_model(&self, index: usize) -> Result<(String, LanguageModel), String> {
+    pub fn adapter_model(&self, index: usize) -> Result<(String, LanguageModel), Problem> {
         let base = self.base_model()?;
         let a = self
             .adapters
@@ -152,7 +200,7 @@ impl Session {
     }
 
     /// The model `choice` names, with its display name.
-    pub fn chosen_model(&self, choice: ModelChoice) -> Result<(String, LanguageModel), String> {
+    pub fn chosen_model(&self, choice: ModelChoice) -> Result<(String, LanguageModel), Problem> {
         match choice {
             ModelChoice::Base => Ok(("base model".into(), self.base_model()?)),
             ModelChoice::Adapter(i) => self.adapter_model(i),
@@ -173,7 +221,7 @@ impl Session {
     }
 
     /// Makes ranking and generation use adapter `index` (`None`: the base model).
-    pub fn use_adapter(&mut self, index: Option<usize>) -> Result<(), String> {
+    pub fn use_adapter(&mut self, index: Option<usize>) -> Result<(), Problem> {
         self.in_use = match index {
             None => None,
             Some(i) => Some((i, self.adapter_model(i)?.1)),
@@ -192,10 +240,10 @@ impl Session {
     }
 
     /// The loaded dataset and its split.
-    pub fn dataset(&self) -> Result<Rc<(InteractionLog, Splits)>, String> {
+    pub fn dataset(&self) -> Result<Rc<(InteractionLog, Splits)>, Problem> {
         self.data
             .clone()
-            .ok_or_else(|| "no dataset is loaded yet".to_string())
+            .ok_or_else(|| "no dataset is loaded yet".into())
     }
 
     /// The loaded dataset's item kind (the compact prompt's header); movies before any is.

@@ -7,13 +7,14 @@ use recalign_core::losses::LossKind;
 use recalign_core::prompt::PromptFormat;
 use recalign_core::train::data::{self as train_data, PairScores};
 use recalign_core::train::{
-    Adapter, Checkpoint, PreferenceTrainer, SftTrainer, Trainer, reference_log_probs, with_adapter,
+    Adapter, Checkpoint, PreferenceTrainer, SftPlan, SftRecipe, SftTrainer, Trainer,
+    reference_log_probs, sft_data, with_adapter,
 };
 
 use super::browser::{now_ms, sleep_ms};
 use super::data::train_oracle;
 use super::persist::{self, Pending, Prepared};
-use super::session::{Failure, Shared, TrainedAdapter, TrainingState};
+use super::session::{Failure, Problem, Shared, TrainedAdapter, TrainingState};
 use crate::protocol::{
     Lane, Response, RunRecord, TrainRequest, TrainStage, TrainSummary, ValidationPoint,
 };
@@ -48,7 +49,7 @@ pub async fn train(
     request: TrainRequest,
     reply: &dyn Fn(Response),
 ) -> Result<(), Failure> {
-    let start_fail = |m: String| ("starting training".to_string(), m);
+    let start_fail = |m: Problem| ("starting training".to_string(), m);
     let base = shared.borrow().base_model().map_err(start_fail)?;
     let guard = claim(shared)?;
     let (prepared, start, inputs, too_long, initial) =
@@ -81,7 +82,7 @@ pub async fn train(
         }
         _ => unreachable!("prepare matches the stage"),
     }
-    .map_err(|e| (format!("preparing {label}"), e.to_string()))?;
+    .map_err(|e| (format!("preparing {label}"), e.into()))?;
     let model = shared.borrow().model_name.clone().unwrap_or_default();
     let pending = Pending {
         run: RunRecord {
@@ -120,21 +121,24 @@ pub fn pause(shared: &Shared, hold: bool) {
 
 /// Continues the run a reload interrupted from its last checkpoint.
 pub async fn resume(shared: &Shared, reply: &dyn Fn(Response)) -> Result<(), Failure> {
-    let fail = |m: String| ("resuming training".to_string(), m);
+    let fail = |m: Problem| ("resuming training".to_string(), m);
     let base = shared.borrow().base_model().map_err(fail)?;
     let guard = claim(shared)?;
     let (mut pending, bytes, prepared) = persist::interrupted(shared)
         .await
-        .map_err(fail)?
+        .map_err(|m| fail(m.into()))?
         .ok_or_else(|| fail("there is no interrupted run to resume".into()))?;
     let loaded = shared.borrow().model_name.clone().unwrap_or_default();
     if pending.run.model != loaded {
-        return Err(fail(format!(
-            "the run trained {}, but {loaded} is loaded; load {} first",
-            pending.run.model, pending.run.model
-        )));
+        return Err(fail(
+            format!(
+                "the run trained {}, but {loaded} is loaded; load {} first",
+                pending.run.model, pending.run.model
+            )
+            .into(),
+        ));
     }
-    let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
+    let checkpoint = Checkpoint::from_bytes(&bytes).map_err(|e| fail(e.into()))?;
     send_pair_eps(&prepared, reply);
     let trainer = match prepared {
         Prepared::Sft(examples) => {
@@ -145,7 +149,7 @@ pub async fn resume(shared: &Shared, reply: &dyn Fn(Response)) -> Result<(), Fai
                 .map(|t| Trainer::Preference(Box::new(t)))
         }
     }
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(|e| fail(e.into()))?;
     // Steps after the checkpoint were lost with the reload; they run again.
     pending.run.steps.truncate(checkpoint.state.step);
     let held = checkpoint.state.step;
@@ -264,37 +268,22 @@ async fn prepare(
             } else {
                 None
             };
-            let hybrid = request.hybrid;
-            let sft = match request.format {
-                PromptFormat::Llara => {
-                    train_data::sft_examples_with(base, &data.0, &examples, None, hybrid)
-                }
-                // The CLI's recipe: documents, with one-target examples mixed in so that the
-                // adapter still answers LLaRA's prompt with a listed title.
-                PromptFormat::Compact => train_data::sequence_examples(
-                    base,
-                    &data.0,
-                    &data.1.train_sequences,
-                    train_data::SequenceConfig {
-                        hybrid,
-                        ..Default::default()
-                    },
-                    request.prompts,
-                    settings.seed,
-                )
-                .and_then(|docs| {
-                    train_data::mix_one_target(
-                        base,
-                        &data.0,
-                        docs,
-                        &data.1.train,
-                        (train_data::ONE_TARGET_SHARE, train_data::ONE_TARGET_WEIGHT),
-                        None,
-                        settings.seed,
-                    )
-                }),
-            }
-            .map_err(|e| ("preparing SFT".to_string(), e.to_string()))?;
+            // The CLI's recipe for the chosen prompt: compact documents with one-target
+            // examples mixed in (so the adapter still answers LLaRA's prompt with a listed
+            // title), or LLaRA's one-target prompts.
+            let plan = SftPlan {
+                recipe: match request.format {
+                    PromptFormat::Llara => SftRecipe::OneTarget,
+                    PromptFormat::Compact => SftRecipe::sequence(),
+                },
+                max_examples: request.prompts,
+                template: None,
+                hybrid: request.hybrid,
+                seed: settings.seed,
+            };
+            let sft = sft_data(base, &data.0, &data.1, &plan)
+                .map(|d| d.examples)
+                .map_err(|e| ("preparing SFT".to_string(), e.into()))?;
             let (n, skipped) = (sft.items.len(), sft.too_long);
             Ok((
                 Prepared::Sft(sft.items),
@@ -311,7 +300,7 @@ async fn prepare(
             ..
         } => {
             let during = format!("preparing {}", loss.kind.label());
-            let err = |e: recalign_core::Error| (during.clone(), e.to_string());
+            let err = |e: recalign_core::Error| (during.clone(), e.into());
             // Preference training starts from the latest SFT adapter, which is also the frozen
             // reference (method.md §3); without one, from the base model.
             let sft = shared
@@ -331,7 +320,8 @@ async fn prepare(
                          pick the same prompt format for both",
                         format_name(a.prompt),
                         format_name(request.format)
-                    ),
+                    )
+                    .into(),
                 ));
             }
             let (reference, start) = match &sft {
@@ -342,7 +332,7 @@ async fn prepare(
                 None => {
                     let (name, pairs) =
                         shared.borrow().imported_pairs.clone().ok_or_else(|| {
-                            (during.clone(), "load a preference JSONL first".to_string())
+                            (during.clone(), "load a preference JSONL first".into())
                         })?;
                     if loss.kind == LossKind::Rosepo && pairs.iter().any(|p| p.eps.is_none()) {
                         return Err((
@@ -350,7 +340,8 @@ async fn prepare(
                             format!(
                                 "RosePO needs each pair's smoothing factor, and {name} has pairs \
                                  without \"eps\" (recalign pairs build --oracle writes it)"
-                            ),
+                            )
+                            .into(),
                         ));
                     }
                     pairs
@@ -363,7 +354,8 @@ async fn prepare(
                         let oracle = ensure_oracle(shared, reply).await.map_err(|m| {
                             (
                                 during.clone(),
-                                format!("training the SASRec oracle for RosePO's smoothing: {m}"),
+                                format!("training the SASRec oracle for RosePO's smoothing: {m}")
+                                    .into(),
                             )
                         })?;
                         Some(oracle.candidate_scores(&examples).await.map_err(err)?)
@@ -442,7 +434,7 @@ async fn prepare(
 async fn ensure_oracle(
     shared: &Shared,
     reply: &dyn Fn(Response),
-) -> Result<recalign_core::oracle::sasrec::SasRecOracle, String> {
+) -> Result<recalign_core::oracle::sasrec::SasRecOracle, Problem> {
     if shared.borrow().oracle.is_none() {
         let d = recalign_core::oracle::sasrec::SasRecTraining::default();
         train_oracle(shared, d.epochs, d.learning_rate, reply).await?;
@@ -451,7 +443,7 @@ async fn ensure_oracle(
         .borrow()
         .oracle
         .clone()
-        .ok_or_else(|| "the SASRec oracle is missing after its training".to_string())
+        .ok_or_else(|| "the SASRec oracle is missing after its training".into())
 }
 
 /// A fresh adapter of the request's shape with LLaRA's projector over the oracle's item table,
@@ -463,27 +455,25 @@ async fn fresh_hybrid(
     request: &TrainRequest,
     reply: &dyn Fn(Response),
 ) -> Result<Adapter, Failure> {
-    let fail = |m: String| ("preparing hybrid SFT".to_string(), m);
-    let oracle = ensure_oracle(shared, reply).await.map_err(|m| {
-        fail(format!(
-            "training the SASRec oracle for the item tokens: {m}"
-        ))
-    })?;
-    let (items, d_item) = oracle.item_table().await.map_err(|e| fail(e.to_string()))?;
+    let fail = |m: Problem| ("preparing hybrid SFT".to_string(), m);
+    let oracle = ensure_oracle(shared, reply)
+        .await
+        .map_err(|m| fail(format!("training the SASRec oracle for the item tokens: {m}").into()))?;
+    let (items, d_item) = oracle.item_table().await.map_err(|e| fail(e.into()))?;
     let c = &base.model.config;
     let layer = request
         .lora
         .layer_range(c.n_layers)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.into()))?
         .start;
     let seed = request.settings.seed;
-    let mut adapter = Adapter::fresh(&request.lora, c, seed).map_err(|e| fail(e.to_string()))?;
+    let mut adapter = Adapter::fresh(&request.lora, c, seed).map_err(|e| fail(e.into()))?;
     let catalogue =
         recalign_core::hybrid::ItemCatalogue::of(&shared.borrow().dataset().map_err(fail)?.0);
     adapter.hybrid = Some(
         recalign_core::hybrid::HybridWeights::fresh(items, d_item, c.hidden_size, layer, seed)
             .and_then(|h| h.with_catalogue(catalogue))
-            .map_err(|e| fail(e.to_string()))?,
+            .map_err(|e| fail(e.into()))?,
     );
     adapter.prompt = request.format;
     Ok(adapter)
@@ -499,7 +489,7 @@ async fn run(
     reply: &dyn Fn(Response),
     guard: TrainingGuard,
 ) -> Result<(), Failure> {
-    let fail = |e: recalign_core::Error| (during.to_string(), e.to_string());
+    let fail = |e: recalign_core::Error| (during.to_string(), e.into());
     let every = pending.run.request.checkpoint_every;
     let validate_every = pending.run.request.validate_every;
     let validate = |step: usize| validate_every > 0 && step.is_multiple_of(validate_every);

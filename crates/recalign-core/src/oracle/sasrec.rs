@@ -355,7 +355,7 @@ impl SasRecTrainer {
             .clone()
             .into_data_async()
             .await
-            .map_err(Error::device)?;
+            .map_err(Error::execution)?;
         let value = value
             .convert::<f32>()
             .try_into_vec::<f32>()

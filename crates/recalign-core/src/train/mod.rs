@@ -9,6 +9,7 @@
 mod adamw;
 pub mod data;
 pub mod lora;
+pub mod prepare;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
@@ -33,6 +34,7 @@ use crate::prompt::PromptFormat;
 use crate::{Error, Result};
 pub use adamw::{OptimizerState, ParamMoments};
 pub use lora::{Adapter, FactorType, LoraSettings, LoraTargets};
+pub use prepare::{SftData, SftPlan, SftRecipe, sft_data};
 
 /// Optimiser, schedule and batching.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
