@@ -135,23 +135,28 @@ pub enum DefaultAdapter {
     Failed(String),
 }
 
-/// Everything the page shows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppState {
+/// The model concern: the device, the loaded model and the requests it is busy with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelState {
     /// The device in use, and why it is not WebGPU if it is not.
     pub device: Option<(DeviceKind, Option<String>)>,
     /// The loaded model, kept when a later load fails.
-    pub model: Option<ModelInfo>,
+    pub info: Option<ModelInfo>,
     /// Model loading in progress.
     pub progress: Option<Progress>,
+    /// Model-lane requests in flight, by id: the page is busy while there is one.
+    pub pending: Vec<u64>,
+}
+
+/// The request concern: the form (history, candidates) and what the model answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestState {
     /// History text, one title per line.
     pub history: String,
     /// Candidates text, one title per line.
     pub candidates: String,
     /// Rank by mean instead of summed log-probability.
     pub length_normalised: bool,
-    /// Model-lane requests in flight, by id: the page is busy while there is one.
-    pub pending: Vec<u64>,
     /// The last ranking and its time in ms.
     pub ranking: Option<(Ranking, f64)>,
     /// The same candidates ranked by a second model, when asked for.
@@ -166,16 +171,54 @@ pub struct AppState {
     )>,
     /// The last generation, the candidate it names, and its time in ms.
     pub generation: Option<(Generation, Option<String>, f64)>,
-    /// The last error, shown until dismissed.
-    pub error: Option<String>,
+}
+
+impl Default for RequestState {
+    /// The form starts with the first example filled in.
+    fn default() -> Self {
+        Self {
+            history: EXAMPLES[0].history.join("\n"),
+            candidates: EXAMPLES[0].candidates.join("\n"),
+            length_normalised: false,
+            ranking: None,
+            comparison: None,
+            candidate_popularity: None,
+            recommended: None,
+            generation: None,
+        }
+    }
+}
+
+impl ModelState {
+    /// Whether a model-lane request (a load, ranking, recommendation, generation) is running.
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether a model is ready.
+    pub fn ready(&self) -> bool {
+        self.info.is_some() && self.progress.is_none()
+    }
+}
+
+/// The data concern: the dataset, its oracle, and the preference file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataState {
     /// The loaded dataset's statistics.
     pub dataset: Option<DatasetInfo>,
     /// A dataset or oracle step in progress.
-    pub data_progress: Option<Progress>,
+    pub progress: Option<Progress>,
     /// The last oracle training result.
     pub oracle: Option<OracleSummary>,
     /// The test user in the form (index, their actual next item).
     pub test_user: Option<(usize, String)>,
+    /// The preference JSONL loaded for training: name, pairs, pairs with eps, most negatives.
+    pub pairs_file: Option<(String, usize, usize, usize)>,
+}
+
+/// The training concern: the run, and the adapters it made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlignState {
     /// The current or last training run.
     pub training: Option<TrainingView>,
     /// Names of the adapters trained in this session, by index.
@@ -186,100 +229,125 @@ pub struct AppState {
     pub default_adapter: DefaultAdapter,
     /// A one-line confirmation (e.g. an export), shown in the Align card.
     pub notice: Option<String>,
-    /// Every evaluation of this session, oldest first.
-    pub evaluations: Vec<Evaluation>,
-    /// An evaluation in progress (users done, users in all).
-    pub evaluating: Option<(u64, u64)>,
-    /// What this browser stores for the page.
-    pub storage: Option<StorageInfo>,
-    /// The runs stored in this browser, oldest first.
-    pub runs: Vec<RunRecord>,
-    /// The last storage failure (the session goes on without storing that).
-    pub storage_warning: Option<String>,
     /// RosePO's smoothing factor of every pair of the current run (one per rejected answer).
     pub pair_eps: Vec<f64>,
-    /// The preference JSONL loaded for training: name, pairs, pairs with eps, most negatives.
-    pub pairs_file: Option<(String, usize, usize, usize)>,
 }
 
-impl Default for AppState {
+impl Default for AlignState {
     fn default() -> Self {
         Self {
-            device: None,
-            model: None,
-            progress: None,
-            history: EXAMPLES[0].history.join("\n"),
-            candidates: EXAMPLES[0].candidates.join("\n"),
-            length_normalised: false,
-            pending: Vec::new(),
-            ranking: None,
-            comparison: None,
-            candidate_popularity: None,
-            recommended: None,
-            generation: None,
-            error: None,
-            dataset: None,
-            data_progress: None,
-            oracle: None,
-            test_user: None,
             training: None,
             adapters: Vec::new(),
             adapter_in_use: None,
             default_adapter: DefaultAdapter::NotAsked,
             notice: None,
-            evaluations: Vec::new(),
-            evaluating: None,
-            storage: None,
-            runs: Vec::new(),
-            storage_warning: None,
-            pairs_file: None,
             pair_eps: Vec::new(),
         }
     }
 }
 
+impl DataState {
+    /// Whether a dataset step is running.
+    pub fn busy(&self) -> bool {
+        self.progress.is_some()
+    }
+}
+
+impl AlignState {
+    /// Whether a training run is going.
+    pub fn running(&self) -> bool {
+        self.training.as_ref().is_some_and(|t| t.running)
+    }
+
+    /// Name of the model ranking uses: the base model or an adapter.
+    pub fn model_in_use(&self) -> String {
+        self.adapter_in_use
+            .and_then(|i| self.adapters.get(i))
+            .map_or_else(|| "the base model".into(), |a| format!("adapter {a}"))
+    }
+}
+
+/// The storage concern: what this browser keeps for the page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageState {
+    /// What this browser stores for the page.
+    pub info: Option<StorageInfo>,
+    /// The runs stored in this browser, oldest first.
+    pub runs: Vec<RunRecord>,
+    /// The last storage failure (the session goes on without storing that).
+    pub warning: Option<String>,
+}
+
+/// The evaluation concern.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationState {
+    /// Every evaluation of this session, oldest first.
+    pub evaluations: Vec<Evaluation>,
+    /// An evaluation in progress (users done, users in all).
+    pub evaluating: Option<(u64, u64)>,
+}
+
+/// Everything the page shows, by concern; a panel takes the parts it shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppState {
+    /// Device, model, busy requests.
+    pub model: ModelState,
+    /// The request form and its answers.
+    pub request: RequestState,
+    /// Dataset, oracle, test user, preference file.
+    pub data: DataState,
+    /// Training and adapters.
+    pub align: AlignState,
+    /// Browser storage.
+    pub storage: StorageState,
+    /// Evaluations.
+    pub evaluation: EvaluationState,
+    /// The last error, shown until dismissed.
+    pub error: Option<String>,
+}
+
 impl AppState {
     /// History titles, one per non-empty line.
     pub fn history_titles(&self) -> Vec<String> {
-        lines(&self.history)
+        lines(&self.request.history)
     }
 
     /// Candidate titles, one per non-empty line.
     pub fn candidate_titles(&self) -> Vec<String> {
-        lines(&self.candidates)
+        lines(&self.request.candidates)
     }
 
     /// Whether a model-lane request (a load, ranking, recommendation, generation) is running.
     pub fn busy(&self) -> bool {
-        !self.pending.is_empty()
+        self.model.busy()
     }
 
     /// Whether a dataset step is running.
     pub fn data_busy(&self) -> bool {
-        self.data_progress.is_some()
+        self.data.busy()
     }
 
     /// Whether a model is ready.
     pub fn ready(&self) -> bool {
-        self.model.is_some() && self.progress.is_none()
+        self.model.ready()
     }
 
     /// Records the name of the worker's adapter `index` (the worker numbers them).
     fn name_adapter(&mut self, index: usize, name: String) {
-        if self.adapters.len() <= index {
-            self.adapters.resize(index + 1, String::new());
+        if self.align.adapters.len() <= index {
+            self.align.adapters.resize(index + 1, String::new());
         }
-        self.adapters[index] = name;
+        self.align.adapters[index] = name;
     }
 
     /// Whether a training run is going.
     pub fn training(&self) -> bool {
-        self.training.as_ref().is_some_and(|t| t.running)
+        self.align.running()
     }
 
     /// The loss the running (or last) preference run trains and its latest step's margins.
     pub fn training_marker(&self) -> Option<BatchMarker> {
-        let t = self.training.as_ref()?;
+        let t = self.align.training.as_ref()?;
         let last = t.steps.last()?;
         let margins = if last.margins.is_empty() {
             vec![f64::from(last.margin)]
@@ -295,9 +363,7 @@ impl AppState {
 
     /// Name of the model ranking uses: the base model or an adapter.
     pub fn model_in_use(&self) -> String {
-        self.adapter_in_use
-            .and_then(|i| self.adapters.get(i))
-            .map_or_else(|| "the base model".into(), |a| format!("adapter {a}"))
+        self.align.model_in_use()
     }
 }
 
@@ -358,7 +424,7 @@ impl AppState {
     fn apply(&mut self, response: Response) {
         let s = self;
         match response {
-            Response::Device { kind, note } => s.device = Some((kind, note)),
+            Response::Device { kind, note } => s.model.device = Some((kind, note)),
             Response::Progress {
                 lane,
                 stage,
@@ -368,41 +434,42 @@ impl AppState {
                 let progress = Progress { stage, done, total };
                 match lane {
                     Lane::Model | Lane::Adapters | Lane::Storage => {
-                        s.progress = Some(progress);
+                        s.model.progress = Some(progress);
                     }
-                    Lane::Data => s.data_progress = Some(progress),
+                    Lane::Data => s.data.progress = Some(progress),
                     Lane::Training => {
-                        if let Some(t) = s.training.as_mut() {
+                        if let Some(t) = s.align.training.as_mut() {
                             t.preparing = Some(progress);
                         }
                     }
                     Lane::Evaluation => {
-                        s.evaluating = Some((progress.done, progress.total.unwrap_or(0)));
+                        s.evaluation.evaluating =
+                            Some((progress.done, progress.total.unwrap_or(0)));
                     }
                 }
             }
             Response::Loaded(info) => {
-                s.model = Some(info);
-                s.progress = None;
+                s.model.info = Some(info);
+                s.model.progress = None;
             }
-            Response::Storage(info) => s.storage = Some(*info),
-            Response::PairEps(eps) => s.pair_eps = eps,
+            Response::Storage(info) => s.storage.info = Some(*info),
+            Response::PairEps(eps) => s.align.pair_eps = eps,
             Response::PairsLoaded {
                 name,
                 pairs,
                 smoothed,
                 negatives,
-            } => s.pairs_file = Some((name, pairs, smoothed, negatives)),
-            Response::Runs(runs) => s.runs = runs,
+            } => s.data.pairs_file = Some((name, pairs, smoothed, negatives)),
+            Response::Runs(runs) => s.storage.runs = runs,
             Response::Resuming(run) => {
-                s.training = Some(TrainingView::resumed(*run));
-                if let Some(st) = s.storage.as_mut() {
+                s.align.training = Some(TrainingView::resumed(*run));
+                if let Some(st) = s.storage.info.as_mut() {
                     st.resume = None;
                 }
                 s.error = None;
             }
             Response::StorageFailed { during, message } => {
-                s.storage_warning = Some(format!("Not stored while {during}: {message}"));
+                s.storage.warning = Some(format!("Not stored while {during}: {message}"));
             }
             Response::Ranked {
                 ranking,
@@ -410,16 +477,16 @@ impl AppState {
                 comparison,
                 popularity,
             } => {
-                s.ranking = Some((ranking, ms));
-                s.comparison = comparison.map(|c| *c);
-                s.candidate_popularity = popularity;
+                s.request.ranking = Some((ranking, ms));
+                s.request.comparison = comparison.map(|c| *c);
+                s.request.candidate_popularity = popularity;
             }
             Response::Recommended {
                 found,
                 popularity,
                 ms,
             } => {
-                s.recommended = Some((found, popularity, ms));
+                s.request.recommended = Some((found, popularity, ms));
             }
             Response::Generated {
                 generation,
@@ -427,17 +494,17 @@ impl AppState {
                 ms,
             } => {
                 let title = named.and_then(|i| s.candidate_titles().get(i).cloned());
-                s.generation = Some((generation, title, ms));
+                s.request.generation = Some((generation, title, ms));
             }
             Response::DatasetLoaded(info) => {
-                s.dataset = Some(info);
-                s.data_progress = None;
-                s.oracle = None;
-                s.test_user = None;
+                s.data.dataset = Some(info);
+                s.data.progress = None;
+                s.data.oracle = None;
+                s.data.test_user = None;
             }
             Response::OracleTrained(summary) => {
-                s.oracle = Some(summary);
-                s.data_progress = None;
+                s.data.oracle = Some(summary);
+                s.data.progress = None;
             }
             Response::TestUser {
                 index,
@@ -445,61 +512,61 @@ impl AppState {
                 candidates,
                 target,
             } => {
-                s.history = history.join("\n");
-                s.candidates = candidates.join("\n");
-                s.test_user = Some((index, target));
-                s.ranking = None;
-                s.generation = None;
-                s.data_progress = None;
+                s.request.history = history.join("\n");
+                s.request.candidates = candidates.join("\n");
+                s.data.test_user = Some((index, target));
+                s.request.ranking = None;
+                s.request.generation = None;
+                s.data.progress = None;
             }
             Response::TrainStep(report) => {
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.preparing = None;
                     t.steps.push(report);
                 }
             }
             Response::TrainValidation(point) => {
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.validation.push(point);
                 }
             }
-            Response::TrainWarning(message) => s.notice = Some(message),
+            Response::TrainWarning(message) => s.align.notice = Some(message),
             Response::TrainPaused(paused) => {
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.paused = paused;
                     t.pausing = None;
                 }
             }
             Response::Trained(summary) => {
                 s.name_adapter(summary.index, summary.name.clone());
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.end();
                     t.summary = Some(summary);
                 }
             }
             Response::Evaluated(evaluation) => {
-                s.evaluations.push(*evaluation);
-                s.evaluating = None;
+                s.evaluation.evaluations.push(*evaluation);
+                s.evaluation.evaluating = None;
             }
             Response::AdapterAdded { index, name } => s.name_adapter(index, name),
             Response::DefaultAdapter(outcome) => {
-                s.default_adapter = match outcome {
+                s.align.default_adapter = match outcome {
                     Ok(index) => DefaultAdapter::Loaded(index),
                     Err(why) => DefaultAdapter::Failed(why),
                 };
             }
             Response::AdapterExported { name, .. } => {
-                s.notice = Some(format!(
+                s.align.notice = Some(format!(
                     "Saved {name} as adapter_model.safetensors and adapter_config.json (PEFT's layout)."
                 ));
             }
             Response::AdapterInUse { index } => {
-                if s.adapter_in_use != index {
+                if s.align.adapter_in_use != index {
                     // A ranking made with another model would now mislead.
-                    s.ranking = None;
-                    s.generation = None;
+                    s.request.ranking = None;
+                    s.request.generation = None;
                 }
-                s.adapter_in_use = index;
+                s.align.adapter_in_use = index;
             }
             Response::Failed {
                 lane,
@@ -507,26 +574,26 @@ impl AppState {
                 message,
                 fault,
             } => {
-                let device = s.device.as_ref().map(|(kind, _)| *kind);
+                let device = s.model.device.as_ref().map(|(kind, _)| *kind);
                 s.error = Some(match fault.and_then(|f| crate::advice::after(f, device)) {
                     Some(advice) => format!("Error while {during}: {message}. {advice}"),
                     None => format!("Error while {during}: {message}"),
                 });
                 match lane {
                     // The dataset and oracle shown before stay: the user loses nothing.
-                    Lane::Data => s.data_progress = None,
+                    Lane::Data => s.data.progress = None,
                     Lane::Training => {
-                        if let Some(t) = s.training.as_mut() {
+                        if let Some(t) = s.align.training.as_mut() {
                             t.end();
                         }
                     }
-                    Lane::Evaluation => s.evaluating = None,
+                    Lane::Evaluation => s.evaluation.evaluating = None,
                     Lane::Model | Lane::Adapters | Lane::Storage => {
                         // A failed load keeps a previously loaded model usable.
-                        s.progress = None;
+                        s.model.progress = None;
                         // A failed model load never gets to its adapter.
-                        if s.default_adapter == DefaultAdapter::Loading {
-                            s.default_adapter = DefaultAdapter::NotAsked;
+                        if s.align.default_adapter == DefaultAdapter::Loading {
+                            s.align.default_adapter = DefaultAdapter::NotAsked;
                         }
                     }
                 }
@@ -544,36 +611,36 @@ impl Reducible for AppState {
             Action::Worker(tagged) => {
                 let Tagged { id, body } = *tagged;
                 if body.ends_model_request() {
-                    s.pending.retain(|p| *p != id);
+                    s.model.pending.retain(|p| *p != id);
                 }
                 s.apply(body);
             }
-            Action::SetHistory(t) => s.history = t,
-            Action::SetCandidates(t) => s.candidates = t,
-            Action::SetLengthNormalised(b) => s.length_normalised = b,
+            Action::SetHistory(t) => s.request.history = t,
+            Action::SetCandidates(t) => s.request.candidates = t,
+            Action::SetLengthNormalised(b) => s.request.length_normalised = b,
             Action::AddToHistory(title) => {
-                if !s.history.is_empty() && !s.history.ends_with('\n') {
-                    s.history.push('\n');
+                if !s.request.history.is_empty() && !s.request.history.ends_with('\n') {
+                    s.request.history.push('\n');
                 }
-                s.history.push_str(&title);
-                s.test_user = None;
+                s.request.history.push_str(&title);
+                s.data.test_user = None;
             }
             Action::UseExample(i) => {
                 if let Some(e) = EXAMPLES.get(i) {
-                    s.history = e.history.join("\n");
-                    s.candidates = e.candidates.join("\n");
-                    s.test_user = None;
-                    s.ranking = None;
-                    s.generation = None;
+                    s.request.history = e.history.join("\n");
+                    s.request.candidates = e.candidates.join("\n");
+                    s.data.test_user = None;
+                    s.request.ranking = None;
+                    s.request.generation = None;
                 }
             }
             Action::Started(id) => {
-                s.pending.push(id);
+                s.model.pending.push(id);
                 s.error = None;
             }
-            Action::DefaultAdapterAsked => s.default_adapter = DefaultAdapter::Loading,
+            Action::DefaultAdapterAsked => s.align.default_adapter = DefaultAdapter::Loading,
             Action::LoadingFile(name) => {
-                s.progress = Some(Progress {
+                s.model.progress = Some(Progress {
                     stage: format!("Reading {name}"),
                     done: 0,
                     total: None,
@@ -581,7 +648,7 @@ impl Reducible for AppState {
                 s.error = None;
             }
             Action::DataStarted(stage) => {
-                s.data_progress = Some(Progress {
+                s.data.progress = Some(Progress {
                     stage,
                     done: 0,
                     total: None,
@@ -589,29 +656,29 @@ impl Reducible for AppState {
                 s.error = None;
             }
             Action::TrainStarted { stage, planned } => {
-                s.training = Some(TrainingView::new(&stage, planned));
-                s.pair_eps = Vec::new();
+                s.align.training = Some(TrainingView::new(&stage, planned));
+                s.align.pair_eps = Vec::new();
                 s.error = None;
             }
             Action::PauseRequested(pause) => {
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.pausing = Some(pause);
                 }
             }
             Action::CancelRequested => {
-                if let Some(t) = s.training.as_mut() {
+                if let Some(t) = s.align.training.as_mut() {
                     t.cancelling = true;
                 }
             }
             Action::EvalStarted => {
-                s.evaluating = Some((0, 0));
+                s.evaluation.evaluating = Some((0, 0));
                 s.error = None;
             }
             Action::DismissError => s.error = None,
-            Action::DismissStorageWarning => s.storage_warning = None,
+            Action::DismissStorageWarning => s.storage.warning = None,
             Action::Error(e) => {
                 s.error = Some(e);
-                s.pending.clear();
+                s.model.pending.clear();
             }
         }
         Rc::new(s)
@@ -691,16 +758,16 @@ mod tests {
     #[test]
     fn progress_goes_to_the_card_of_its_lane() {
         let s = after([progress(Lane::Model, 1)]);
-        assert_eq!(s.progress.as_ref().map(|p| p.done), Some(1));
-        assert!(s.data_progress.is_none() && s.evaluating.is_none());
+        assert_eq!(s.model.progress.as_ref().map(|p| p.done), Some(1));
+        assert!(s.data.progress.is_none() && s.evaluation.evaluating.is_none());
 
         let s = after([progress(Lane::Data, 2)]);
-        assert_eq!(s.data_progress.as_ref().map(|p| p.done), Some(2));
-        assert!(s.progress.is_none());
+        assert_eq!(s.data.progress.as_ref().map(|p| p.done), Some(2));
+        assert!(s.model.progress.is_none());
 
         let s = after([progress(Lane::Evaluation, 3)]);
-        assert_eq!(s.evaluating, Some((3, 10)));
-        assert!(s.progress.is_none() && s.data_progress.is_none());
+        assert_eq!(s.evaluation.evaluating, Some((3, 10)));
+        assert!(s.model.progress.is_none() && s.data.progress.is_none());
 
         let s = after([
             Action::TrainStarted {
@@ -709,9 +776,9 @@ mod tests {
             },
             progress(Lane::Training, 4),
         ]);
-        let t = s.training.as_ref().expect("a run");
+        let t = s.align.training.as_ref().expect("a run");
         assert_eq!(t.preparing.as_ref().map(|p| p.done), Some(4));
-        assert!(s.progress.is_none());
+        assert!(s.model.progress.is_none());
     }
 
     #[test]
@@ -722,8 +789,8 @@ mod tests {
             progress(Lane::Model, 1),
             failed(Lane::Model),
         ]);
-        assert!(!s.busy() && s.progress.is_none());
-        assert_eq!(s.default_adapter, DefaultAdapter::NotAsked);
+        assert!(!s.busy() && s.model.progress.is_none());
+        assert_eq!(s.align.default_adapter, DefaultAdapter::NotAsked);
         assert_eq!(s.error.as_deref(), Some("Error while doing it: it broke"));
     }
 
@@ -743,7 +810,7 @@ mod tests {
         // Two rankings in flight: the first one's end leaves the page busy for the second.
         let s = after([Action::Started(1), Action::Started(2), failed_rank(1)]);
         assert!(s.busy());
-        assert_eq!(s.pending, vec![2]);
+        assert_eq!(s.model.pending, vec![2]);
         let s = after([
             Action::Started(1),
             Action::Started(2),
@@ -778,8 +845,8 @@ mod tests {
             Action::DataStarted("Loading ML-100K".into()),
             failed(Lane::Data),
         ]);
-        assert!(s.busy() && s.progress.is_some());
-        assert!(s.data_progress.is_none());
+        assert!(s.busy() && s.model.progress.is_some());
+        assert!(s.data.progress.is_none());
         assert!(s.error.is_some());
 
         // A training failure ends the run's view but not the model's request.
@@ -792,7 +859,7 @@ mod tests {
             failed(Lane::Training),
         ]);
         assert!(s.busy());
-        let t = s.training.as_ref().expect("the run stays shown");
+        let t = s.align.training.as_ref().expect("the run stays shown");
         assert!(!t.running && t.preparing.is_none());
 
         // An evaluation failure clears only the evaluation's progress.
@@ -804,7 +871,7 @@ mod tests {
             progress(Lane::Evaluation, 2),
             failed(Lane::Evaluation),
         ]);
-        assert!(s.evaluating.is_none());
-        assert!(s.training.as_ref().is_some_and(|t| t.running));
+        assert!(s.evaluation.evaluating.is_none());
+        assert!(s.align.training.as_ref().is_some_and(|t| t.running));
     }
 }

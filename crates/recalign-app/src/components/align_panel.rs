@@ -9,20 +9,22 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::chart::{LineChart, Series};
-use super::{RunsView, files};
+use super::{RunsView, files, use_page};
 use crate::hash;
 use crate::protocol::{Request, TrainRequest, TrainStage, ValidationPoint};
-use crate::state::{Action, AppState, TrainingView};
+use crate::state::{Action, AlignState, DataState, ModelState, StorageState, TrainingView};
 
 /// Props of [`AlignPanel`].
 #[derive(Properties, PartialEq)]
 pub struct AlignPanelProps {
-    /// Page state.
-    pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
+    /// The model, its device and busy requests.
+    pub model: ModelState,
+    /// The dataset, oracle, test user and preference file.
+    pub data: DataState,
+    /// The training run and the adapters.
+    pub align: AlignState,
+    /// What this browser stores.
+    pub storage: StorageState,
 }
 
 /// The training form. Defaults suit a short demo of the real model on a laptop: batch 1 keeps a
@@ -300,17 +302,17 @@ fn strategy_id(s: RejectStrategy) -> &'static str {
 /// Stage, loss, sampling, LoRA and optimiser settings; start and cancel; live reports.
 #[function_component(AlignPanel)]
 pub fn align_panel(props: &AlignPanelProps) -> Html {
+    let page = use_page();
     let form = use_state(AlignForm::from_hash);
     use_effect_with((*form).clone(), |f| hash::set(&f.to_hash()));
-    let state = &props.state;
-    let running = state.training();
+    let running = props.align.running();
     // Training needs the dataset, except a preference run on a loaded JSONL's pairs.
     let inputs_ready = if form.preference && form.imported_pairs {
-        state.pairs_file.is_some()
+        props.data.pairs_file.is_some()
     } else {
-        state.dataset.is_some()
+        props.data.dataset.is_some()
     };
-    let can_start = state.ready() && inputs_ready && !running && !state.busy();
+    let can_start = props.model.ready() && inputs_ready && !running && !props.model.busy();
 
     // One editor per field: parse, and keep the previous value when the text does not parse.
     let edit = |apply: fn(&mut AlignForm, &str)| {
@@ -327,7 +329,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
         })
     };
     let start = {
-        let (form, send, dispatch) = (form.clone(), props.send.clone(), props.dispatch.clone());
+        let (form, send, dispatch) = (form.clone(), page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             let request = form.request();
             dispatch.emit(Action::TrainStarted {
@@ -337,9 +339,9 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
             send.emit(Request::Train(Box::new(request)));
         })
     };
-    let layers = state.model.as_ref().map_or(8, |m| m.layers);
+    let layers = props.model.info.as_ref().map_or(8, |m| m.layers);
     let quick = {
-        let (form, send, dispatch) = (form.clone(), props.send.clone(), props.dispatch.clone());
+        let (form, send, dispatch) = (form.clone(), page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             // The preset becomes the form, so what ran stays visible and editable.
             let preset = AlignForm {
@@ -356,26 +358,27 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
         })
     };
     let cancel = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             dispatch.emit(Action::CancelRequested);
             send.emit(Request::CancelTraining);
         })
     };
     // Held, or asked to hold: the button then offers to go on.
-    let holding = state
+    let holding = props
+        .align
         .training
         .as_ref()
         .is_some_and(|t| t.pausing.unwrap_or(t.paused));
     let pause = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             dispatch.emit(Action::PauseRequested(!holding));
             send.emit(Request::PauseTraining(!holding));
         })
     };
     let export = {
-        let (send, index) = (props.send.clone(), state.adapter_in_use);
+        let (send, index) = (page.send.clone(), props.align.adapter_in_use);
         Callback::from(move |_| {
             if let Some(index) = index {
                 send.emit(Request::ExportAdapter { index });
@@ -383,7 +386,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
         })
     };
     let import = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |e: Event| {
             let files = files::picked(&e);
             // Picking the same files again must fire `change` again.
@@ -419,7 +422,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     };
     // A preference JSONL picked, or dropped on the card.
     let read_pairs = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |file: web_sys::File| {
             files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
                 Request::LoadPairs { name, bytes }
@@ -429,7 +432,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     let load_pairs = files::on_pick(read_pairs.clone());
     let on_drop = {
         let (form, read_pairs, dispatch) =
-            (form.clone(), read_pairs.clone(), props.dispatch.clone());
+            (form.clone(), read_pairs.clone(), page.dispatch.clone());
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             let Some(file) = files::dropped(&e).into_iter().next() else {
@@ -455,7 +458,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
     };
     let on_drag_over = Callback::from(|e: DragEvent| e.prevent_default());
     let choose_adapter = {
-        let send = props.send.clone();
+        let send = page.send.clone();
         Callback::from(move |e: Event| {
             let value = e.target_unchecked_into::<HtmlSelectElement>().value();
             send.emit(Request::UseAdapter {
@@ -531,7 +534,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                 { "Preference JSONL (TRL's prompt, chosen, rejected per line; recalign's eps and more_rejected optional; or drop it on this card): " }
                 <input type="file" id="pairs-file" accept=".jsonl,.json,application/jsonl" onchange={ load_pairs } disabled={ running } />
             </label>
-            if let Some((name, n, smoothed, k)) = &state.pairs_file {
+            if let Some((name, n, smoothed, k)) = &props.data.pairs_file {
                 <p class="meta" id="pairs-info">{ format!("{name}: {n} pairs, {smoothed} with RosePO's eps, up to {k} rejected per pair.") }</p>
             }
         } else {
@@ -540,7 +543,7 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                 { for strategy_boxes }
             </fieldset>
         }
-        if f.loss == LossKind::Rosepo && state.oracle.is_none() && !f.imported_pairs {
+        if f.loss == LossKind::Rosepo && props.data.oracle.is_none() && !f.imported_pairs {
             <p class="hint">{ "RosePO smooths each pair with the SASRec oracle: train the oracle in the Data card first." }</p>
         }
         </>
@@ -548,10 +551,10 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
 
     let adapters = html! {
         <label class="field" id="adapter-choice">{ "Rank and generate with" }
-            <select id="adapter-select" onchange={ choose_adapter } disabled={ running || state.busy() }>
-                <option value="base" selected={ state.adapter_in_use.is_none() }>{ "base model" }</option>
-                { for state.adapters.iter().enumerate().map(|(i, name)| html! {
-                    <option value={ i.to_string() } selected={ state.adapter_in_use == Some(i) }>{ name.clone() }</option>
+            <select id="adapter-select" onchange={ choose_adapter } disabled={ running || props.model.busy() }>
+                <option value="base" selected={ props.align.adapter_in_use.is_none() }>{ "base model" }</option>
+                { for props.align.adapters.iter().enumerate().map(|(i, name)| html! {
+                    <option value={ i.to_string() } selected={ props.align.adapter_in_use == Some(i) }>{ name.clone() }</option>
                 }) }
             </select>
         </label>
@@ -609,22 +612,22 @@ pub fn align_panel(props: &AlignPanelProps) -> Html {
                     { if f.preference { format!("Train {}", f.loss.label()) } else { "Train SFT".to_string() } }
                 </button>
                 <button id="train-pause" onclick={ pause } disabled={ !running }>{ if holding { "Resume" } else { "Pause" } }</button>
-                <button id="train-cancel" onclick={ cancel } disabled={ !running || state.training.as_ref().is_some_and(|t| t.cancelling) }>{ "Cancel" }</button>
+                <button id="train-cancel" onclick={ cancel } disabled={ !running || props.align.training.as_ref().is_some_and(|t| t.cancelling) }>{ "Cancel" }</button>
                 { adapters }
-                <button id="adapter-export" onclick={ export } disabled={ running || state.adapter_in_use.is_none() }>{ "Export (PEFT)" }</button>
+                <button id="adapter-export" onclick={ export } disabled={ running || props.align.adapter_in_use.is_none() }>{ "Export (PEFT)" }</button>
             </div>
             <label class="file">
                 { "Import an adapter (adapter_model.safetensors, with its adapter_config.json if you have it): " }
-                <input type="file" id="adapter-files" multiple=true accept=".safetensors,.json" onchange={ import } disabled={ running || !state.ready() } />
+                <input type="file" id="adapter-files" multiple=true accept=".safetensors,.json" onchange={ import } disabled={ running || !props.model.ready() } />
             </label>
-            if let Some(n) = &state.notice {
+            if let Some(n) = &props.align.notice {
                 <p class="hint" id="adapter-notice">{ n }</p>
             }
-            if !state.ready() || !inputs_ready {
+            if !props.model.ready() || !inputs_ready {
                 <p class="hint">{ if f.preference && f.imported_pairs { "Training needs the model and a preference JSONL loaded." } else { "Training needs the model and a dataset loaded." } }</p>
             }
-            { state.training.as_ref().map(training_view).unwrap_or_default() }
-            <RunsView state={ state.clone() } send={ props.send.clone() } dispatch={ props.dispatch.clone() } />
+            { props.align.training.as_ref().map(training_view).unwrap_or_default() }
+            <RunsView model={ props.model.clone() } storage={ props.storage.clone() } {running} />
         </section>
     }
 }

@@ -5,7 +5,7 @@ use yew::prelude::*;
 
 use super::files;
 use crate::components::{
-    AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel,
+    AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel, Page,
     RankingTable, RequestForm, Walkthrough,
 };
 use crate::protocol::{DataSource, DeviceKind, DevicePreference, Lane, Request, Response, Tagged};
@@ -115,7 +115,7 @@ pub fn app() -> Html {
         Callback::from(move |a: Action| d.dispatch(a))
     };
 
-    let device = match &state.device {
+    let device = match &state.model.device {
         None => html! { <span class="badge" id="device">{ "Detecting device…" }</span> },
         Some((DeviceKind::WebGpu, _)) => {
             html! { <span class="badge ok" id="device">{ "WebGPU" }</span> }
@@ -124,10 +124,10 @@ pub fn app() -> Html {
             html! { <span class="badge warn" id="device">{ "CPU" }</span> }
         }
     };
-    let note = state.device.as_ref().and_then(|(_, n)| n.clone());
+    let note = state.model.device.as_ref().and_then(|(_, n)| n.clone());
 
     html! {
-        <>
+        <ContextProvider<Page> context={ Page { send: send.clone(), dispatch: dispatch.clone() } }>
         <header>
             <h1>{ "recalign" }</h1>
             <p class="tagline">{ "A small real LLM recommends from your history, in your browser." }</p>
@@ -143,28 +143,28 @@ pub fn app() -> Html {
             </div>
         }
         <main>
-            <ModelPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <DataPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <RequestForm state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            if let Some((ranking, ms)) = state.ranking.clone() {
-                <RankingTable { ranking } { ms } comparison={ state.comparison.clone() }
-                    popularity={ state.candidate_popularity.clone() }
-                    chosen={ state.test_user.as_ref().map(|(_, t)| t.clone()) } />
+            <ModelPanel model={ state.model.clone() } storage={ state.storage.clone() } running={ state.training() } />
+            <DataPanel data={ state.data.clone() } />
+            <RequestForm state={ (*state).clone() } />
+            if let Some((ranking, ms)) = state.request.ranking.clone() {
+                <RankingTable { ranking } { ms } comparison={ state.request.comparison.clone() }
+                    popularity={ state.request.candidate_popularity.clone() }
+                    chosen={ state.data.test_user.as_ref().map(|(_, t)| t.clone()) } />
             }
-            if let Some((found, popularity, ms)) = state.recommended.clone() {
+            if let Some((found, popularity, ms)) = state.request.recommended.clone() {
                 <CatalogueList { found } { popularity } { ms } />
             }
-            if let Some((generation, named, ms)) = state.generation.clone() {
+            if let Some((generation, named, ms)) = state.request.generation.clone() {
                 <GenerationView { generation } { named } { ms } />
             }
-            <Walkthrough state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <AlignPanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <EvaluatePanel state={ (*state).clone() } send={ send.clone() } dispatch={ dispatch.clone() } />
-            <LossLab batch={ state.training_marker() } eps={ state.pair_eps.clone() } />
+            <Walkthrough state={ (*state).clone() } />
+            <AlignPanel model={ state.model.clone() } data={ state.data.clone() } align={ state.align.clone() } storage={ state.storage.clone() } />
+            <EvaluatePanel model={ state.model.clone() } align={ state.align.clone() } evaluation={ state.evaluation.clone() } has_dataset={ state.data.dataset.is_some() } />
+            <LossLab batch={ state.training_marker() } eps={ state.align.pair_eps.clone() } />
         </main>
         <footer>
             { "Private by design: the model and your data stay on this device; the page loads nothing from other sites." }
         </footer>
-        </>
+        </ContextProvider<Page>>
     }
 }

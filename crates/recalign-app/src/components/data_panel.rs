@@ -6,18 +6,15 @@ use yew::prelude::*;
 use recalign_core::data::Domain;
 
 use super::files;
+use super::use_page;
 use crate::protocol::{DataSource, Request};
-use crate::state::{Action, AppState};
+use crate::state::{Action, DataState};
 
 /// Props of [`DataPanel`].
 #[derive(Properties, PartialEq)]
 pub struct DataPanelProps {
-    /// Page state.
-    pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
+    /// The dataset, oracle, test user and preference file.
+    pub data: DataState,
 }
 
 /// Epochs the page trains by default: about a minute on the CPU device for ML-100K (64 s in
@@ -85,12 +82,12 @@ fn roles(names: &[String]) -> Result<(usize, Option<usize>, Option<usize>), Stri
 /// Dataset statistics, your own files, the oracle and test users.
 #[function_component(DataPanel)]
 pub fn data_panel(props: &DataPanelProps) -> Html {
-    let state = &props.state;
-    let busy = state.data_busy();
+    let page = use_page();
+    let busy = props.data.busy();
     let domain = use_state(|| Domain::Movies);
     // Picked or dropped files go the same way.
     let load_files = {
-        let (send, dispatch, domain) = (props.send.clone(), props.dispatch.clone(), *domain);
+        let (send, dispatch, domain) = (page.send.clone(), page.dispatch.clone(), *domain);
         Callback::from(move |files: Vec<web_sys::File>| {
             let names: Vec<String> = files.iter().map(|f| f.name()).collect();
             let roles = match roles(&names) {
@@ -160,7 +157,7 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
     };
     let on_drag_over = Callback::from(|e: DragEvent| e.prevent_default());
     let train = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             dispatch.emit(Action::DataStarted("Preparing SASRec".into()));
             send.emit(Request::TrainOracle {
@@ -169,16 +166,16 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             });
         })
     };
-    let next_user = state.test_user.as_ref().map_or(0, |(i, _)| i + 1);
+    let next_user = props.data.test_user.as_ref().map_or(0, |(i, _)| i + 1);
     let test_user = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             dispatch.emit(Action::DataStarted("Picking a test user".into()));
             send.emit(Request::TestUser { index: next_user });
         })
     };
 
-    let progress = state.data_progress.as_ref().map(|p| {
+    let progress = props.data.progress.as_ref().map(|p| {
         let label = p.stage.clone();
         html! {
             <div id="data-progress">
@@ -191,7 +188,7 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             </div>
         }
     });
-    let stats = state.dataset.as_ref().map(|d| {
+    let stats = props.data.dataset.as_ref().map(|d| {
         let s = &d.stats;
         let [tr, va, te] = s.users_per_split;
         let [etr, eva, ete] = s.examples;
@@ -211,7 +208,7 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             </p>
         }
     });
-    let oracle = state.oracle.as_ref().map(|o| {
+    let oracle = props.data.oracle.as_ref().map(|o| {
         let row = |name: &str, m: &recalign_core::eval::RankMetrics| html! {
             <tr>
                 <td>{ name.to_string() }</td>
@@ -236,7 +233,7 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
             </div>
         }
     });
-    let target = state.test_user.as_ref().map(|(i, t)| html! {
+    let target = props.data.test_user.as_ref().map(|(i, t)| html! {
         <p id="test-user">{ format!("Test user #{}: the form holds their history and 20 candidates; they actually chose “{t}”.", i + 1) }</p>
     });
     html! {
@@ -259,11 +256,11 @@ pub fn data_panel(props: &DataPanelProps) -> Html {
                 { " (the prompts' wording)" }
             </label>
             <div class="actions">
-                <button id="train-oracle" onclick={ train } disabled={ busy || state.dataset.is_none() }>
+                <button id="train-oracle" onclick={ train } disabled={ busy || props.data.dataset.is_none() }>
                     { format!("Train SASRec oracle ({PAGE_EPOCHS} epochs, CPU)") }
                 </button>
-                <button id="test-user-button" onclick={ test_user } disabled={ busy || state.dataset.is_none() }>
-                    { if state.test_user.is_some() { "Next test user" } else { "Fill the form with a test user" } }
+                <button id="test-user-button" onclick={ test_user } disabled={ busy || props.data.dataset.is_none() }>
+                    { if props.data.test_user.is_some() { "Next test user" } else { "Fill the form with a test user" } }
                 </button>
             </div>
             { target.unwrap_or_default() }

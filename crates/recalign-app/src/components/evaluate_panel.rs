@@ -7,18 +7,21 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::chart::{LineChart, Series};
+use super::use_page;
 use crate::protocol::{Evaluation, Request};
-use crate::state::{Action, AppState};
+use crate::state::{Action, AlignState, EvaluationState, ModelState};
 
 /// Props of [`EvaluatePanel`].
 #[derive(Properties, PartialEq)]
 pub struct EvaluatePanelProps {
-    /// Page state.
-    pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
+    /// The model, its device and busy requests.
+    pub model: ModelState,
+    /// The training run and the adapters.
+    pub align: AlignState,
+    /// The evaluations.
+    pub evaluation: EvaluationState,
+    /// Whether a dataset is loaded (evaluation needs its split).
+    pub has_dataset: bool,
 }
 
 /// Tokens generated per user when generation is on: enough for any catalogue title.
@@ -27,14 +30,14 @@ const GENERATE_TOKENS: usize = 24;
 /// Split, users and generation; a metrics table of every evaluation so far.
 #[function_component(EvaluatePanel)]
 pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
-    let state = &props.state;
+    let page = use_page();
     let split = use_state(|| SplitName::Validation);
     let users = use_state(|| 20usize);
     let generate = use_state(|| true);
-    let busy = state.evaluating.is_some() || state.training() || state.busy();
-    let can_run = state.ready() && state.dataset.is_some() && !busy;
+    let busy = props.evaluation.evaluating.is_some() || props.align.running() || props.model.busy();
+    let can_run = props.model.ready() && props.has_dataset && !busy;
     let run = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         let (split, users, generate) = (*split, *users, *generate);
         Callback::from(move |_| {
             dispatch.emit(Action::EvalStarted);
@@ -75,10 +78,10 @@ pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
             generate.set(e.target_unchecked_into::<HtmlInputElement>().checked());
         })
     };
-    let progress = state.evaluating.map(|(done, total)| {
+    let progress = props.evaluation.evaluating.map(|(done, total)| {
         html! {
             <div id="eval-progress">
-                <label for="eval-progress-bar">{ format!("Evaluating the {}: {done} of {total} users", state.model_in_use()) }</label>
+                <label for="eval-progress-bar">{ format!("Evaluating the {}: {done} of {total} users", props.align.model_in_use()) }</label>
                 if total > 0 {
                     <progress id="eval-progress-bar" max={ total.to_string() } value={ done.to_string() } />
                 } else {
@@ -130,10 +133,10 @@ pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
                     <input type="checkbox" id="eval-generate" checked={ *generate } onchange={ on_generate } disabled={ busy } />
                     { format!(" Also generate an answer per user (up to {GENERATE_TOKENS} tokens): ValidRatio, HitRatio@1") }
                 </label>
-                <button id="eval-run" class="primary" onclick={ run } disabled={ !can_run }>{ format!("Evaluate the {}", state.model_in_use()) }</button>
+                <button id="eval-run" class="primary" onclick={ run } disabled={ !can_run }>{ format!("Evaluate the {}", props.align.model_in_use()) }</button>
             </div>
             { progress.unwrap_or_default() }
-            if !state.evaluations.is_empty() {
+            if !props.evaluation.evaluations.is_empty() {
                 <div class="scroll">
                     <table class="metrics wide" id="eval-table">
                         <thead><tr>
@@ -141,10 +144,10 @@ pub fn evaluate_panel(props: &EvaluatePanelProps) -> Html {
                             <th>{ "NDCG@5" }</th><th>{ "MRR" }</th><th>{ "AvgPop@1" }</th><th>{ "Tail@1" }</th>
                             <th>{ "Coverage@5" }</th><th>{ "Gini@5" }</th><th>{ "ValidRatio" }</th><th>{ "HitRatio@1" }</th><th>{ "time" }</th>
                         </tr></thead>
-                        <tbody>{ for state.evaluations.iter().map(row) }</tbody>
+                        <tbody>{ for props.evaluation.evaluations.iter().map(row) }</tbody>
                     </table>
                 </div>
-                { popularity_chart(&state.evaluations) }
+                { popularity_chart(&props.evaluation.evaluations) }
             }
         </section>
     }

@@ -4,18 +4,19 @@
 use yew::prelude::*;
 
 use super::files;
+use super::use_page;
 use crate::protocol::Request;
-use crate::state::{Action, AppState};
+use crate::state::{Action, ModelState, StorageState};
 
 /// Props of [`ModelPanel`].
 #[derive(Properties, PartialEq)]
 pub struct ModelPanelProps {
-    /// Page state.
-    pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
+    /// The model, its device and busy requests.
+    pub model: ModelState,
+    /// What this browser stores.
+    pub storage: StorageState,
+    /// Whether a training run is going (its controls are then disabled).
+    pub running: bool,
 }
 
 fn mib(bytes: u64) -> String {
@@ -25,9 +26,10 @@ fn mib(bytes: u64) -> String {
 /// Shows loading progress or the loaded model, and lets the user load their own GGUF.
 #[function_component(ModelPanel)]
 pub fn model_panel(props: &ModelPanelProps) -> Html {
+    let page = use_page();
     // A picked or dropped file goes the same way.
     let load_file = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |file: web_sys::File| {
             dispatch.emit(Action::LoadingFile(file.name()));
             files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
@@ -58,7 +60,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         let dragging = dragging.clone();
         Callback::from(move |_: DragEvent| dragging.set(false))
     };
-    let status = match (&props.state.progress, &props.state.model) {
+    let status = match (&props.model.progress, &props.model.info) {
         (Some(p), _) => {
             let (value, label) = match p.total {
                 Some(t) if t > 0 => (
@@ -88,7 +90,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         },
         (None, None) => html! { <p id="model-info">{ "No model loaded." }</p> },
     };
-    let busy = props.state.busy() || props.state.progress.is_some() || props.state.training();
+    let busy = props.model.busy() || props.model.progress.is_some() || props.running;
     html! {
         <section class={ classes!("card", "drop-target", dragging.then_some("dragging")) } id="model-card"
             ondrop={ on_drop } ondragover={ on_drag_over } ondragleave={ on_drag_leave }>
@@ -98,23 +100,34 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
                 { "Load another GGUF from this device (or drop it on this card): " }
                 <input type="file" id="model-file" accept=".gguf" onchange={ on_file } disabled={ busy } />
             </label>
-            <StorageView state={ props.state.clone() } send={ props.send.clone() } dispatch={ props.dispatch.clone() } />
+            <StorageView storage={ props.storage.clone() } model={ props.model.clone() } running={ props.running } />
         </section>
     }
 }
 
+/// What [`StorageView`] shows.
+#[derive(Properties, PartialEq)]
+struct StorageViewProps {
+    /// What this browser stores.
+    storage: StorageState,
+    /// The loaded model (its file is marked in the list).
+    model: ModelState,
+    /// Whether a training run is going.
+    running: bool,
+}
+
 /// What this browser keeps for the page, the storage estimate, and clearing it (two clicks).
 #[function_component(StorageView)]
-fn storage_view(props: &ModelPanelProps) -> Html {
+fn storage_view(props: &StorageViewProps) -> Html {
+    let page = use_page();
     let confirming = use_state(|| false);
-    let state = &props.state;
-    let warning = state.storage_warning.clone().map(|w| html! {
+    let warning = props.storage.warning.clone().map(|w| html! {
         <div class="error" id="storage-warning" role="alert">
             <span>{ w }</span>
-            <button onclick={ props.dispatch.reform(|_| Action::DismissStorageWarning) }>{ "Dismiss" }</button>
+            <button onclick={ page.dispatch.reform(|_| Action::DismissStorageWarning) }>{ "Dismiss" }</button>
         </div>
     });
-    let Some(info) = &state.storage else {
+    let Some(info) = &props.storage.info else {
         return warning.unwrap_or_default();
     };
     if let Some(why) = &info.unavailable {
@@ -125,7 +138,7 @@ fn storage_view(props: &ModelPanelProps) -> Html {
             </div>
         };
     }
-    let busy = state.busy() || state.progress.is_some() || state.training();
+    let busy = props.model.busy() || props.model.progress.is_some() || props.running;
     let usage = info.usage.map_or(String::new(), |(used, quota)| {
         format!(
             " · {} used of about {} this site may use",
@@ -134,9 +147,9 @@ fn storage_view(props: &ModelPanelProps) -> Html {
         )
     });
     let models = info.models.iter().map(|(name, bytes)| {
-        let send = props.send.clone();
+        let send = page.send.clone();
         let load_name = name.clone();
-        let loaded = state.model.as_ref().is_some_and(|m| &m.name == name);
+        let loaded = props.model.info.as_ref().is_some_and(|m| &m.name == name);
         html! {
             <li>
                 { format!("{name} ({}) ", mib(*bytes)) }
@@ -154,7 +167,7 @@ fn storage_view(props: &ModelPanelProps) -> Html {
         Callback::from(move |_| confirming.set(false))
     };
     let clear = {
-        let (confirming, send) = (confirming.clone(), props.send.clone());
+        let (confirming, send) = (confirming.clone(), page.send.clone());
         Callback::from(move |_| {
             confirming.set(false);
             send.emit(Request::ClearStorage);

@@ -4,6 +4,7 @@
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use super::use_page;
 use crate::examples::EXAMPLES;
 use crate::protocol::{ModelChoice, Request};
 use crate::state::{Action, AppState, DefaultAdapter};
@@ -13,18 +14,15 @@ use crate::state::{Action, AppState, DefaultAdapter};
 pub struct RequestFormProps {
     /// Page state.
     pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
 }
 
 /// Two lists (history, candidates) and the Rank / Generate buttons.
 #[function_component(RequestForm)]
 pub fn request_form(props: &RequestFormProps) -> Html {
+    let page = use_page();
     let s = &props.state;
     let text = |f: fn(String) -> Action| {
-        props.dispatch.reform(move |e: InputEvent| {
+        page.dispatch.reform(move |e: InputEvent| {
             f(e.target_unchecked_into::<HtmlTextAreaElement>().value())
         })
     };
@@ -37,22 +35,24 @@ pub fn request_form(props: &RequestFormProps) -> Html {
         None
     };
     let disabled = !s.ready()
-        || s.default_adapter == DefaultAdapter::Loading
+        || s.align.default_adapter == DefaultAdapter::Loading
         || s.busy()
         || s.training()
         || problem.is_some();
     let compare = use_state(|| None::<ModelChoice>);
     // A compared adapter that no longer exists (a new session) falls back to none.
     let compare_with = (*compare).filter(|c| match c {
-        ModelChoice::Base => s.adapter_in_use.is_some(),
-        ModelChoice::Adapter(i) => *i < s.adapters.len() && s.adapter_in_use != Some(*i),
+        ModelChoice::Base => s.align.adapter_in_use.is_some(),
+        ModelChoice::Adapter(i) => {
+            *i < s.align.adapters.len() && s.align.adapter_in_use != Some(*i)
+        }
     });
     let rank = {
         let (send, h, c, ln) = (
-            props.send.clone(),
+            page.send.clone(),
             history.clone(),
             candidates.clone(),
-            s.length_normalised,
+            s.request.length_normalised,
         );
         Callback::from(move |_| {
             send.emit(Request::Rank {
@@ -83,7 +83,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
         })
     };
     let query = search.trim().to_lowercase();
-    let hits: Vec<String> = match &s.dataset {
+    let hits: Vec<String> = match &s.data.dataset {
         Some(d) if query.chars().count() >= 2 => d
             .titles
             .iter()
@@ -94,7 +94,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
         _ => Vec::new(),
     };
     let recommend = {
-        let (send, h) = (props.send.clone(), history.clone());
+        let (send, h) = (page.send.clone(), history.clone());
         Callback::from(move |_| {
             send.emit(Request::Recommend {
                 history: h.clone(),
@@ -104,13 +104,13 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     };
     // Needs a history and the dataset's catalogue, not candidates.
     let recommend_disabled = !s.ready()
-        || s.default_adapter == DefaultAdapter::Loading
+        || s.align.default_adapter == DefaultAdapter::Loading
         || s.busy()
         || s.training()
         || history.is_empty()
-        || s.dataset.is_none();
+        || s.data.dataset.is_none();
     let generate = {
-        let (send, h, c) = (props.send.clone(), history, candidates.clone());
+        let (send, h, c) = (page.send.clone(), history, candidates.clone());
         Callback::from(move |_| {
             send.emit(Request::Generate {
                 history: h.clone(),
@@ -122,36 +122,36 @@ pub fn request_form(props: &RequestFormProps) -> Html {
     html! {
         <section class="card">
             <h2>{ "Recommend" }<span class="muted" id="model-in-use">{ format!(" · with {}", s.model_in_use()) }</span></h2>
-            { default_adapter(s, &props.send) }
+            { default_adapter(s, &page.send) }
             <div class="examples">
                 { "Examples: " }
                 { for EXAMPLES.iter().enumerate().map(|(i, e)| html! {
-                    <button class="link" onclick={ props.dispatch.reform(move |_| Action::UseExample(i)) }>{ e.label }</button>
+                    <button class="link" onclick={ page.dispatch.reform(move |_| Action::UseExample(i)) }>{ e.label }</button>
                 }) }
             </div>
             <div class="lists">
                 <label>{ "History, oldest first (one title per line)" }
-                    <textarea id="history" rows="10" value={ s.history.clone() } oninput={ text(Action::SetHistory) } />
+                    <textarea id="history" rows="10" value={ s.request.history.clone() } oninput={ text(Action::SetHistory) } />
                 </label>
                 <label>{ format!("Candidates ({})", candidates.len()) }
-                    <textarea id="candidates" rows="10" value={ s.candidates.clone() } oninput={ text(Action::SetCandidates) } />
+                    <textarea id="candidates" rows="10" value={ s.request.candidates.clone() } oninput={ text(Action::SetCandidates) } />
                 </label>
             </div>
             <div class="catalogue-search">
                 <label class="field">{ "Build a history from the catalogue" }
-                    <input type="search" id="catalogue-search" placeholder={ if s.dataset.is_some() { "type a title, e.g. star wars" } else { "the catalogue loads with the dataset" } }
-                        value={ (*search).clone() } oninput={ on_search } disabled={ s.dataset.is_none() } />
+                    <input type="search" id="catalogue-search" placeholder={ if s.data.dataset.is_some() { "type a title, e.g. star wars" } else { "the catalogue loads with the dataset" } }
+                        value={ (*search).clone() } oninput={ on_search } disabled={ s.data.dataset.is_none() } />
                 </label>
                 if !hits.is_empty() {
                     <ul class="hits" id="catalogue-hits">
                         { for hits.into_iter().map(|t| {
                             let label = format!("+ {t}");
                             html! {
-                                <li><button class="link catalogue-hit" onclick={ props.dispatch.reform(move |_| Action::AddToHistory(t.clone())) }>{ label }</button></li>
+                                <li><button class="link catalogue-hit" onclick={ page.dispatch.reform(move |_| Action::AddToHistory(t.clone())) }>{ label }</button></li>
                             }
                         }) }
                     </ul>
-                } else if query.chars().count() >= 2 && s.dataset.is_some() {
+                } else if query.chars().count() >= 2 && s.data.dataset.is_some() {
                     <p class="hint">{ "No title in the catalogue contains that." }</p>
                 }
             </div>
@@ -159,17 +159,17 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                 <label class="field" id="compare-choice">{ "Compare with" }
                     <select id="compare-select" onchange={ on_compare }>
                         <option value="none" selected={ compare_with.is_none() }>{ "nothing" }</option>
-                        if s.adapter_in_use.is_some() {
+                        if s.align.adapter_in_use.is_some() {
                             <option value="base" selected={ compare_with == Some(ModelChoice::Base) }>{ "base model" }</option>
                         }
-                        { for s.adapters.iter().enumerate().filter(|(i, _)| s.adapter_in_use != Some(*i)).map(|(i, name)| html! {
+                        { for s.align.adapters.iter().enumerate().filter(|(i, _)| s.align.adapter_in_use != Some(*i)).map(|(i, name)| html! {
                             <option value={ i.to_string() } selected={ compare_with == Some(ModelChoice::Adapter(i)) }>{ name.clone() }</option>
                         }) }
                     </select>
                 </label>
                 <label class="check">
-                    <input type="checkbox" id="length-normalised" checked={ s.length_normalised }
-                        onchange={ props.dispatch.reform(|e: Event| Action::SetLengthNormalised(
+                    <input type="checkbox" id="length-normalised" checked={ s.request.length_normalised }
+                        onchange={ page.dispatch.reform(|e: Event| Action::SetLengthNormalised(
                             e.target_unchecked_into::<HtmlInputElement>().checked())) } />
                     { " Length-normalised scores (mean log-probability per token)" }
                 </label>
@@ -177,7 +177,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
                 <button id="generate" onclick={ generate } { disabled }>{ "Generate an answer" }</button>
                 <button id="recommend-catalogue" onclick={ recommend } disabled={ recommend_disabled }
                     title="the 10 likeliest next titles of the whole catalogue (the history's own left out), no candidates needed">
-                    { match &s.dataset {
+                    { match &s.data.dataset {
                         Some(d) => format!("Top 10 of all {} titles", d.titles.len()),
                         None => "Top 10 of the catalogue (load a dataset)".to_string(),
                     } }</button>
@@ -193,7 +193,7 @@ pub fn request_form(props: &RequestFormProps) -> Html {
 
 /// What the shipped default adapter is, with the switch to the base model and back.
 fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
-    match &s.default_adapter {
+    match &s.align.default_adapter {
         DefaultAdapter::Loading if s.ready() => html! {
             <p class="hint" id="default-adapter">{ "Loading the default adapter…" }</p>
         },
@@ -203,7 +203,7 @@ fn default_adapter(s: &AppState, send: &Callback<Request>) -> Html {
         }
         DefaultAdapter::Loaded(index) => {
             let index = *index;
-            if s.adapter_in_use == Some(index) {
+            if s.align.adapter_in_use == Some(index) {
                 html! {
                     <p class="hint" id="default-adapter">
                         { "Ranking with the default adapter: LoRA with LLaRA's item tokens (each \

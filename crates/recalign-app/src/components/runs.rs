@@ -4,18 +4,19 @@
 use yew::prelude::*;
 
 use super::files;
+use super::use_page;
 use crate::protocol::{Request, RunRecord};
-use crate::state::{Action, AppState};
+use crate::state::{Action, ModelState, StorageState};
 
 /// Props of [`RunsView`].
 #[derive(Properties, PartialEq)]
 pub struct RunsViewProps {
-    /// Page state.
-    pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
+    /// The model, its device and busy requests.
+    pub model: ModelState,
+    /// What this browser stores.
+    pub storage: StorageState,
+    /// Whether a training run is going (its controls are then disabled).
+    pub running: bool,
 }
 
 fn last_figures(run: &RunRecord) -> String {
@@ -29,18 +30,18 @@ fn last_figures(run: &RunRecord) -> String {
 /// The interrupted run's offer and the stored runs.
 #[function_component(RunsView)]
 pub fn runs_view(props: &RunsViewProps) -> Html {
-    let state = &props.state;
-    let running = state.training();
+    let page = use_page();
+    let running = props.running;
     let resume = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             dispatch.emit(Action::DismissError);
             send.emit(Request::ResumeTraining);
         })
     };
-    let discard = props.send.reform(|_| Request::DiscardCheckpoint);
+    let discard = page.send.reform(|_| Request::DiscardCheckpoint);
     let export = {
-        let (runs, dispatch) = (state.runs.clone(), props.dispatch.clone());
+        let (runs, dispatch) = (props.storage.runs.clone(), page.dispatch.clone());
         Callback::from(move |_| {
             let saved = serde_json::to_vec_pretty(&runs)
                 .map_err(|e| e.to_string())
@@ -51,16 +52,16 @@ pub fn runs_view(props: &RunsViewProps) -> Html {
         })
     };
     let import = {
-        let (send, dispatch) = (props.send.clone(), props.dispatch.clone());
+        let (send, dispatch) = (page.send.clone(), page.dispatch.clone());
         files::on_pick(Callback::from(move |file| {
             files::read_and_send(file, send.clone(), dispatch.clone(), |name, bytes| {
                 Request::ImportRuns { name, bytes }
             });
         }))
     };
-    let offer = state.storage.as_ref().and_then(|s| s.resume.as_ref());
-    let loaded = state.model.as_ref().map(|m| m.name.as_str());
-    let rows = state.runs.iter().rev().map(|run| {
+    let offer = props.storage.info.as_ref().and_then(|s| s.resume.as_ref());
+    let loaded = props.model.info.as_ref().map(|m| m.name.as_str());
+    let rows = props.storage.runs.iter().rev().map(|run| {
         let end = match &run.summary {
             Some(s) if s.cancelled => format!("cancelled at {} of {}", s.steps, s.planned),
             Some(s) => format!("{} steps in {:.0} s", s.steps, s.seconds),
@@ -86,21 +87,21 @@ pub fn runs_view(props: &RunsViewProps) -> Html {
                         <span>{ format!(" Load {} to resume it.", o.run.model) }</span>
                     }
                     <button id="resume-run" class="primary" onclick={ resume }
-                        disabled={ running || !state.ready() || loaded != Some(o.run.model.as_str()) }>
+                        disabled={ running || !props.model.ready() || loaded != Some(o.run.model.as_str()) }>
                         { format!("Resume from step {}", o.step) }
                     </button>
                     <button id="discard-run" onclick={ discard } disabled={ running }>{ "Discard" }</button>
                 </div>
             }
-            <h3>{ format!("Runs kept in this browser ({})", state.runs.len()) }</h3>
-            if !state.runs.is_empty() {
+            <h3>{ format!("Runs kept in this browser ({})", props.storage.runs.len()) }</h3>
+            if !props.storage.runs.is_empty() {
                 <table class="metrics" id="runs-table">
                     <thead><tr><th>{ "run" }</th><th>{ "model" }</th><th>{ "how it ended" }</th><th>{ "last step" }</th></tr></thead>
                     <tbody>{ for rows }</tbody>
                 </table>
             }
             <div class="actions">
-                <button id="runs-export" onclick={ export } disabled={ state.runs.is_empty() }>{ "Export runs (JSON)" }</button>
+                <button id="runs-export" onclick={ export } disabled={ props.storage.runs.is_empty() }>{ "Export runs (JSON)" }</button>
                 <label class="file">{ "Import runs: " }
                     <input type="file" id="runs-import" accept=".json,application/json" onchange={ import } />
                 </label>

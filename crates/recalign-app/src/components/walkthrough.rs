@@ -10,6 +10,7 @@
 use yew::prelude::*;
 
 use super::align_panel::{quick_rosepo_request, quick_sft_request};
+use super::use_page;
 use crate::protocol::{Request, TrainRequest};
 use crate::state::{Action, AppState};
 
@@ -18,10 +19,6 @@ use crate::state::{Action, AppState};
 pub struct WalkthroughProps {
     /// Page state.
     pub state: AppState,
-    /// Sends a request to the worker.
-    pub send: Callback<Request>,
-    /// Changes the page state.
-    pub dispatch: Callback<Action>,
 }
 
 /// Where the walk-through is.
@@ -73,8 +70,12 @@ struct Walk {
 }
 
 fn snapshot(state: &AppState, model: &str, validation: Option<Check>) -> Option<Snapshot> {
-    let (ranking, _) = state.ranking.as_ref()?;
-    let target = state.test_user.as_ref().map(|(_, t)| t.trim().to_string());
+    let (ranking, _) = state.request.ranking.as_ref()?;
+    let target = state
+        .data
+        .test_user
+        .as_ref()
+        .map(|(_, t)| t.trim().to_string());
     Some(Snapshot {
         model: model.to_string(),
         target_rank: target.and_then(|t| {
@@ -91,6 +92,7 @@ fn snapshot(state: &AppState, model: &str, validation: Option<Check>) -> Option<
             .map(|r| r.candidate.title.clone())
             .collect(),
         top_popularity: state
+            .request
             .candidate_popularity
             .as_ref()
             .and_then(|p| p.counts.first().copied().flatten()),
@@ -101,6 +103,7 @@ fn snapshot(state: &AppState, model: &str, validation: Option<Check>) -> Option<
 /// The first and last validation check of the run that just ended.
 fn run_validation(state: &AppState) -> (Option<Check>, Option<Check>) {
     let points = state
+        .align
         .training
         .as_ref()
         .map(|t| t.validation.as_slice())
@@ -112,20 +115,22 @@ fn run_validation(state: &AppState) -> (Option<Check>, Option<Check>) {
 /// The guided walk-through card.
 #[function_component(Walkthrough)]
 pub fn walkthrough(props: &WalkthroughProps) -> Html {
+    let page = use_page();
     let walk = use_state(Walk::default);
     let state = &props.state;
-    let layers = state.model.as_ref().map_or(8, |m| m.layers);
+    let layers = state.model.info.as_ref().map_or(8, |m| m.layers);
 
     // Advance on what the worker reported.
     {
-        let (walk, send, dispatch) = (walk.clone(), props.send.clone(), props.dispatch.clone());
+        let (walk, send, dispatch) = (walk.clone(), page.send.clone(), page.dispatch.clone());
         let state = state.clone();
         let deps = (
             walk.step,
-            state.test_user.clone(),
-            state.ranking.as_ref().map(|(_, ms)| ms.to_bits()),
-            state.adapter_in_use,
+            state.data.test_user.clone(),
+            state.request.ranking.as_ref().map(|(_, ms)| ms.to_bits()),
+            state.align.adapter_in_use,
             state
+                .align
                 .training
                 .as_ref()
                 .and_then(|t| t.summary.as_ref().map(|s| s.index)),
@@ -150,15 +155,17 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
             };
             let finished = || {
                 state
+                    .align
                     .training
                     .as_ref()
                     .and_then(|t| t.summary.as_ref().map(|s| s.index))
             };
-            let ranked_with =
-                |adapter: Option<usize>| state.ranking.is_some() && state.adapter_in_use == adapter;
+            let ranked_with = |adapter: Option<usize>| {
+                state.request.ranking.is_some() && state.align.adapter_in_use == adapter
+            };
             // The ranking just made with the trained adapter, under the adapter's name.
             let keep = |w: &mut Walk, fallback: &str| {
-                let name = w.adapter.and_then(|i| state.adapters.get(i).cloned());
+                let name = w.adapter.and_then(|i| state.align.adapters.get(i).cloned());
                 let kept = snapshot(&state, name.as_deref().unwrap_or(fallback), w.validation);
                 w.snapshots.extend(kept);
             };
@@ -171,9 +178,13 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
                     // The user asked for (its index wraps on a short split), not one an earlier
                     // click left in the form.
                     Step::PickUser
-                        if state.test_user.is_some()
-                            && (state.test_user != w.form_user
-                                || state.test_user.as_ref().is_some_and(|(i, _)| *i == w.user)) =>
+                        if state.data.test_user.is_some()
+                            && (state.data.test_user != w.form_user
+                                || state
+                                    .data
+                                    .test_user
+                                    .as_ref()
+                                    .is_some_and(|(i, _)| *i == w.user)) =>
                     {
                         // The base model: no adapter in use.
                         send.emit(Request::UseAdapter { index: None });
@@ -218,10 +229,10 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
     }
 
     let busy = !matches!(walk.step, Step::Idle | Step::Done);
-    let can_start = state.ready() && state.dataset.is_some() && !state.training() && !busy;
+    let can_start = state.ready() && state.data.dataset.is_some() && !state.training() && !busy;
     let start = {
-        let (walk, send, dispatch) = (walk.clone(), props.send.clone(), props.dispatch.clone());
-        let form_user = state.test_user.clone();
+        let (walk, send, dispatch) = (walk.clone(), page.send.clone(), page.dispatch.clone());
+        let form_user = state.data.test_user.clone();
         Callback::from(move |_| {
             // An earlier error would stop the new walk-through at once.
             dispatch.emit(Action::DismissError);
@@ -251,7 +262,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
             Html::default()
         }
     };
-    let target = state.test_user.as_ref().map(|(_, t)| t.clone());
+    let target = state.data.test_user.as_ref().map(|(_, t)| t.clone());
     let rows = walk.snapshots.iter().map(|s| {
         let validation = s
             .validation
@@ -301,7 +312,7 @@ pub fn walkthrough(props: &WalkthroughProps) -> Html {
             <button id="walk-start" class="primary" onclick={ start } disabled={ !can_start }>
                 { if walk.step == Step::Done || walk.stopped.is_some() { "Again, with the next test user" } else { "Start" } }
             </button>
-            if !state.ready() || state.dataset.is_none() {
+            if !state.ready() || state.data.dataset.is_none() {
                 <span class="meta">{ " Needs a model and a dataset (they load at start)." }</span>
             }
             if let Some(why) = &walk.stopped {
