@@ -83,7 +83,9 @@ pub fn recommendation_prompt(history: &[String], candidates: &[String]) -> Strin
 #[serde(rename_all = "kebab-case")]
 pub enum PromptFormat {
     /// LLaRA's: a ChatML user turn with the history and the candidate list, answered by a title
-    /// and end-of-sequence (the papers' protocol; also what generation and ValidRatio use).
+    /// and end-of-sequence (the papers' protocol; also what generation and ValidRatio use). The
+    /// answer's title is tokenised as its list entry holds it, after a space
+    /// ([`llara_answer_ids`]), so an answer is a copy of listed tokens.
     #[default]
     Llara,
     /// The history as a plain document, one title per line, and each candidate scored as the
