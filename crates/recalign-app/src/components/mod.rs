@@ -2,6 +2,7 @@
 //! the two callbacks every panel needs (a request to the worker, an action on the state) come
 //! from the [`Page`] context that [`App`] provides.
 
+mod align_form;
 mod align_panel;
 #[cfg(target_arch = "wasm32")]
 mod app;
@@ -14,6 +15,7 @@ mod model_panel;
 mod ranking;
 mod request_form;
 mod runs;
+mod training_view;
 mod walkthrough;
 
 pub use align_panel::AlignPanel;

@@ -9,7 +9,7 @@
 
 use yew::prelude::*;
 
-use super::align_panel::{quick_rosepo_request, quick_sft_request};
+use super::align_form::{quick_rosepo_request, quick_sft_request};
 use super::use_page;
 use crate::protocol::{Request, TrainRequest};
 use crate::state::{Action, AppState};

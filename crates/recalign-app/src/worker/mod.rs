@@ -20,6 +20,7 @@ mod device;
 mod evaluation;
 mod model;
 mod persist;
+mod prepare;
 mod ranking;
 mod session;
 mod training;
