@@ -309,10 +309,6 @@ pub fn run(command: TrainCommand) -> CliResult {
             let trainer = match &train.resume {
                 Some(path) => {
                     let c = read_checkpoint(path)?;
-                    eprintln!(
-                        "resuming from step {} of {}",
-                        c.state.step, c.state.settings.steps
-                    );
                     SftTrainer::resume(&lm, &c, sft)
                 }
                 None => match &start {
@@ -394,10 +390,6 @@ pub fn run(command: TrainCommand) -> CliResult {
             let trainer = match &train.resume {
                 Some(path) => {
                     let c = read_checkpoint(path)?;
-                    eprintln!(
-                        "resuming from step {} of {}",
-                        c.state.step, c.state.settings.steps
-                    );
                     PreferenceTrainer::resume(&base, &c, tokenised, reference)
                 }
                 None => PreferenceTrainer::new(

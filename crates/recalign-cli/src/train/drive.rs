@@ -29,9 +29,15 @@ fn save_checkpoint(run: &Trainer, out: &Path) -> CliResult<PathBuf> {
     Ok(path)
 }
 
+/// The checkpoint a run resumes from, saying where it stands.
 pub(super) fn read_checkpoint(path: &Path) -> CliResult<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Checkpoint::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    let c = Checkpoint::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "resuming from step {} of {}",
+        c.state.step, c.state.settings.steps
+    );
+    Ok(c)
 }
 
 /// Runs the remaining steps, printing a line per step, appending JSON lines to
