@@ -286,7 +286,7 @@ fn llara_answers_tokenise_as_their_list_entries_for_every_title() {
     let lm = common::real_model();
     let tok = &lm.tokenizer;
     let mut differ = Vec::new();
-    for title in every_title(&log) {
+    for title in every_title(log) {
         let prompt = tok
             .encode(&recalign_core::prompt::recommendation_prompt(
                 &["Heat (1995)".to_string()],
@@ -320,7 +320,7 @@ fn compact_lines_tokenise_as_their_text_for_every_title() {
     let header = prompt::compact_header(log.domain);
     let header_ids = tok.encode(&header).unwrap();
     let mut differ = Vec::new();
-    for title in every_title(&log) {
+    for title in every_title(log) {
         let doc = prompt::compact_ids(tok, log.domain, &[title.clone(), title.clone()]).unwrap();
         let line = prompt::compact_line_ids(tok, &title).unwrap();
         assert_eq!(doc, [header_ids.clone(), line.clone(), line].concat());
