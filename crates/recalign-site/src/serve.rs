@@ -1,5 +1,8 @@
 //! `serve`: a static file server for the built page on 127.0.0.1, with the page's
-//! Content-Security-Policy also sent as a header (the page talks only to its own origin).
+//! Content-Security-Policy also sent as a header (the page talks only to its own origin), and
+//! the two headers that make the page cross-origin isolated (COOP/COEP): only such a page may
+//! share wasm memory between threads, which the multi-threaded CPU build needs. Every resource
+//! is same-origin, so `require-corp` blocks nothing of the page's.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -58,6 +61,8 @@ pub fn serve(dir: &Path, port: u16) -> Result {
                     header("Content-Type", content_type(&path)),
                     header("Content-Security-Policy", CSP),
                     header("Cache-Control", "no-cache"),
+                    header("Cross-Origin-Opener-Policy", "same-origin"),
+                    header("Cross-Origin-Embedder-Policy", "require-corp"),
                 ]
                 .into_iter()
                 .flatten()

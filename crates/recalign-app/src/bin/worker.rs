@@ -1,11 +1,9 @@
-//! The model worker's entry point: registers the worker so the page can talk to it.
+//! The model worker's entry point (the single-thread build): registers the worker so the page
+//! can talk to it. The multi-threaded build is `crates/recalign-worker-threads`.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    use gloo_worker::Registrable;
-    recalign_app::startup::run_static_constructors();
-    console_error_panic_hook::set_once();
-    recalign_app::worker::ModelWorker::registrar().register();
+    recalign_app::worker::start();
 }
 
 /// The worker runs only in a browser, next to the page.

@@ -8,7 +8,9 @@ use crate::components::{
     AlignPanel, CatalogueList, DataPanel, EvaluatePanel, GenerationView, LossLab, ModelPanel, Page,
     RankingTable, RequestForm, Walkthrough,
 };
-use crate::protocol::{DataSource, DeviceKind, DevicePreference, Lane, Request, Response, Tagged};
+use crate::protocol::{
+    DataSource, DeviceInUse, DeviceKind, DevicePreference, Lane, Request, Response, Tagged,
+};
 use crate::state::{Action, AppState};
 use crate::worker::ModelWorker;
 use crate::{
@@ -22,6 +24,26 @@ fn query(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search)
         .ok()?
         .get(name)
+}
+
+/// The worker loader with what it needs to pick a build: the device asked for, and how many
+/// threads the multi-threaded build may use (`?threads=`, else every core when the page is
+/// cross-origin isolated, else 1, which keeps the single-thread build).
+fn loader_url() -> String {
+    let global = js_sys::global();
+    let get = |o: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
+    let isolated = get(&global, "crossOriginIsolated").and_then(|v| v.as_bool()) == Some(true);
+    let cores = get(&global, "navigator")
+        .and_then(|n| get(&n, "hardwareConcurrency"))
+        .and_then(|c| c.as_f64())
+        .map_or(1, |c| c as usize);
+    let threads = match query("threads").and_then(|t| t.parse::<usize>().ok()) {
+        Some(t) => t.max(1),
+        None if isolated => cores.max(1),
+        None => 1,
+    };
+    let device = DevicePreference::from_query(query("device").as_deref()).as_query();
+    format!("{WORKER_LOADER}?device={device}&threads={threads}")
 }
 
 /// The whole page.
@@ -60,7 +82,7 @@ pub fn app() -> Html {
                     }
                     dispatcher.dispatch(Action::Worker(Box::new(r)))
                 })
-                .spawn_with_loader(WORKER_LOADER)
+                .spawn_with_loader(&loader_url())
         })
     };
     // Every request gets the next number; the worker echoes it on its responses.
@@ -117,14 +139,25 @@ pub fn app() -> Html {
 
     let device = match &state.model.device {
         None => html! { <span class="badge" id="device">{ "Detecting device…" }</span> },
-        Some((DeviceKind::WebGpu, _)) => {
+        Some(DeviceInUse {
+            kind: DeviceKind::WebGpu,
+            ..
+        }) => {
             html! { <span class="badge ok" id="device">{ "WebGPU" }</span> }
         }
-        Some((DeviceKind::Cpu, _)) => {
-            html! { <span class="badge warn" id="device">{ "CPU" }</span> }
+        Some(DeviceInUse {
+            kind: DeviceKind::Cpu,
+            threads,
+            ..
+        }) => {
+            let label = match threads {
+                1 => "CPU · 1 thread".to_string(),
+                n => format!("CPU · {n} threads"),
+            };
+            html! { <span class="badge warn" id="device">{ label }</span> }
         }
     };
-    let note = state.model.device.as_ref().and_then(|(_, n)| n.clone());
+    let note = state.model.device.as_ref().and_then(|d| d.note.clone());
 
     html! {
         <ContextProvider<Page> context={ Page { send: send.clone(), dispatch: dispatch.clone() } }>

@@ -19,6 +19,18 @@ pub enum DeviceKind {
     Cpu,
 }
 
+/// The device the worker computes on, as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInUse {
+    /// The device.
+    pub kind: DeviceKind,
+    /// Threads computing on the CPU device: 1 in the single-thread build, the rayon pool's size
+    /// in the multi-threaded one (1 on WebGPU).
+    pub threads: usize,
+    /// Why WebGPU is not used, if it is not.
+    pub note: Option<String>,
+}
+
 /// Which device the user asked for (`?device=` in the URL).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DevicePreference {
@@ -39,6 +51,15 @@ impl DevicePreference {
             Some("cpu") => Self::Cpu,
             Some("webgpu") => Self::WebGpu,
             _ => Self::Auto,
+        }
+    }
+
+    /// The `?device=` value that parses back to this preference.
+    pub fn as_query(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::WebGpu => "webgpu",
+            Self::Cpu => "cpu",
         }
     }
 }

@@ -15,12 +15,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// The device chosen, with why when it is not WebGPU.
-    Device {
-        /// The device.
-        kind: DeviceKind,
-        /// Why WebGPU is not used, if it is not.
-        note: Option<String>,
-    },
+    Device(DeviceInUse),
     /// Progress of a long step of a request in `lane`.
     Progress {
         /// Whose progress it is.

@@ -176,3 +176,25 @@ fn progress_and_failures_carry_their_lane_over_the_wire() {
         }
     }
 }
+
+#[test]
+fn the_device_report_carries_its_threads_and_the_preference_its_query() {
+    let device = Response::Device(DeviceInUse {
+        kind: DeviceKind::Cpu,
+        threads: 8,
+        note: Some("the CPU was requested (?device=cpu)".into()),
+    });
+    let wire = serde_json::to_string(&device).expect("serialises");
+    assert_eq!(
+        serde_json::from_str::<Response>(&wire).expect("deserialises"),
+        device
+    );
+    // The worker loader reads `?device=` back from the page's query.
+    for p in [
+        DevicePreference::Auto,
+        DevicePreference::WebGpu,
+        DevicePreference::Cpu,
+    ] {
+        assert_eq!(DevicePreference::from_query(Some(p.as_query())), p);
+    }
+}

@@ -7,7 +7,7 @@ use recalign_core::{Generation, Ranking};
 
 use crate::examples::EXAMPLES;
 use crate::protocol::{
-    Comparison, DatasetInfo, DeviceKind, Evaluation, ModelInfo, OracleSummary, RunRecord,
+    Comparison, DatasetInfo, DeviceInUse, Evaluation, ModelInfo, OracleSummary, RunRecord,
     StorageInfo, TrainStage, TrainSummary, ValidationPoint,
 };
 use recalign_core::losses::LossKind;
@@ -143,8 +143,8 @@ pub enum DefaultAdapter {
 /// The model concern: the device, the loaded model and the requests it is busy with.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelState {
-    /// The device in use, and why it is not WebGPU if it is not.
-    pub device: Option<(DeviceKind, Option<String>)>,
+    /// The device in use, its threads, and why it is not WebGPU if it is not.
+    pub device: Option<DeviceInUse>,
     /// The loaded model, kept when a later load fails.
     pub info: Option<ModelInfo>,
     /// Model loading in progress.

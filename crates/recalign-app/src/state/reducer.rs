@@ -58,7 +58,7 @@ impl AppState {
     fn apply(&mut self, response: Response) {
         let s = self;
         match response {
-            Response::Device { kind, note } => s.model.device = Some((kind, note)),
+            Response::Device(device) => s.model.device = Some(device),
             Response::Progress {
                 lane,
                 stage,
@@ -208,7 +208,7 @@ impl AppState {
                 message,
                 fault,
             } => {
-                let device = s.model.device.as_ref().map(|(kind, _)| *kind);
+                let device = s.model.device.as_ref().map(|d| d.kind);
                 s.error = Some(match fault.and_then(|f| crate::advice::after(f, device)) {
                     Some(advice) => format!("Error while {during}: {message}. {advice}"),
                     None => format!("Error while {during}: {message}"),

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use yew::Reducible;
 
 use super::*;
-use crate::protocol::{Lane, Response, Tagged};
+use crate::protocol::{DeviceInUse, DeviceKind, Lane, Response, Tagged};
 
 fn after(actions: impl IntoIterator<Item = Action>) -> AppState {
     let mut s = Rc::new(AppState::default());
@@ -45,10 +45,11 @@ fn failed(lane: Lane) -> Action {
 fn a_device_failure_is_advised_by_its_kind_and_the_device() {
     let out_of_memory = |device| {
         after([
-            worker(Response::Device {
+            worker(Response::Device(DeviceInUse {
                 kind: device,
+                threads: 1,
                 note: None,
-            }),
+            })),
             worker(Response::Failed {
                 lane: Lane::Training,
                 during: "training".into(),

@@ -1,14 +1,17 @@
 //! The device: WebGPU when the browser has a real adapter, Burn's CPU device (Flex) otherwise,
 //! chosen once per worker by the first model request and reported to the page with the reason.
+//! The multi-threaded build (wasm atomics) has only the CPU device, on its rayon pool: its
+//! loader (`web/worker_loader.js`) starts it only when the CPU would be chosen here.
 
 use burn::tensor::Device;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::session::Shared;
-use crate::protocol::{DeviceKind, DevicePreference, Response};
+use crate::protocol::{DeviceInUse, DeviceKind, DevicePreference, Response};
 
-/// Picks the device as `preference` says and tells the page which one and why.
+/// Picks the device as `preference` says and tells the page which one, on how many threads, and
+/// why.
 pub async fn ensure_device(
     shared: &Shared,
     preference: DevicePreference,
@@ -17,29 +20,53 @@ pub async fn ensure_device(
     if shared.borrow().device.is_some() {
         return;
     }
-    let cpu = |note: String| (Device::flex(), DeviceKind::Cpu, Some(note));
+    let software = "this browser's only WebGPU adapter is a software renderer, which is much \
+                    slower than the CPU here; using the CPU (?device=webgpu forces WebGPU)";
     let (device, kind, note) = match preference {
         DevicePreference::Cpu => cpu("the CPU was requested (?device=cpu)".into()),
-        DevicePreference::Auto if software_adapter().await == Some(true) => cpu(
-            "this browser's only WebGPU adapter is a software renderer, which is much slower than \
-             the CPU here; using the CPU (?device=webgpu forces WebGPU)"
-                .into(),
-        ),
-        DevicePreference::Auto | DevicePreference::WebGpu => {
-            match Device::wgpu_options().init_async().await {
-                Ok(d) => (d, DeviceKind::WebGpu, None),
-                Err(e) => cpu(format!(
-                    "WebGPU is not available in this browser ({e}); using the CPU, which is slower"
-                )),
-            }
-        }
+        DevicePreference::Auto if software_adapter().await == Some(true) => cpu(software.into()),
+        DevicePreference::Auto | DevicePreference::WebGpu => webgpu().await,
     };
     {
         let mut s = shared.borrow_mut();
         s.device = Some(device);
         s.device_kind = Some(kind);
     }
-    reply(Response::Device { kind, note });
+    reply(Response::Device(DeviceInUse {
+        kind,
+        threads: threads(kind),
+        note,
+    }));
+}
+
+fn cpu(note: String) -> (Device, DeviceKind, Option<String>) {
+    (Device::flex(), DeviceKind::Cpu, Some(note))
+}
+
+#[cfg(not(target_feature = "atomics"))]
+async fn webgpu() -> (Device, DeviceKind, Option<String>) {
+    match Device::wgpu_options().init_async().await {
+        Ok(d) => (d, DeviceKind::WebGpu, None),
+        Err(e) => cpu(format!(
+            "WebGPU is not available in this browser ({e}); using the CPU, which is slower"
+        )),
+    }
+}
+
+/// This build has no WebGPU: its loader starts it only when no usable adapter was found.
+#[cfg(target_feature = "atomics")]
+async fn webgpu() -> (Device, DeviceKind, Option<String>) {
+    cpu("WebGPU is not available in this browser; using the CPU, which is slower".into())
+}
+
+/// How many threads compute on `kind`: the rayon pool's size in the multi-threaded build.
+fn threads(kind: DeviceKind) -> usize {
+    #[cfg(target_feature = "atomics")]
+    if kind == DeviceKind::Cpu {
+        return rayon::current_num_threads();
+    }
+    let _ = kind;
+    1
 }
 
 /// Whether the default WebGPU adapter is a software fallback (SwiftShader), `None` when there is

@@ -25,10 +25,31 @@ mod ranking;
 mod session;
 mod training;
 
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 
 use crate::protocol::{ModelAccess, Request, Response, Tagged};
 use session::{Failure, Problem, Shared};
+
+/// Starts the worker: the static constructors, the panic hook, then the actor that answers the
+/// page. The single-thread build calls it from `main`; the multi-threaded one from JS
+/// (`startWorker`), after `initThreadPool`, so that no request computes before the pool exists
+/// and rayon's helper threads, which load the same module, never start a second actor.
+pub fn start() {
+    use gloo_worker::Registrable;
+    crate::startup::run_static_constructors();
+    console_error_panic_hook::set_once();
+    ModelWorker::registrar().register();
+}
+
+/// [`start`] for the multi-threaded build's loader (`web/worker_loader.js`).
+#[cfg(target_feature = "atomics")]
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = startWorker)]
+pub fn start_worker() {
+    start();
+}
 
 /// The model host (a `gloo-worker` actor).
 pub struct ModelWorker {
