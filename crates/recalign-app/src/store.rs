@@ -144,8 +144,11 @@ impl Store {
                 .unchecked_into();
         let stream: FileSystemWritableFileStream =
             call(handle.create_writable()).await?.unchecked_into();
+        // A copy outside wasm memory: in the multi-threaded build that memory is shared, and the
+        // browser refuses a view of shared memory here (the write then failed silently).
+        let copy = Uint8Array::from(bytes);
         let written = async {
-            call(stream.write_with_u8_array(bytes).map_err(describe)?).await?;
+            call(stream.write_with_js_u8_array(&copy).map_err(describe)?).await?;
             call(stream.close()).await.map(|_| ())
         }
         .await;
