@@ -238,27 +238,18 @@ await test('without WebGPU the page says so and ranks on the CPU', false, async 
   await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
 });
 
-// The ranking's candidates and scores, as shown.
-async function rankedScores(page) {
-  await page.click('#rank');
-  await page.waitForSelector('#ranking tr.candidate', { timeout: 120_000 });
-  const titles = await page.locator('#ranking tr.candidate td.title').allInnerTexts();
-  const scores = (await page.locator('#ranking td.score').allInnerTexts()).map(Number);
-  return Object.fromEntries(titles.map((t, i) => [t, scores[i]]));
-}
-
 await test('served cross-origin isolated, the CPU device runs on every core (the multi-threaded build) and ranks as the single-thread build does', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf&device=cpu&adapter=none`);
   await ready(page);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, 'COOP/COEP from recalign serve');
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   assert.equal(await text(page, '#device'), cores > 1 ? `CPU · ${cores} threads` : 'CPU · 1 thread');
-  const threaded = await rankedScores(page);
+  const threaded = await rankingScores(page);
   // ?threads=1 keeps the single-thread build, the fallback for pages that are not isolated.
   await page.goto(`${origin}/?model=models/tiny.gguf&device=cpu&adapter=none&threads=1`);
   await ready(page);
   assert.equal(await text(page, '#device'), 'CPU · 1 thread');
-  const single = await rankedScores(page);
+  const single = await rankingScores(page);
   assert.deepEqual(Object.keys(threaded).sort(), Object.keys(single).sort());
   // Threads split sums differently (last bits): the shown scores (3 decimals) agree within a
   // rounding step or two.

@@ -145,7 +145,7 @@ impl Store {
         let stream: FileSystemWritableFileStream =
             call(handle.create_writable()).await?.unchecked_into();
         // A copy outside wasm memory: in the multi-threaded build that memory is shared, and the
-        // browser refuses a view of shared memory here (the write then failed silently).
+        // browser refuses a view of shared memory here (every write failed).
         let copy = Uint8Array::from(bytes);
         let written = async {
             call(stream.write_with_js_u8_array(&copy).map_err(describe)?).await?;

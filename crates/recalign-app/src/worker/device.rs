@@ -34,7 +34,10 @@ pub async fn ensure_device(
     }
     reply(Response::Device(DeviceInUse {
         kind,
-        threads: threads(kind),
+        threads: match kind {
+            DeviceKind::Cpu => cpu_threads(),
+            DeviceKind::WebGpu => 1,
+        },
         note,
     }));
 }
@@ -59,13 +62,11 @@ async fn webgpu() -> (Device, DeviceKind, Option<String>) {
     cpu("WebGPU is not available in this browser; using the CPU, which is slower".into())
 }
 
-/// How many threads compute on `kind`: the rayon pool's size in the multi-threaded build.
-fn threads(kind: DeviceKind) -> usize {
+/// The threads the CPU device computes on: the rayon pool's size in the multi-threaded build.
+fn cpu_threads() -> usize {
     #[cfg(target_feature = "atomics")]
-    if kind == DeviceKind::Cpu {
-        return rayon::current_num_threads();
-    }
-    let _ = kind;
+    return rayon::current_num_threads();
+    #[cfg(not(target_feature = "atomics"))]
     1
 }
 

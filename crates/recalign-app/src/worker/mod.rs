@@ -65,7 +65,6 @@ impl Worker for ModelWorker {
     type Output = Tagged<Response>;
 
     fn create(_scope: &WorkerScope<Self>) -> Self {
-        console_error_panic_hook::set_once();
         Self {
             session: Shared::default(),
             loads: Default::default(),
