@@ -2,6 +2,7 @@
 //! dedicated Web Worker, so long synchronous steps (dequantising weights, training steps) never
 //! freeze the page. Every module works on the one [`session::Session`].
 //!
+//! - [`actor`]: starting the worker; the actor that tags every answer with its request's id.
 //! - [`session`]: the state between requests, and the questions every concern asks of it.
 //! - [`browser`]: the clock, a turn of the event loop, same-origin downloads.
 //! - [`device`]: WebGPU or the CPU, chosen once.
@@ -9,10 +10,12 @@
 //! - [`adapters`]: which adapter ranks; export and import.
 //! - [`data`]: datasets, test users, the SASRec oracle, preference files.
 //! - [`ranking`]: ranking, whole-catalogue recommendation, generation.
+//! - [`prepare`]: a training run's inputs (examples or pairs with their reference, the oracle).
 //! - [`training`]: training runs (prepare, step, checkpoint, resume, pause, cancel).
 //! - [`evaluation`]: metrics on a split.
 //! - [`persist`]: what is kept in the browser's storage, and how.
 
+mod actor;
 mod adapters;
 mod browser;
 mod data;
@@ -26,81 +29,13 @@ mod session;
 mod training;
 
 #[cfg(target_feature = "atomics")]
+pub use actor::start_worker;
+pub use actor::{ModelWorker, start};
+#[cfg(target_feature = "atomics")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
-use gloo_worker::{HandlerId, Worker, WorkerScope};
-
-use crate::protocol::{ModelAccess, Request, Response, Tagged};
+use crate::protocol::{Request, Response};
 use session::{Failure, Problem, Shared};
-
-/// Starts the worker: the static constructors, the panic hook, then the actor that answers the
-/// page. The single-thread build calls it from `main`; the multi-threaded one from JS
-/// (`startWorker`), after `initThreadPool`, so that no request computes before the pool exists
-/// and rayon's helper threads, which load the same module, never start a second actor.
-pub fn start() {
-    use gloo_worker::Registrable;
-    crate::startup::run_static_constructors();
-    console_error_panic_hook::set_once();
-    ModelWorker::registrar().register();
-}
-
-/// [`start`] for the multi-threaded build's loader (`web/worker_loader.js`).
-#[cfg(target_feature = "atomics")]
-#[wasm_bindgen::prelude::wasm_bindgen(js_name = startWorker)]
-pub fn start_worker() {
-    start();
-}
-
-/// The model host (a `gloo-worker` actor).
-pub struct ModelWorker {
-    session: Shared,
-    /// Held by a model load for its whole run; a request that uses the model takes it and lets
-    /// go at once, so it never starts while the model (or its default adapter) is changing.
-    loads: std::rc::Rc<futures::lock::Mutex<()>>,
-}
-
-impl Worker for ModelWorker {
-    type Message = ();
-    type Input = Tagged<Request>;
-    type Output = Tagged<Response>;
-
-    fn create(_scope: &WorkerScope<Self>) -> Self {
-        Self {
-            session: Shared::default(),
-            loads: Default::default(),
-        }
-    }
-
-    fn update(&mut self, _scope: &WorkerScope<Self>, _msg: ()) {}
-
-    fn received(&mut self, scope: &WorkerScope<Self>, request: Tagged<Request>, to: HandlerId) {
-        let (scope, session, loads) = (scope.clone(), self.session.clone(), self.loads.clone());
-        let Tagged { id, body: request } = request;
-        wasm_bindgen_futures::spawn_local(async move {
-            // Every response to this request carries its id.
-            let reply = |body: Response| scope.respond(to, Tagged { id, body });
-            let _load = match request.model_access() {
-                ModelAccess::Load => Some(loads.lock().await),
-                ModelAccess::Use => {
-                    drop(loads.lock().await);
-                    None
-                }
-                ModelAccess::Independent => None,
-            };
-            let lane = request.lane();
-            if let Err((during, Problem { message, fault })) =
-                route(request, &session, &reply).await
-            {
-                reply(Response::Failed {
-                    lane,
-                    during,
-                    message,
-                    fault,
-                });
-            }
-        });
-    }
-}
 
 /// Sends `request` to the module of its concern; a failure names what was being done.
 async fn route(request: Request, s: &Shared, reply: &dyn Fn(Response)) -> Result<(), Failure> {
