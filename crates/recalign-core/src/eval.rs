@@ -13,9 +13,11 @@ pub use metrics::{
 ///
 /// Matching is a case-insensitive substring test; a title that is a substring of another matched
 /// title counts only if the longer one is absent (so "Babe" inside "Babe: Pig in the City" does
-/// not make the answer ambiguous).
+/// not make the answer ambiguous). Only the answer's first line counts, as in LLaRA's evaluation
+/// (`generate.strip().split("\n")[0]`): a model that names a title and then goes on to list
+/// more has still answered with that title.
 pub fn named_candidate(answer: &str, candidates: &[String]) -> Option<usize> {
-    let answer = answer.to_lowercase();
+    let answer = answer.trim().lines().next().unwrap_or("").to_lowercase();
     let lower: Vec<String> = candidates.iter().map(|c| c.trim().to_lowercase()).collect();
     let present: Vec<usize> = (0..lower.len())
         .filter(|&i| !lower[i].is_empty() && answer.contains(&lower[i]))
@@ -49,6 +51,13 @@ mod tests {
         assert_eq!(named_candidate("I'd pick casino.", &cands), Some(1));
         assert_eq!(named_candidate("Heat or Casino", &cands), None);
         assert_eq!(named_candidate("Jumanji", &cands), None);
+    }
+
+    #[test]
+    fn only_the_first_line_is_read() {
+        let cands = c(&["Heat", "Casino", "Babe"]);
+        assert_eq!(named_candidate("\n Casino\nHeat\nBabe", &cands), Some(1));
+        assert_eq!(named_candidate("Jumanji\nCasino", &cands), None);
     }
 
     #[test]
