@@ -38,7 +38,7 @@ mod prompts;
 pub use crate::model::Slots;
 pub(crate) use prompts::compact_history_ids;
 use prompts::{compact_free_ids, llara_prompt_rows, row};
-pub use prompts::{compact_ids, compact_prompt_ids, llara_prompt};
+pub use prompts::{compact_ids, compact_prompt_ids, llara_prompt, llara_request_ids};
 
 /// A projector and its frozen item table, off the device (what an adapter file holds).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -377,6 +377,34 @@ mod tests {
         let text = tok.decode(&ids, true).unwrap();
         assert!(text.contains("- Heat \n- Fargo \n"), "{text}");
         assert!(text.starts_with("<|im_start|>user\n"), "{text}");
+    }
+
+    #[test]
+    fn a_written_llara_request_reads_as_the_prompt_built_from_its_items() {
+        let lm =
+            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+                .unwrap();
+        let tok = &lm.tokenizer;
+        let titles = ["Heat", "Fargo", "Alien", "Casino"];
+        let title = |i: ItemId| titles[i.index()].to_string();
+        let (history, candidates) = ([ItemId(0), ItemId(1)], [ItemId(2), ItemId(3), ItemId(0)]);
+        let names = |ids: &[ItemId]| ids.iter().map(|&i| title(i)).collect::<Vec<_>>();
+        for template in 0..prompt::TEMPLATE_COUNT {
+            let text = prompt::request(
+                Domain::Movies,
+                template,
+                &names(&history),
+                &names(&candidates),
+            );
+            let built =
+                llara_prompt_with(tok, Domain::Movies, template, &history, &candidates, title)
+                    .unwrap();
+            let read = llara_request_ids(tok, &text, &history, &candidates).unwrap();
+            assert_eq!(read, built, "template {template}");
+        }
+        // A pair whose items do not match its listed titles is refused.
+        let text = prompt::request(Domain::Movies, 0, &names(&history), &names(&candidates));
+        assert!(llara_request_ids(tok, &text, &history, &candidates[..2]).is_err());
     }
 
     #[test]

@@ -1058,6 +1058,23 @@ fn hybrid_preference_training_reads_the_slots_with_and_without_the_cache() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("history_items"), "{err}");
+    // A LLaRA pair reads a slot after every listed title, the history's and the candidates'.
+    let names = |ids: &[u32]| {
+        ids.iter()
+            .map(|&i| t[i as usize].clone())
+            .collect::<Vec<_>>()
+    };
+    let llara = PreferencePair {
+        prompt: recalign_core::prompt::request(Domain::Movies, 0, &names(&[0, 1]), &names(&[2, 3])),
+        chosen: t[2].clone(),
+        rejected: t[3].clone(),
+        format: PromptFormat::Llara,
+        history_items: vec![0, 1],
+        candidate_items: vec![2, 3],
+        ..PreferencePair::default()
+    };
+    let read = TokenisedPair::new_with(&lm, &llara, 1, true).unwrap();
+    assert_eq!(read.slots.rows, [1, 2, 3, 4]);
 
     let run = |cache_mib: usize| {
         let settings = TrainSettings {

@@ -168,14 +168,63 @@ pub(super) fn llara_prompt_rows(
     history: &[(String, Option<u32>)],
     candidates: &[(String, Option<u32>)],
 ) -> Result<(Vec<u32>, Slots)> {
-    // Each title becomes a marker that no title or template contains; the text between markers
-    // is tokenised as it is, each `- Title` on its own, then the slot.
-    const MARK: char = '\u{1}';
+    // Each title becomes a marker that no title or template contains.
     let entries: Vec<&(String, Option<u32>)> = history.iter().chain(candidates).collect();
     let marker = |k: usize| format!("{MARK}{k}{MARK}");
     let h: Vec<String> = (0..history.len()).map(marker).collect();
     let c: Vec<String> = (history.len()..entries.len()).map(marker).collect();
     let text = chatml_user(&prompt::request(domain, template, &h, &c));
+    marked_ids(tok, &text, &entries)
+}
+
+/// Marks title `k` of a prompt's entries in [`marked_ids`].
+const MARK: char = '\u{1}';
+
+/// LLaRA's request as a preference pair stores it (`text`: its `- Title` lines are the
+/// history's titles, then the candidates', in order) with a slot after each listed title, as
+/// [`llara_prompt`] writes it: what a hybrid adapter reads in a LLaRA-format pair.
+pub fn llara_request_ids(
+    tok: &TextTokenizer,
+    text: &str,
+    history: &[ItemId],
+    candidates: &[ItemId],
+) -> Result<(Vec<u32>, Slots)> {
+    let items: Vec<ItemId> = history.iter().chain(candidates).copied().collect();
+    let mut entries: Vec<(String, Option<u32>)> = Vec::with_capacity(items.len());
+    let mut marked = String::with_capacity(text.len());
+    let mut listed = 0;
+    for line in text.split_inclusive('\n') {
+        listed += usize::from(line.starts_with("- "));
+        match line.strip_prefix("- ") {
+            Some(rest) if entries.len() < items.len() => {
+                let (title, end) = match rest.strip_suffix('\n') {
+                    Some(t) => (t, "\n"),
+                    None => (rest, ""),
+                };
+                marked.push_str(&format!("- {MARK}{}{MARK}{end}", entries.len()));
+                entries.push((title.to_string(), Some(row(items[entries.len()]))));
+            }
+            _ => marked.push_str(line),
+        }
+    }
+    if listed != items.len() {
+        return Err(Error::Tokenizer(format!(
+            "a LLaRA prompt listing {listed} titles cannot hold {} history and {} candidate items",
+            history.len(),
+            candidates.len()
+        )));
+    }
+    let entries: Vec<&(String, Option<u32>)> = entries.iter().collect();
+    marked_ids(tok, &chatml_user(&marked), &entries)
+}
+
+/// Token ids of a prompt `text` whose titles are marked (`MARK k MARK` for `entries[k]`):
+/// the text between marks is tokenised as it is, each `- Title` on its own, then its slot.
+fn marked_ids(
+    tok: &TextTokenizer,
+    text: &str,
+    entries: &[&(String, Option<u32>)],
+) -> Result<(Vec<u32>, Slots)> {
     let placeholder = placeholder_id(tok)?;
     let mut ids = Vec::new();
     let mut slots = Slots::default();

@@ -31,9 +31,10 @@ impl TokenisedPair {
         Self::new_with(lm, pair, negatives, false)
     }
 
-    /// [`Self::new`], with a hybrid item slot after each history title when `hybrid` (for an
-    /// adapter with a projector): compact pairs only, and only those that carry their items
-    /// (`PreferencePair::history_items`, which `pairs build` writes).
+    /// [`Self::new`], with a hybrid item slot after each listed title when `hybrid` (for an
+    /// adapter with a projector): the history's in a compact pair, the history's and the
+    /// candidates' in a LLaRA one, as evaluation reads them; only pairs that carry their items
+    /// (`PreferencePair::history_items`, `candidate_items`, which `pairs build` writes).
     pub fn new_with(
         lm: &LanguageModel,
         pair: &PreferencePair,
@@ -44,26 +45,31 @@ impl TokenisedPair {
         if !hybrid {
             return Ok(plain);
         }
-        if pair.format != PromptFormat::Compact {
+        if pair.history_items.is_empty()
+            || (pair.format == PromptFormat::Llara && pair.candidate_items.is_empty())
+        {
             return Err(Error::Train(
-                "hybrid preference training reads compact pairs (`pairs build --prompt compact`)"
+                "the pair has no history_items (or, in LLaRA's prompt, candidate_items), which \
+                 a hybrid adapter's slots need: build the pairs again with this version's \
+                 `recalign pairs build`"
                     .into(),
             ));
         }
-        if pair.history_items.is_empty() {
-            return Err(Error::Train(
-                "the pair has no history_items, which a hybrid adapter's slots need: build the \
-                 pairs again with this version's `recalign pairs build`"
-                    .into(),
-            ));
-        }
-        let items: Vec<crate::data::ItemId> = pair
-            .history_items
-            .iter()
-            .map(|&i| crate::data::ItemId(i))
-            .collect();
-        let (prompt_ids, slots) =
-            crate::hybrid::compact_prompt_ids(&lm.tokenizer, &pair.prompt, &items)?;
+        let items = |ids: &[u32]| -> Vec<crate::data::ItemId> {
+            ids.iter().map(|&i| crate::data::ItemId(i)).collect()
+        };
+        let history = items(&pair.history_items);
+        let (prompt_ids, slots) = match pair.format {
+            PromptFormat::Compact => {
+                crate::hybrid::compact_prompt_ids(&lm.tokenizer, &pair.prompt, &history)?
+            }
+            PromptFormat::Llara => crate::hybrid::llara_request_ids(
+                &lm.tokenizer,
+                &pair.prompt,
+                &history,
+                &items(&pair.candidate_items),
+            )?,
+        };
         lm.check_fits(
             prompt_ids.len(),
             plain.answers.iter().map(Vec::len).max().unwrap_or(0),
