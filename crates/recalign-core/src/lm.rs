@@ -321,7 +321,7 @@ impl LanguageModel {
             let len = seq.len();
             let hidden = self
                 .model
-                .forward(self.model.tokens(seq, 1, len), &mut KvCache::default())?
+                .forward(self.model.tokens(seq, 1, len), &mut KvCache::single_pass())?
                 .narrow(1, p - 1, a.len());
             let targets = a.iter().map(|&t| t as i64).collect();
             let targets =

@@ -77,9 +77,28 @@ pub struct LlamaWeights {
 pub struct KvCache {
     layers: Vec<(Tensor<4>, Tensor<4>)>,
     len: usize,
+    /// The next pass is the last over this cache: it reads the cached keys and values and keeps
+    /// none of its own ([`Self::last_pass`]).
+    last: bool,
 }
 
 impl KvCache {
+    /// Makes the next pass the last over this cache: it reads what is cached and adds nothing.
+    /// A pass over many rows (twenty candidates' answers after one shared prompt) would
+    /// otherwise hold every layer's keys and values of every row, the prompt's broadcast to
+    /// each, until it ends (about 200 MB for a ranking on SmolLM2), only for them to be dropped.
+    pub fn last_pass(&mut self) {
+        self.last = true;
+    }
+
+    /// An empty cache for one pass over whole sequences, which keeps nothing.
+    pub fn single_pass() -> Self {
+        Self {
+            last: true,
+            ..Self::default()
+        }
+    }
+
     /// Tokens cached.
     pub fn len(&self) -> usize {
         self.len
@@ -423,7 +442,9 @@ impl Llama {
                 }
                 None => (k, v),
             };
-            new_layers.push((k.clone(), v.clone()));
+            if !cache.last {
+                new_layers.push((k.clone(), v.clone()));
+            }
             // Grouped-query attention: each key/value head serves `group` query heads. Query
             // head n is kv head n / group, so [b, h, t, hd] is [b, kvh, group * t, hd] as is,
             // and every kv head meets its queries in one matmul, with no copy of K or V per
@@ -439,8 +460,10 @@ impl Llama {
             let gated = silu(project(&m.gate_proj, normed.clone())) * project(&m.up_proj, normed);
             x = x + project(&m.down_proj, gated);
         }
-        cache.layers = new_layers;
-        cache.len = total;
+        if !cache.last {
+            cache.layers = new_layers;
+            cache.len = total;
+        }
         Ok(x)
     }
 

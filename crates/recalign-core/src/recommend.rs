@@ -201,10 +201,13 @@ pub async fn recommend(
             None => None,
         };
         let x = model.embed(model.tokens(ids, n, len));
+        // Every step reads the prompt's cache afresh (each beam carries its whole path).
+        let mut step = cache.clone();
+        step.last_pass();
         let hidden = model.final_norm(model.forward_layers_with(
             x,
             layers.clone(),
-            &mut cache.clone(),
+            &mut step,
             row_slots.as_ref(),
         )?);
         tokens_run += n * len;

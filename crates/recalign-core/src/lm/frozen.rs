@@ -97,6 +97,7 @@ impl FrozenAnswers {
         }
         let device = model.device();
         let x = model.embed(model.tokens(inputs, n, longest));
+        cache.last_pass();
         let rows = model.forward_layers(x, 0..split, &mut cache)?.detach();
         let p = prompt_ids.len();
         let mut before = Slots::default();
@@ -149,6 +150,7 @@ impl FrozenAnswers {
                 self.prefix_slots.as_ref(),
             )?;
         }
+        cache.last_pass();
         let hidden = model.final_norm(model.forward_layers_with(
             self.rows.clone(),
             layers,

@@ -100,7 +100,7 @@ pub fn sequence_log_probs_with(
     let hidden = model.final_norm(model.forward_layers_with(
         x,
         layers,
-        &mut KvCache::default(),
+        &mut KvCache::single_pass(),
         slot_tensors.as_ref(),
     )?);
     let d = model.config.hidden_size;
