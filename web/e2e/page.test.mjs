@@ -741,7 +741,7 @@ await test('an adapter exported in PEFT layout imports back with identical score
 // axe-core (the accessibility engine of Lighthouse and DevTools) on the page with a model, the
 // dataset, a ranking, the catalogue list and the charts shown: no violation of WCAG 2 A/AA.
 const axeSource = fs.readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
-await test('accessibility: axe-core finds no WCAG 2 A or AA violation on the page in use', false, async (page) => {
+await test('accessibility: axe-core finds no WCAG 2 A or AA violation on the page in use, in the light and the dark scheme', false, async (page) => {
   await page.goto(`${origin}/?model=models/tiny.gguf`);
   await page.waitForSelector('#dataset-info strong', { timeout: 120_000 });
   await ready(page);
@@ -753,11 +753,16 @@ await test('accessibility: axe-core finds no WCAG 2 A or AA violation on the pag
   await page.waitForSelector('#catalogue-recommendations tr.recommended', { timeout: 300_000 });
   // Evaluated through DevTools, which the page's CSP (script-src 'self') does not govern.
   await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
+  const violations = () => page.evaluate(async () => {
     const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
     return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length}x): ${v.help}; e.g. ${v.nodes[0].target.join(' ')}`);
   });
-  assert.deepEqual(violations, []);
+  assert.deepEqual(await violations(), [], 'light scheme');
+  // The system's dark scheme (prefers-color-scheme): the page follows it, with AA contrast too.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const background = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  assert.notEqual(background, 'rgb(247, 247, 245)', 'the page follows the dark scheme');
+  assert.deepEqual(await violations(), [], 'dark scheme');
 });
 
 await test('on a 390x844 phone screen nothing sticks out sideways', false, async (page) => {
