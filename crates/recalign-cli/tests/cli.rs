@@ -923,3 +923,61 @@ fn a_hybrid_adapter_trains_evaluates_exports_and_goes_on_to_preference() {
         stdout(&out)
     );
 }
+
+/// `recommend` from the whole catalogue: one history (its own titles left out), and a split,
+/// where every example's real next title is looked for in the list next to popularity's.
+#[test]
+fn recommend_lists_the_catalogue_for_a_history_and_measures_a_split() {
+    let model = tiny_model("recommend.gguf");
+    let model = model.to_str().unwrap();
+    let (inter, items) = synthetic_dataset("recommend");
+    let (inter, items) = (inter.to_str().unwrap(), items.to_str().unwrap());
+    let data = ["--interactions", inter, "--items", items, "--model", model];
+    let mut args = vec![
+        "recommend",
+        "--history",
+        "Film number 1; Film number 2",
+        "--top",
+        "5",
+        "--json",
+    ];
+    args.extend(data);
+    let out = recalign(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let titles: Vec<&str> = v["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), 5);
+    assert!(!titles.contains(&"Film number 1") && !titles.contains(&"Film number 2"));
+
+    let mut args = vec![
+        "recommend",
+        "--split",
+        "validation",
+        "--top",
+        "5",
+        "--max-examples",
+        "2",
+        "--json",
+    ];
+    args.extend(data);
+    let out = recalign(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["examples"], 2);
+    for k in ["hr_at_top", "popularity_hr_at_top"] {
+        let hr = v[k]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&hr), "{k} {hr}");
+    }
+    assert!(v["vs_popularity"]["p_value"].as_f64().is_some());
+    // Neither a history nor a split: a clear error, not a panic.
+    let mut args = vec!["recommend"];
+    args.extend(data);
+    let out = recalign(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--history"), "{}", stderr(&out));
+}
