@@ -671,6 +671,12 @@ await test('the loss lab draws every loss and its gradient weight; sliders move 
   const overlaid = (await page.locator('#overlay-dpo').getAttribute('data-values')).split(',').map(Number);
   const alone = (await page.locator('#lab-dpo polyline.series-loss').getAttribute('data-values')).split(',').map(Number);
   assert.ok(overlaid.length === 121 && overlaid.every((v, i) => Math.abs(v - alone[i]) < 1e-5), 'the overlay draws the same curve');
+  // All eleven on one set of axes, each in its own colour.
+  for (const box of await page.locator('#lab-overlay input[type=checkbox]').all()) await box.check();
+  const strokes = await page.locator('#lab-overlay-chart polyline').evaluateAll((ls) => ls.map((l) => l.getAttribute('stroke')));
+  assert.equal(strokes.length, 11);
+  assert.equal(new Set(strokes).size, 11, `overlay colours: ${strokes}`);
+  for (const id of ['cdpo', 'ipo', 'simpo', 'alpha-dpo', 'beta-dpo', 'dr-dpo', 'orpo', 'rdpo']) await page.uncheck(`#overlay-pick-${id}`);
   const optimum = async (id) => Number(await page.locator(`#lab-${id}`).getAttribute('data-optimum'));
   // cDPO and RosePO: ln((1 - eps) / eps) / beta; IPO: 1 / (2 tau). Defaults beta 1, eps 0.1, tau 0.25.
   assert.ok(Math.abs((await optimum('cdpo')) - Math.log(9)) < 1e-5);

@@ -24,9 +24,9 @@ const browser = await chromium.launch({
 const set = async (page, sel, v) => { await page.fill(sel, String(v)); await page.locator(sel).dispatchEvent('change'); };
 const long = { timeout: 3_600_000 };
 const t0 = Date.now();
-const shoot = async (page, sel, name) => {
-  // The card that holds `sel`, scrolled to the top of the viewport.
-  await page.locator(sel).evaluate((el) => (el.closest('section') ?? el).scrollIntoView({ block: 'start' }));
+const shoot = async (page, sel, name, { card = true } = {}) => {
+  // The card that holds `sel` (or, with `card: false`, `sel` itself), scrolled to the top.
+  await page.locator(sel).evaluate((el, card) => ((card && el.closest('section')) || el).scrollIntoView({ block: 'start' }), card);
   await page.screenshot({ path: path.join(out, `${name}.png`) });
   console.log(`${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s  ${name}.png`);
 };
@@ -71,7 +71,7 @@ try {
   }
   await shoot(page, '#evaluate-card', 'evaluate');
   await shoot(page, '#loss-lab', 'loss-lab');
-  await shoot(page, '#lab-overlay', 'loss-lab-overlay');
+  await shoot(page, '#lab-overlay', 'loss-lab-overlay', { card: false });
 
   // The same page in dark mode (prefers-color-scheme), ranking again (Evaluate's adapter
   // switches cleared the last ranking).

@@ -87,6 +87,12 @@ pub fn colour(class: &str) -> &'static str {
         "series-accuracy" | "series-3" => "#7c3aed",
         "series-tps" | "series-4" => "#ca8a04",
         "series-lr" | "series-5" => "#0891b2",
+        // Enough for the loss lab's overlay to give each of the eleven losses its own colour.
+        "series-6" => "#db2777",
+        "series-7" => "#ea580c",
+        "series-8" => "#65a30d",
+        "series-9" => "#0f766e",
+        "series-10" => "#4f46e5",
         _ => "#475569",
     }
 }

@@ -189,7 +189,8 @@ pub fn loss_lab(props: &LossLabProps) -> Html {
                 .collect();
             Series::new(
                 &format!("overlay-{}", kind.name()),
-                &format!("series-{}", i % 6),
+                // Each loss keeps its colour whichever others are picked.
+                &format!("series-{i}"),
                 kind.label(),
                 losses,
             )
