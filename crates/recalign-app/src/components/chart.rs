@@ -92,7 +92,7 @@ pub fn colour(class: &str) -> &'static str {
         "series-7" => "#ea580c",
         "series-8" => "#65a30d",
         "series-9" => "#0f766e",
-        "series-10" => "#4f46e5",
+        "series-10" => "#c026d3",
         _ => "#475569",
     }
 }
