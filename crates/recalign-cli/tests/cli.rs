@@ -933,16 +933,19 @@ fn recommend_lists_the_catalogue_for_a_history_and_measures_a_split() {
     let (inter, items) = synthetic_dataset("recommend");
     let (inter, items) = (inter.to_str().unwrap(), items.to_str().unwrap());
     let data = ["--interactions", inter, "--items", items, "--model", model];
-    let mut args = vec![
-        "recommend",
+    let recommend = |args: &[&str]| {
+        let mut all = vec!["recommend"];
+        all.extend(args);
+        all.extend(data);
+        recalign(&all)
+    };
+    let out = recommend(&[
         "--history",
         "Film number 1; Film number 2",
         "--top",
         "5",
         "--json",
-    ];
-    args.extend(data);
-    let out = recalign(&args);
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let titles: Vec<&str> = v["recommendations"]
@@ -954,8 +957,7 @@ fn recommend_lists_the_catalogue_for_a_history_and_measures_a_split() {
     assert_eq!(titles.len(), 5);
     assert!(!titles.contains(&"Film number 1") && !titles.contains(&"Film number 2"));
 
-    let mut args = vec![
-        "recommend",
+    let out = recommend(&[
         "--split",
         "validation",
         "--top",
@@ -963,9 +965,7 @@ fn recommend_lists_the_catalogue_for_a_history_and_measures_a_split() {
         "--max-examples",
         "2",
         "--json",
-    ];
-    args.extend(data);
-    let out = recalign(&args);
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["examples"], 2);
@@ -975,9 +975,7 @@ fn recommend_lists_the_catalogue_for_a_history_and_measures_a_split() {
     }
     assert!(v["vs_popularity"]["p_value"].as_f64().is_some());
     // Neither a history nor a split: a clear error, not a panic.
-    let mut args = vec!["recommend"];
-    args.extend(data);
-    let out = recalign(&args);
+    let out = recommend(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--history"), "{}", stderr(&out));
 }

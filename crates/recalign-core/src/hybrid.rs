@@ -345,11 +345,14 @@ mod tests {
     use super::prompts::{llara_prompt_with, placeholder_id};
     use super::*;
 
+    fn tiny() -> LanguageModel {
+        LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+            .unwrap()
+    }
+
     #[test]
     fn every_listed_title_is_followed_by_its_slot() {
-        let lm =
-            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
-                .unwrap();
+        let lm = tiny();
         let tok = &lm.tokenizer;
         let titles = ["Heat", "Fargo", "Alien", "Casino"];
         let title = |i: ItemId| titles[i.index()].to_string();
@@ -381,9 +384,7 @@ mod tests {
 
     #[test]
     fn a_written_llara_request_reads_as_the_prompt_built_from_its_items() {
-        let lm =
-            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
-                .unwrap();
+        let lm = tiny();
         let tok = &lm.tokenizer;
         let titles = ["Heat", "Fargo", "Alien", "Casino"];
         let title = |i: ItemId| titles[i.index()].to_string();
@@ -409,9 +410,7 @@ mod tests {
 
     #[test]
     fn a_written_compact_prompt_gets_the_slots_of_its_items() {
-        let lm =
-            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
-                .unwrap();
+        let lm = tiny();
         let tok = &lm.tokenizer;
         let titles = ["Heat", "Fargo", "Alien"];
         let items = [ItemId(2), ItemId(0), ItemId(1)];
@@ -463,9 +462,7 @@ mod tests {
         HybridWeights,
     ) {
         use crate::train::{Adapter, LoraSettings};
-        let lm =
-            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
-                .unwrap();
+        let lm = tiny();
         let c = &lm.model.config;
         let settings = LoraSettings {
             rank: 2,
