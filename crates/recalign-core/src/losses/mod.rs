@@ -113,6 +113,16 @@ impl LossKind {
             })
     }
 
+    /// Whether a batch's loss is the mean of terms each of one pair alone, so that each pair's
+    /// gradient can be taken on its own. alpha-DPO, beta-DPO and Dr. DPO read statistics of the
+    /// whole batch.
+    pub fn separable(self) -> bool {
+        !matches!(
+            self,
+            LossKind::AlphaDpo | LossKind::BetaDpo | LossKind::DrDpo
+        )
+    }
+
     /// Whether the loss reads the frozen reference model's log-probs.
     pub fn uses_reference(self) -> bool {
         !matches!(self, LossKind::Simpo | LossKind::Orpo)

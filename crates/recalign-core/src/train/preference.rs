@@ -64,6 +64,9 @@ pub struct PreferenceTrainer {
     frozen: Vec<Option<FrozenAnswers>>,
     /// That layer (fixed for the run: training moves factors, never which layers have them).
     first_adapted: usize,
+    /// Whether each pair's gradient is taken on its own (a separable loss: only one pair's
+    /// activations are alive at a time) rather than the micro-batch's in one graph.
+    per_pair: bool,
 }
 
 impl PreferenceTrainer {
@@ -137,6 +140,7 @@ impl PreferenceTrainer {
         let run = Run::new(base, lora, start, settings, pairs.len())?;
         let frozen = frozen_slots(&run.policy, &run.settings, &pairs)?;
         let first_adapted = run.policy.first_adapted_layer();
+        let per_pair = loss.kind.separable();
         Ok(Self {
             run,
             pairs,
@@ -146,6 +150,7 @@ impl PreferenceTrainer {
             loss_state: LossState::default(),
             frozen,
             first_adapted,
+            per_pair,
         })
     }
 
@@ -170,83 +175,79 @@ impl PreferenceTrainer {
             let b = batch.len();
             n_examples += b;
             self.fill_reference(&batch).await?;
-            let mut rows = Vec::with_capacity(b);
-            let (mut ref_c, mut ref_r, mut len_c, mut len_r, mut eps) =
-                (vec![], vec![], vec![], vec![], vec![]);
-            for &i in &batch {
-                self.frozen_states(i)?;
-                let policy = &self.run.policy;
-                let pass = match self.frozen.get(i).and_then(Option::as_ref) {
-                    Some(frozen) => frozen.log_probs(policy)?,
-                    None => {
-                        let p = &self.pairs[i];
-                        FrozenAnswers::with_slots(
-                            policy,
-                            0,
-                            &p.prompt_ids,
-                            &p.slots,
-                            &p.answers,
-                            self.run.pad,
-                        )?
-                        .log_probs(policy)?
-                    }
-                };
-                rows.push(pass);
-                let p = &self.pairs[i];
-                tokens += p.prompt_ids.len() + p.answers.iter().map(Vec::len).sum::<usize>();
-                let reference = self.reference[i]
-                    .as_deref()
-                    .ok_or_else(|| Error::Train(format!("pair {i} has no reference log-probs")))?;
-                ref_c.push(reference[0]);
-                ref_r.extend_from_slice(&reference[1..]);
-                len_c.push(p.answers[0].len() as f32);
-                len_r.extend(p.answers[1..].iter().map(|a| a.len() as f32));
-                eps.extend(p.eps.iter().map(|&e| e as f32));
-            }
-            let lp = Tensor::stack::<2>(rows, 0);
-            let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [b]), &device);
-            let t2 = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [b, k]), &device);
             let seed = self.run.settings.seed
                 ^ ((self.run.step * accumulation + micro) as u64).wrapping_mul(0x9E37_79B9);
             let noise: Vec<f32> = gumbel_noise(seed, b)
                 .into_iter()
                 .map(|g| g as f32)
                 .collect();
-            let inputs = LossInputs {
-                policy_chosen: lp.clone().narrow(1, 0, 1).reshape([b]),
-                policy_rejected: lp.narrow(1, 1, k),
-                ref_chosen: t1(ref_c),
-                ref_rejected: t2(ref_r),
-                chosen_len: t1(len_c),
-                rejected_len: t2(len_r),
-                eps: t2(eps),
-                noise: t1(noise),
-            };
-            let out = batch_loss(&self.loss, &inputs, &self.loss_state)?;
-            let scaled = out.loss.clone() / accumulation as f64;
-            let weights = &self.run.policy.weights;
-            let grads = GradientsParams::from_grads(scaled.backward(), weights);
-            acc.accumulate(weights, grads);
-            let accuracy = out.margins.clone().greater_elem(0.0).float().sum();
-            margins.push(out.margins.clone().detach());
-            report.push(Tensor::cat(
-                vec![
-                    out.loss.detach(),
-                    out.margins.sum(),
-                    out.chosen_rewards.sum(),
-                    out.rejected_rewards.sum(),
-                    accuracy,
-                    out.stats,
-                ],
-                0,
-            ));
+            // A separable loss takes each pair's gradient on its own, so only one pair's
+            // activations are alive at a time (a batch of 4 pairs peaks at the memory of one);
+            // the others need the whole batch in one graph.
+            let group = if self.per_pair { 1 } else { b };
+            for (g, members) in batch.chunks(group).enumerate() {
+                let n = members.len();
+                let mut rows = Vec::with_capacity(n);
+                let (mut ref_c, mut ref_r, mut len_c, mut len_r, mut eps) =
+                    (vec![], vec![], vec![], vec![], vec![]);
+                for &i in members {
+                    rows.push(self.policy_log_probs(i)?);
+                    let p = &self.pairs[i];
+                    tokens += p.prompt_ids.len() + p.answers.iter().map(Vec::len).sum::<usize>();
+                    let reference = self.reference[i].as_deref().ok_or_else(|| {
+                        Error::Train(format!("pair {i} has no reference log-probs"))
+                    })?;
+                    ref_c.push(reference[0]);
+                    ref_r.extend_from_slice(&reference[1..]);
+                    len_c.push(p.answers[0].len() as f32);
+                    len_r.extend(p.answers[1..].iter().map(|a| a.len() as f32));
+                    eps.extend(p.eps.iter().map(|&e| e as f32));
+                }
+                let lp = Tensor::stack::<2>(rows, 0);
+                let t1 = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
+                let t2 = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [n, k]), &device);
+                let inputs = LossInputs {
+                    policy_chosen: lp.clone().narrow(1, 0, 1).reshape([n]),
+                    policy_rejected: lp.narrow(1, 1, k),
+                    ref_chosen: t1(ref_c),
+                    ref_rejected: t2(ref_r),
+                    chosen_len: t1(len_c),
+                    rejected_len: t2(len_r),
+                    eps: t2(eps),
+                    noise: t1(noise[g * group..g * group + n].to_vec()),
+                };
+                let out = batch_loss(&self.loss, &inputs, &self.loss_state)?;
+                // The group's share of the micro-batch's mean.
+                let loss = out.loss.clone() * (n as f64 / b as f64);
+                let weights = &self.run.policy.weights;
+                let grads = GradientsParams::from_grads(
+                    (loss.clone() / accumulation as f64).backward(),
+                    weights,
+                );
+                acc.accumulate(weights, grads);
+                let accuracy = out.margins.clone().greater_elem(0.0).float().sum();
+                margins.push(out.margins.clone().detach());
+                report.push(Tensor::cat(
+                    vec![
+                        loss.detach(),
+                        out.margins.sum(),
+                        out.chosen_rewards.sum(),
+                        out.rejected_rewards.sum(),
+                        accuracy,
+                        out.stats,
+                    ],
+                    0,
+                ));
+            }
         }
-        // Per micro-batch: [loss, margin, chosen, rejected, correct (sums), 5 loss statistics].
-        // Losses and sums add up over the step; the statistics are the last micro-batch's, so
-        // alpha-DPO's and beta-DPO's running statistics move once per optimiser step.
+        // Per group: [loss share, margin, chosen, rejected, correct (sums), 5 loss statistics].
+        // Losses and sums add up over the step; the statistics are the last group's (for the
+        // losses that keep statistics, the last micro-batch's), so alpha-DPO's and beta-DPO's
+        // running statistics move once per optimiser step.
+        let groups = report.len();
         let stacked = Tensor::stack::<2>(report, 0);
         let sums = stacked.clone().sum_dim(0).reshape([10]);
-        let last = stacked.narrow(0, accumulation - 1, 1).reshape([10]);
+        let last = stacked.narrow(0, groups - 1, 1).reshape([10]);
         let applied = self
             .run
             .apply(
@@ -294,6 +295,28 @@ impl PreferenceTrainer {
             )?);
         }
         Ok(self.frozen.get(i).and_then(Option::as_ref))
+    }
+
+    /// The policy's log-probs of pair `i`'s answers (chosen first), in a graph for backward; the
+    /// frozen layers' states come from the cache when it holds them.
+    fn policy_log_probs(&mut self, i: usize) -> Result<Tensor<1>> {
+        self.frozen_states(i)?;
+        let policy = &self.run.policy;
+        match self.frozen.get(i).and_then(Option::as_ref) {
+            Some(frozen) => frozen.log_probs(policy),
+            None => {
+                let p = &self.pairs[i];
+                FrozenAnswers::with_slots(
+                    policy,
+                    0,
+                    &p.prompt_ids,
+                    &p.slots,
+                    &p.answers,
+                    self.run.pad,
+                )?
+                .log_probs(policy)
+            }
+        }
     }
 
     /// Scores the pairs of `batch` that have no reference log-probs yet with the reference
@@ -380,5 +403,95 @@ impl PreferenceTrainer {
         trainer.run.resume(base, checkpoint)?;
         trainer.loss_state = s.loss_state;
         Ok(trainer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::pairs::PreferencePair;
+    use crate::losses::LossKind;
+    use burn::tensor::Device;
+
+    /// Each pair's gradient on its own sums to the batch's: the same loss, margins and
+    /// gradient norm as one graph over the micro-batch, and the same second step.
+    #[test]
+    fn a_separable_loss_per_pair_matches_the_whole_batch_graph() {
+        let lm =
+            LanguageModel::from_gguf_bytes(&crate::fixtures::tiny_model_gguf(7), &Device::flex())
+                .unwrap();
+        let t = ["Alien", "Heat", "Fargo", "Casino"];
+        let pairs: Vec<TokenisedPair> = (0..4)
+            .map(|i| {
+                let pair = PreferencePair {
+                    prompt: format!("user {i} liked {}; pick one of {}", t[i], t.join(", ")),
+                    chosen: t[(i + 1) % 4].into(),
+                    rejected: t[(i + 2) % 4].into(),
+                    more_rejected: vec![t[(i + 3) % 4].into()],
+                    ..PreferencePair::default()
+                };
+                TokenisedPair::new(&lm, &pair, 2).unwrap()
+            })
+            .collect();
+        let reference = pollster::block_on(reference_log_probs(&lm, &pairs, |_, _| {})).unwrap();
+        for kind in [LossKind::Dpo, LossKind::Sdpo] {
+            let run = |per_pair: bool| {
+                let mut trainer = PreferenceTrainer::new(
+                    &lm,
+                    LoraSettings {
+                        rank: 4,
+                        alpha: 8.0,
+                        ..LoraSettings::default()
+                    },
+                    None,
+                    TrainSettings {
+                        learning_rate: 1e-2,
+                        warmup_steps: 0,
+                        steps: 2,
+                        batch_size: 4,
+                        accumulation: 1,
+                        ..TrainSettings::default()
+                    },
+                    LossConfig::new(kind),
+                    pairs.clone(),
+                    reference.clone(),
+                )
+                .unwrap();
+                trainer.per_pair = per_pair;
+                (0..2)
+                    .map(|_| pollster::block_on(trainer.step()).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            let (apart, together) = (run(true), run(false));
+            for (a, b) in apart.iter().zip(&together) {
+                // Summed in another order: a few f32 roundings apart. The loss and the norm are
+                // compared relatively; a margin is a difference of log-probs of about -20, whose
+                // f32 spacing is 2e-6, so it is compared on that scale.
+                let close = |x: f32, y: f32| (x - y).abs() <= 1e-4 * x.abs().max(y.abs());
+                assert!(
+                    close(a.loss, b.loss),
+                    "{kind}: loss {} vs {}",
+                    a.loss,
+                    b.loss
+                );
+                assert!(
+                    close(a.grad_norm, b.grad_norm),
+                    "{kind}: gradient norm {} vs {}",
+                    a.grad_norm,
+                    b.grad_norm
+                );
+                assert!(
+                    (a.margin - b.margin).abs() <= 1e-4,
+                    "{kind}: margin {} vs {}",
+                    a.margin,
+                    b.margin
+                );
+                assert_eq!(a.margins.len(), 4);
+            }
+            assert!(
+                apart[1].loss < apart[0].loss,
+                "{kind}: the loss did not move"
+            );
+        }
     }
 }

@@ -34,7 +34,38 @@ fn unit_weight() -> f32 {
     1.0
 }
 
+/// Tokens (padded) in one SFT forward and backward pass. Autodiff keeps every pass's activations
+/// until its backward, about 1.7 MiB per token for this model, so a micro-batch of four
+/// 225-token prompts in one pass peaked at 2.2 GiB; in passes of at most this many tokens it
+/// peaks at 1.4 GiB and runs as fast (docs/benchmarks.md). The objective is a sum over
+/// examples, so splitting a micro-batch does not change it.
+const PASS_TOKENS: usize = 512;
+
+/// `batch` cut, in order, into passes whose padded size (examples x longest) stays within
+/// [`PASS_TOKENS`]; an example longer than that has a pass of its own.
+fn passes(batch: &[usize], len: impl Fn(usize) -> usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut longest) = (0, 0);
+    for (j, &i) in batch.iter().enumerate() {
+        let l = len(i);
+        if j > start && (j - start + 1) * longest.max(l) > PASS_TOKENS {
+            out.push(&batch[start..j]);
+            (start, longest) = (j, 0);
+        }
+        longest = longest.max(l);
+    }
+    if start < batch.len() {
+        out.push(&batch[start..]);
+    }
+    out
+}
+
 impl SftExample {
+    /// Prompt and answer tokens.
+    pub fn tokens(&self) -> usize {
+        self.prompt_ids.len() + self.answer_ids.len()
+    }
+
     /// Prompt then answer, as one sequence.
     pub fn joined_ids(&self) -> Vec<u32> {
         [self.prompt_ids.as_slice(), &self.answer_ids].concat()
@@ -128,33 +159,35 @@ impl SftTrainer {
             .sum();
         let policy = &self.run.policy;
         for batch in micro {
-            // The micro-batch's examples in one padded pass.
-            let joined: Vec<(Vec<u32>, usize)> = batch
-                .iter()
-                .map(|&i| {
-                    let ex = &self.examples[i];
-                    tokens += ex.prompt_ids.len() + ex.answer_ids.len();
-                    (ex.joined_ids(), ex.prompt_ids.len())
-                })
-                .collect();
-            let rows: Vec<ScoredSequence<'_>> = joined
-                .iter()
-                .map(|(ids, from)| ScoredSequence { ids, from: *from })
-                .collect();
-            let slots: Vec<&Slots> = batch.iter().map(|&i| &self.examples[i].slots).collect();
-            let per_row = sequence_log_probs_with(policy, &rows, &slots, self.run.pad)?;
-            let sum = if batch.iter().all(|&i| self.examples[i].weight == 1.0) {
-                per_row.sum()
-            } else {
-                let w: Vec<f32> = batch.iter().map(|&i| self.examples[i].weight).collect();
-                let n = w.len();
-                (per_row * Tensor::<1>::from_data(TensorData::new(w, [n]), &device)).sum()
+            for pass in passes(&batch, |i| self.examples[i].tokens()) {
+                // The pass's examples in one padded forward and backward.
+                let joined: Vec<(Vec<u32>, usize)> = pass
+                    .iter()
+                    .map(|&i| {
+                        let ex = &self.examples[i];
+                        tokens += ex.prompt_ids.len() + ex.answer_ids.len();
+                        (ex.joined_ids(), ex.prompt_ids.len())
+                    })
+                    .collect();
+                let rows: Vec<ScoredSequence<'_>> = joined
+                    .iter()
+                    .map(|(ids, from)| ScoredSequence { ids, from: *from })
+                    .collect();
+                let slots: Vec<&Slots> = pass.iter().map(|&i| &self.examples[i].slots).collect();
+                let per_row = sequence_log_probs_with(policy, &rows, &slots, self.run.pad)?;
+                let sum = if pass.iter().all(|&i| self.examples[i].weight == 1.0) {
+                    per_row.sum()
+                } else {
+                    let w: Vec<f32> = pass.iter().map(|&i| self.examples[i].weight).collect();
+                    let n = w.len();
+                    (per_row * Tensor::<1>::from_data(TensorData::new(w, [n]), &device)).sum()
+                }
+                .reshape([1]);
+                let loss = sum.neg() / total_weight.max(f64::MIN_POSITIVE);
+                let grads = GradientsParams::from_grads(loss.backward(), &policy.weights);
+                acc.accumulate(&policy.weights, grads);
+                losses.push(loss.detach());
             }
-            .reshape([1]);
-            let loss = sum.neg() / total_weight.max(f64::MIN_POSITIVE);
-            let grads = GradientsParams::from_grads(loss.backward(), &policy.weights);
-            acc.accumulate(&policy.weights, grads);
-            losses.push(loss.detach());
         }
         let loss = losses
             .into_iter()
@@ -189,5 +222,31 @@ impl SftTrainer {
         let mut trainer = Self::new(base, s.lora.clone(), s.settings.clone(), examples)?;
         trainer.run.resume(base, checkpoint)?;
         Ok(trainer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_stay_within_the_token_budget_in_order() {
+        let lens = [225, 225, 225, 225];
+        let batch = [0, 1, 2, 3];
+        assert_eq!(passes(&batch, |i| lens[i]), vec![&[0, 1][..], &[2, 3][..]]);
+        // Padded to the longest: 100 and 300 fit (2 x 300 > 512 does not).
+        let lens = [100, 300, 100, 100, 100];
+        let batch = [0, 1, 2, 3, 4];
+        assert_eq!(
+            passes(&batch, |i| lens[i]),
+            vec![&[0][..], &[1][..], &[2, 3, 4][..]]
+        );
+        // Longer than the budget: alone; never an empty pass.
+        let lens = [900, 10];
+        assert_eq!(passes(&[0, 1], |i| lens[i]), vec![&[0][..], &[1][..]]);
+        assert!(passes(&[], |_| 1).is_empty());
+        let batch: Vec<usize> = (0..9).collect();
+        let all: Vec<usize> = passes(&batch, |_| 60).concat();
+        assert_eq!(all, batch);
     }
 }
