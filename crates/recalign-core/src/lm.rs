@@ -176,10 +176,10 @@ impl LanguageModel {
 
     /// Scores every candidate as a continuation of `prompt_ids`, running the prompt once.
     ///
-    /// The prompt minus its last token fills a batch-1 key/value cache; then all candidates go
-    /// through one batched pass `[n_candidates, longest]` whose rows start with the prompt's last
-    /// token, so that position `j` predicts answer token `j`. Rows are padded at the end and the
-    /// padding is masked out of the sums. The sums are read back once.
+    /// The prompt minus its last token fills a key/value cache; then all candidates go through
+    /// one pass, packed end to end ([`crate::model::Packed`]), each row the prompt's last token
+    /// then the candidate, so that position `j` of a row predicts answer token `j`. The sums are
+    /// read back once.
     pub async fn score_candidates(
         &self,
         prompt_ids: &[u32],
@@ -187,7 +187,7 @@ impl LanguageModel {
         options: ScoreOptions,
     ) -> Result<Vec<CandidateScore>> {
         let (answers, _) = self.answers_that_fit(prompt_ids, candidates)?;
-        let sums = answer_log_probs(&self.model, prompt_ids, &answers, self.tokenizer.eos_id())?;
+        let sums = answer_log_probs(&self.model, prompt_ids, &answers)?;
         let sums = read_f32(sums).await?;
         Ok(self.to_scores(candidates, &answers, &sums, options))
     }
@@ -201,7 +201,7 @@ impl LanguageModel {
         answers: &[Vec<u32>],
     ) -> Result<Vec<f32>> {
         self.check_answer_ids(prompt_ids, answers)?;
-        let sums = answer_log_probs(&self.model, prompt_ids, answers, self.tokenizer.eos_id())?;
+        let sums = answer_log_probs(&self.model, prompt_ids, answers)?;
         read_f32(sums).await
     }
 
@@ -258,14 +258,7 @@ impl LanguageModel {
             .map(|m| m.first_adapted_layer())
             .min()
             .unwrap_or(0);
-        let frozen = FrozenAnswers::with_slots(
-            &self.model,
-            split,
-            prompt_ids,
-            slots,
-            answers,
-            self.tokenizer.eos_id(),
-        )?;
+        let frozen = FrozenAnswers::with_slots(&self.model, split, prompt_ids, slots, answers)?;
         let mut out = Vec::with_capacity(models.len());
         for m in models {
             out.push(read_f32(frozen.log_probs(m)?).await?);

@@ -110,6 +110,52 @@ impl KvCache {
     }
 }
 
+/// Short sequences after one cached prefix (twenty candidate answers after one prompt), laid
+/// end to end in one row `[1, total, hidden]` instead of padded to the longest in a batch. Each
+/// token sees the prefix and the tokens before it in its own sequence, at the position it would
+/// have alone, so the result is the padded batch's without its padding: a ranking's answers are
+/// 111 tokens where the padded batch was 200 rows, and the prefix's keys and values are read
+/// once instead of broadcast to every row.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// Each token's position: the prefix's length plus its offset in its sequence.
+    positions: Tensor<1, Int>,
+    /// `[total, prefix + total]`: 0 where a token may attend, -1e9 where not.
+    mask: Tensor<2>,
+    total: usize,
+    longest: usize,
+}
+
+impl Packed {
+    /// Sequences of `lens` tokens (in order, none empty) after a cache of `prefix` tokens.
+    pub fn new(prefix: usize, lens: &[usize], device: &Device) -> Self {
+        let total: usize = lens.iter().sum();
+        let mut positions = Vec::with_capacity(total);
+        let mut mask = vec![-1e9f32; total * (prefix + total)];
+        let mut first = 0;
+        for &len in lens {
+            for o in 0..len {
+                positions.push((prefix + o) as i64);
+                let row = &mut mask[(first + o) * (prefix + total)..][..prefix + total];
+                row[..prefix].fill(0.0);
+                row[prefix + first..=prefix + first + o].fill(0.0);
+            }
+            first += len;
+        }
+        Self {
+            positions: Tensor::from_data(TensorData::new(positions, [total]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [total, prefix + total]), device),
+            total,
+            longest: lens.iter().copied().max().unwrap_or(0),
+        }
+    }
+
+    /// Tokens in all the sequences.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
 /// A loaded decoder: config, weights and RoPE tables on one device.
 #[derive(Debug, Clone)]
 pub struct Llama {
@@ -331,11 +377,22 @@ impl Llama {
         Tensor::from_data(TensorData::new(ids, [batch, len]), &self.device)
     }
 
-    fn rope(&self, x: Tensor<4>, start: usize) -> Tensor<4> {
+    /// Rotary embedding of `x` `[b, heads, t, hd]` at positions `start..start + t`, or at each
+    /// token's own position when packed.
+    fn rope(&self, x: Tensor<4>, start: usize, packed: Option<&Packed>) -> Tensor<4> {
         let [_, _, t, hd] = x.dims();
         let half = hd / 2;
-        let cos = self.cos.clone().narrow(0, start, t).unsqueeze::<4>();
-        let sin = self.sin.clone().narrow(0, start, t).unsqueeze::<4>();
+        let (cos, sin) = match packed {
+            Some(p) => (
+                self.cos.clone().select(0, p.positions.clone()),
+                self.sin.clone().select(0, p.positions.clone()),
+            ),
+            None => (
+                self.cos.clone().narrow(0, start, t),
+                self.sin.clone().narrow(0, start, t),
+            ),
+        };
+        let (cos, sin) = (cos.unsqueeze::<4>(), sin.unsqueeze::<4>());
         let x1 = x.clone().narrow(3, 0, half);
         let x2 = x.clone().narrow(3, half, half);
         let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
@@ -384,18 +441,55 @@ impl Llama {
     /// tokens they hold (text-only).
     pub fn forward_layers_with(
         &self,
-        mut x: Tensor<3>,
+        x: Tensor<3>,
         layers: std::ops::Range<usize>,
         cache: &mut KvCache,
         slots: Option<&SlotTensors>,
     ) -> Result<Tensor<3>> {
+        self.forward_layers_inner(x, layers, cache, slots, None)
+    }
+
+    /// [`Self::forward_layers_with`] for sequences packed end to end after the cached prefix
+    /// (`x` `[1, packed.total(), hidden]`). It adds nothing to `cache`: positions after a packed
+    /// pass do not continue.
+    pub fn forward_layers_packed(
+        &self,
+        x: Tensor<3>,
+        layers: std::ops::Range<usize>,
+        cache: &mut KvCache,
+        slots: Option<&SlotTensors>,
+        packed: &Packed,
+    ) -> Result<Tensor<3>> {
+        let [b, t, _] = x.dims();
+        if b != 1 || t != packed.total || packed.mask.dims()[1] != cache.len + t {
+            return Err(Error::Model(format!(
+                "a packed pass takes [1, {}] tokens after {} cached, not [{b}, {t}] after {}",
+                packed.total,
+                packed.mask.dims()[1] - packed.total,
+                cache.len
+            )));
+        }
+        cache.last_pass();
+        self.forward_layers_inner(x, layers, cache, slots, Some(packed))
+    }
+
+    fn forward_layers_inner(
+        &self,
+        mut x: Tensor<3>,
+        layers: std::ops::Range<usize>,
+        cache: &mut KvCache,
+        slots: Option<&SlotTensors>,
+        packed: Option<&Packed>,
+    ) -> Result<Tensor<3>> {
         let [b, t, _] = x.dims();
         let start = cache.len;
         let c = &self.config;
-        if start + t > c.context_length {
+        // A packed pass reaches position start + its longest sequence, not start + t.
+        let needed = packed.map_or(t, |p| p.longest);
+        if start + needed > c.context_length {
             return Err(Error::PromptTooLong {
                 tokens: start,
-                needed: t,
+                needed,
                 context: c.context_length,
             });
         }
@@ -415,16 +509,22 @@ impl Llama {
         let (h, kvh, hd) = (c.n_heads, c.n_kv_heads, c.head_dim());
         let total = start + t;
         let group = h / kvh;
-        // Query i (absolute position start+i) may see keys 0..=start+i; rows are the `group`
-        // query heads of one key/value head, each `t` positions long (the layout below).
-        let mask: Vec<f32> = (0..group * t)
-            .flat_map(|r| {
-                let i = r % t;
-                (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 })
-            })
-            .collect();
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [group * t, total]), &self.device)
-            .unsqueeze::<4>();
+        // Rows are the `group` query heads of one key/value head, each `t` positions long (the
+        // layout below). Unpacked, query i (absolute position start+i) may see keys
+        // 0..=start+i; packed, the packing says which.
+        let mask = match packed {
+            Some(p) => p.mask.clone().repeat_dim(0, group),
+            None => {
+                let mask: Vec<f32> = (0..group * t)
+                    .flat_map(|r| {
+                        let i = r % t;
+                        (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 })
+                    })
+                    .collect();
+                Tensor::<2>::from_data(TensorData::new(mask, [group * t, total]), &self.device)
+            }
+        }
+        .unsqueeze::<4>();
         let scale = (hd as f64).powf(-0.5);
 
         let mut new_layers = Vec::with_capacity(blocks.len());
@@ -441,8 +541,12 @@ impl Llama {
             let a = &layer.self_attn;
             let normed = layer.input_layernorm.forward(x.clone());
             let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
-            let q = self.rope(heads(project(&a.q_proj, normed.clone()), h), start);
-            let k = self.rope(heads(project(&a.k_proj, normed.clone()), kvh), start);
+            let q = self.rope(heads(project(&a.q_proj, normed.clone()), h), start, packed);
+            let k = self.rope(
+                heads(project(&a.k_proj, normed.clone()), kvh),
+                start,
+                packed,
+            );
             let v = heads(project(&a.v_proj, normed), kvh);
             let (k, v) = match cache.layers.get(i) {
                 Some((pk, pv)) => {
@@ -517,6 +621,37 @@ impl Llama {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_token_sees_the_prefix_and_its_own_sequence_up_to_itself() {
+        let device = Device::flex();
+        let p = Packed::new(2, &[2, 1, 3], &device);
+        assert_eq!(p.total(), 6);
+        let positions: Vec<i64> = p
+            .positions
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        assert_eq!(positions, vec![2, 3, 2, 2, 3, 4]);
+        let mask: Vec<f32> = p.mask.clone().into_data().to_vec().unwrap();
+        let seen: Vec<String> = mask
+            .chunks(8)
+            .map(|row| {
+                row.iter()
+                    .map(|&m| if m == 0.0 { '1' } else { '.' })
+                    .collect()
+            })
+            .collect();
+        // Columns: 2 prefix keys, then the 6 packed tokens.
+        assert_eq!(
+            seen,
+            [
+                "111.....", "1111....", "11..1...", "11...1..", "11...11.", "11...111"
+            ]
+        );
+    }
 
     #[test]
     fn unpermute_inverts_llama_cpp_permutation() {

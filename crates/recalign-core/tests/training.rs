@@ -683,9 +683,8 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
     let pad = lm.tokenizer.eos_id();
     for p in pairs() {
         let t = TokenisedPair::new(&lm, &p, 0).unwrap();
-        let full = answer_log_probs(&policy.model, &t.prompt_ids, &t.answers, pad).unwrap();
-        let states =
-            FrozenAnswers::new(&policy.model, split, &t.prompt_ids, &t.answers, pad).unwrap();
+        let full = answer_log_probs(&policy.model, &t.prompt_ids, &t.answers).unwrap();
+        let states = FrozenAnswers::new(&policy.model, split, &t.prompt_ids, &t.answers).unwrap();
         // The size refused up front is the size held.
         let hidden = lm.model.config.hidden_size;
         assert_eq!(

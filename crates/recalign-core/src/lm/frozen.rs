@@ -5,9 +5,9 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
-use crate::model::{KvCache, Llama, SlotTensors, Slots};
+use burn::tensor::activation::log_softmax;
 
-use super::masked_sums;
+use crate::model::{KvCache, Llama, Packed, SlotTensors, Slots};
 
 /// [`answer_log_probs`] cut at layer `split`: the residual stream entering that layer, for the
 /// prompt and for the answer rows, with the rows' targets and mask. When every layer below
@@ -24,10 +24,14 @@ pub struct FrozenAnswers {
     /// token (the first position of every answer row), for the projector above `split`.
     prefix_slots: Option<SlotTensors>,
     row_slots: Option<SlotTensors>,
-    /// The answer rows (prompt's last token, then the answer), `[n, longest, hidden]`.
+    /// The answer rows (prompt's last token, then the answer), packed end to end:
+    /// `[1, total, hidden]`, with their layout.
     rows: Tensor<3>,
+    packed: Packed,
+    /// Each row token's target, `[total, 1]`.
     targets: Tensor<2, Int>,
-    mask: Tensor<2>,
+    /// `[n, total]`: 1 where a token belongs to that answer, to sum each answer's log-probs.
+    member: Tensor<2>,
 }
 
 impl FrozenAnswers {
@@ -38,9 +42,8 @@ impl FrozenAnswers {
         split: usize,
         prompt_ids: &[u32],
         answers: &[Vec<u32>],
-        pad: u32,
     ) -> Result<Self> {
-        Self::with_slots(model, split, prompt_ids, &Slots::default(), answers, pad)
+        Self::with_slots(model, split, prompt_ids, &Slots::default(), answers)
     }
 
     /// [`Self::new`] for a hybrid prompt whose `slots` are positions in `prompt_ids`. The
@@ -52,7 +55,6 @@ impl FrozenAnswers {
         prompt_ids: &[u32],
         slots: &Slots,
         answers: &[Vec<u32>],
-        pad: u32,
     ) -> Result<Self> {
         if let Some(p) = &model.weights.projector
             && !slots.is_empty()
@@ -81,24 +83,26 @@ impl FrozenAnswers {
             Some(model.forward_layers(x, 0..split, &mut cache)?.detach())
         };
         let n = answers.len();
-        let pad = pad as i64;
-        let mut inputs = Vec::with_capacity(n * longest);
-        let mut targets = Vec::with_capacity(n * longest);
-        let mut mask = Vec::with_capacity(n * longest);
-        for a in answers {
-            for j in 0..longest {
-                inputs.push(match j {
-                    0 => *last as i64,
-                    _ => a.get(j - 1).map_or(pad, |&t| t as i64),
-                });
-                targets.push(a.get(j).map_or(pad, |&t| t as i64));
-                mask.push(if j < a.len() { 1f32 } else { 0.0 });
+        // Row i is the prompt's last token then answer i but its last token; position j of it
+        // predicts answer token j.
+        let lens: Vec<usize> = answers.iter().map(Vec::len).collect();
+        let total: usize = lens.iter().sum();
+        let mut inputs = Vec::with_capacity(total);
+        let mut targets = Vec::with_capacity(total);
+        let mut member = vec![0f32; n * total];
+        for (i, a) in answers.iter().enumerate() {
+            for (j, &target) in a.iter().enumerate() {
+                member[i * total + inputs.len()] = 1.0;
+                inputs.push(if j == 0 { *last } else { a[j - 1] } as i64);
+                targets.push(i64::from(target));
             }
         }
         let device = model.device();
-        let x = model.embed(model.tokens(inputs, n, longest));
-        cache.last_pass();
-        let rows = model.forward_layers(x, 0..split, &mut cache)?.detach();
+        let packed = Packed::new(cache.len(), &lens, device);
+        let x = model.embed(model.tokens(inputs, 1, total));
+        let rows = model
+            .forward_layers_packed(x, 0..split, &mut cache, None, &packed)?
+            .detach();
         let p = prompt_ids.len();
         let mut before = Slots::default();
         let mut last_row = None;
@@ -117,13 +121,20 @@ impl FrozenAnswers {
             }
         }
         let prefix_slots = before.tensors(p - 1, device)?;
-        // The prompt's last token opens every answer row: one placement of [n * longest, 1].
+        // The prompt's last token opens every answer row: one placement per row start.
         let row_slots = match last_row {
             Some(item) => Slots {
-                positions: (0..n).map(|i| (i * longest) as u32).collect(),
+                positions: lens
+                    .iter()
+                    .scan(0, |first, &len| {
+                        let at = *first as u32;
+                        *first += len;
+                        Some(at)
+                    })
+                    .collect(),
                 rows: vec![item; n],
             }
-            .tensors(n * longest, device)?,
+            .tensors(total, device)?,
             None => None,
         };
         Ok(Self {
@@ -132,8 +143,9 @@ impl FrozenAnswers {
             prefix_slots,
             row_slots,
             rows,
-            targets: Tensor::from_data(TensorData::new(targets, [n * longest, 1]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [n, longest]), device),
+            packed,
+            targets: Tensor::from_data(TensorData::new(targets, [total, 1]), device),
+            member: Tensor::from_data(TensorData::new(member, [n, total]), device),
         })
     }
 
@@ -150,19 +162,18 @@ impl FrozenAnswers {
                 self.prefix_slots.as_ref(),
             )?;
         }
-        cache.last_pass();
-        let hidden = model.final_norm(model.forward_layers_with(
+        let hidden = model.final_norm(model.forward_layers_packed(
             self.rows.clone(),
             layers,
             &mut cache,
             self.row_slots.as_ref(),
+            &self.packed,
         )?);
-        Ok(masked_sums(
-            model,
-            hidden,
-            self.targets.clone(),
-            self.mask.clone(),
-        ))
+        let [_, total, d] = hidden.dims();
+        let logits = model.logits(hidden.reshape([total, d]));
+        let token_lp = log_softmax(logits, 1).gather(1, self.targets.clone());
+        let n = self.member.dims()[0];
+        Ok(self.member.clone().matmul(token_lp).reshape([n]))
     }
 
     /// Bytes these states take (f32), the figure [`frozen_answer_bytes`] predicts.
@@ -175,8 +186,7 @@ impl FrozenAnswers {
 /// Bytes [`FrozenAnswers`] of one prompt and its answers will take, known before any work, so a
 /// cache that would not fit is refused up front.
 pub fn frozen_answer_bytes(prompt_len: usize, answers: &[Vec<u32>], hidden: usize) -> u64 {
-    let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
-    let rows = prompt_len.saturating_sub(1) + answers.len() * longest;
+    let rows = prompt_len.saturating_sub(1) + answers.iter().map(Vec::len).sum::<usize>();
     rows as u64 * hidden as u64 * 4
 }
 
@@ -184,15 +194,14 @@ pub fn frozen_answer_bytes(prompt_len: usize, answers: &[Vec<u32>], hidden: usiz
 /// of `prompt_ids`, left on the device: differentiable when the model's device tracks gradients,
 /// which is how training computes a pair's policy log-probs with the prompt run once.
 ///
-/// The prompt minus its last token fills a batch-1 key/value cache; then all answers go through
-/// one batched pass `[n_answers, longest]` whose rows start with the prompt's last token, so that
-/// position `j` predicts answer token `j`. Rows are padded with `pad` at the end and the padding
-/// is masked out of the sums. The caller checks that everything fits the context.
+/// The prompt minus its last token fills a key/value cache; then all answers go through one pass,
+/// packed end to end ([`Packed`]), each row the prompt's last token then the answer, so that
+/// position `j` of a row predicts answer token `j`. The caller checks that everything fits the
+/// context.
 pub fn answer_log_probs(
     model: &Llama,
     prompt_ids: &[u32],
     answers: &[Vec<u32>],
-    pad: u32,
 ) -> Result<Tensor<1>> {
-    FrozenAnswers::new(model, 0, prompt_ids, answers, pad)?.log_probs(model)
+    FrozenAnswers::new(model, 0, prompt_ids, answers)?.log_probs(model)
 }

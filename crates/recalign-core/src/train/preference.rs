@@ -291,7 +291,6 @@ impl PreferenceTrainer {
                 &p.prompt_ids,
                 &p.slots,
                 &p.answers,
-                self.run.pad,
             )?);
         }
         Ok(self.frozen.get(i).and_then(Option::as_ref))
@@ -306,15 +305,8 @@ impl PreferenceTrainer {
             Some(frozen) => frozen.log_probs(policy),
             None => {
                 let p = &self.pairs[i];
-                FrozenAnswers::with_slots(
-                    policy,
-                    0,
-                    &p.prompt_ids,
-                    &p.slots,
-                    &p.answers,
-                    self.run.pad,
-                )?
-                .log_probs(policy)
+                FrozenAnswers::with_slots(policy, 0, &p.prompt_ids, &p.slots, &p.answers)?
+                    .log_probs(policy)
             }
         }
     }
@@ -345,16 +337,9 @@ impl PreferenceTrainer {
                     Some(f) => f.log_probs(&model)?.detach(),
                     None => {
                         let p = &self.pairs[i];
-                        FrozenAnswers::with_slots(
-                            &model,
-                            0,
-                            &p.prompt_ids,
-                            &p.slots,
-                            &p.answers,
-                            self.run.pad,
-                        )?
-                        .log_probs(&model)?
-                        .detach()
+                        FrozenAnswers::with_slots(&model, 0, &p.prompt_ids, &p.slots, &p.answers)?
+                            .log_probs(&model)?
+                            .detach()
                     }
                 });
             }

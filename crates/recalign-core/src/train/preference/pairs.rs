@@ -129,7 +129,6 @@ pub async fn reference_log_probs(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(pairs.len());
-    let pad = reference.tokenizer.eos_id();
     for (i, chunk) in pairs.chunks(8).enumerate() {
         let mut parts = Vec::with_capacity(chunk.len());
         for p in chunk {
@@ -140,7 +139,6 @@ pub async fn reference_log_probs(
                     &p.prompt_ids,
                     &p.slots,
                     &p.answers,
-                    pad,
                 )?
                 .log_probs(&reference.model)?,
             );
