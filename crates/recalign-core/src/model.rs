@@ -635,7 +635,7 @@ mod tests {
             .to_vec()
             .unwrap();
         assert_eq!(positions, vec![2, 3, 2, 2, 3, 4]);
-        let mask: Vec<f32> = p.mask.clone().into_data().to_vec().unwrap();
+        let mask: Vec<f32> = p.mask.clone().into_data().try_to_vec().unwrap();
         let seen: Vec<String> = mask
             .chunks(8)
             .map(|row| {
