@@ -632,7 +632,7 @@ mod tests {
             .clone()
             .into_data()
             .convert::<i64>()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         assert_eq!(positions, vec![2, 3, 2, 2, 3, 4]);
         let mask: Vec<f32> = p.mask.clone().into_data().try_to_vec().unwrap();
