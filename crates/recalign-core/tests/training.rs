@@ -680,7 +680,6 @@ fn the_frozen_layer_cache_gives_the_full_pass_log_probs() {
         lm.model.config.n_layers - 1,
         "LoRA on the top layer only"
     );
-    let pad = lm.tokenizer.eos_id();
     for p in pairs() {
         let t = TokenisedPair::new(&lm, &p, 0).unwrap();
         let full = answer_log_probs(&policy.model, &t.prompt_ids, &t.answers).unwrap();
