@@ -510,20 +510,13 @@ impl Llama {
         let total = start + t;
         let group = h / kvh;
         // Rows are the `group` query heads of one key/value head, each `t` positions long (the
-        // layout below). Unpacked, query i (absolute position start+i) may see keys
-        // 0..=start+i; packed, the packing says which.
+        // layout below). Unpacked, the `t` tokens are one sequence after the cache: query i
+        // (absolute position start+i) may see keys 0..=start+i, which is that packing's mask.
         let mask = match packed {
-            Some(p) => p.mask.clone().repeat_dim(0, group),
-            None => {
-                let mask: Vec<f32> = (0..group * t)
-                    .flat_map(|r| {
-                        let i = r % t;
-                        (0..total).map(move |j| if j > start + i { -1e9 } else { 0.0 })
-                    })
-                    .collect();
-                Tensor::<2>::from_data(TensorData::new(mask, [group * t, total]), &self.device)
-            }
+            Some(p) => p.mask.clone(),
+            None => Packed::new(start, &[t], &self.device).mask,
         }
+        .repeat_dim(0, group)
         .unsqueeze::<4>();
         let scale = (hd as f64).powf(-0.5);
 
