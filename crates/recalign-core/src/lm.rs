@@ -176,10 +176,9 @@ impl LanguageModel {
 
     /// Scores every candidate as a continuation of `prompt_ids`, running the prompt once.
     ///
-    /// The prompt minus its last token fills a key/value cache; then all candidates go through
-    /// one pass, packed end to end ([`crate::model::Packed`]), each row the prompt's last token
-    /// then the candidate, so that position `j` of a row predicts answer token `j`. The sums are
-    /// read back once.
+    /// One pass: the prompt minus its last token, then the candidates packed end to end after it
+    /// ([`crate::model::Packed`]), each row the prompt's last token then the candidate, so that
+    /// position `j` of a row predicts answer token `j`. The sums are read back once.
     pub async fn score_candidates(
         &self,
         prompt_ids: &[u32],

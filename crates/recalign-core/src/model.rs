@@ -110,43 +110,96 @@ impl KvCache {
     }
 }
 
-/// Short sequences after one cached prefix (twenty candidate answers after one prompt), laid
-/// end to end in one row `[1, total, hidden]` instead of padded to the longest in a batch. Each
-/// token sees the prefix and the tokens before it in its own sequence, at the position it would
-/// have alone, so the result is the padded batch's without its padding: a ranking's answers are
-/// 111 tokens where the padded batch was 200 rows, and the prefix's keys and values are read
-/// once instead of broadcast to every row.
+/// Sequences laid end to end in one row `[1, total, hidden]` instead of padded to the longest in
+/// a batch: twenty candidate answers after one prompt, or several preference pairs' prompts each
+/// followed by its two answers. Each token sees what it would see alone (the cache, its own
+/// group's prompt, the tokens before it in its own sequence) at the position it would have
+/// alone, so the result is the padded batch's without its padding: a ranking's answers are 111
+/// tokens where the padded batch was 200 rows, and a prompt's keys and values are computed once
+/// for all its answers, in the same pass (one pass instead of two, which autodiff keeps apart).
 #[derive(Debug, Clone)]
 pub struct Packed {
-    /// Each token's position: the prefix's length plus its offset in its sequence.
+    /// Each token's position: what precedes it in its group (and the cache) plus its offset.
     positions: Tensor<1, Int>,
-    /// `[total, prefix + total]`: 0 where a token may attend, -1e9 where not.
+    /// `[total, cached + total]`: 0 where a token may attend, -1e9 where not.
     mask: Tensor<2>,
     total: usize,
-    longest: usize,
+    /// One past the highest position, which the context must hold.
+    reach: usize,
+}
+
+/// One group of a [`Packed`] pass: a prompt of `prompt` tokens (possibly none) and the
+/// sequences that each continue it.
+#[derive(Debug, Clone, Copy)]
+pub struct Group<'a> {
+    /// Prompt tokens, laid first.
+    pub prompt: usize,
+    /// Each continuation's length, laid after the prompt in order; none empty.
+    pub answers: &'a [usize],
+}
+
+impl Group<'_> {
+    /// Tokens in the group.
+    pub fn tokens(&self) -> usize {
+        self.prompt + self.answers.iter().sum::<usize>()
+    }
 }
 
 impl Packed {
     /// Sequences of `lens` tokens (in order, none empty) after a cache of `prefix` tokens.
     pub fn new(prefix: usize, lens: &[usize], device: &Device) -> Self {
-        let total: usize = lens.iter().sum();
+        Self::build(
+            prefix,
+            &[Group {
+                prompt: 0,
+                answers: lens,
+            }],
+            device,
+        )
+    }
+
+    /// `groups` side by side in one pass with nothing cached: no token sees another group's.
+    pub fn groups(groups: &[Group], device: &Device) -> Self {
+        Self::build(0, groups, device)
+    }
+
+    fn build(cached: usize, groups: &[Group], device: &Device) -> Self {
+        let total: usize = groups.iter().map(Group::tokens).sum();
+        let width = cached + total;
         let mut positions = Vec::with_capacity(total);
-        let mut mask = vec![-1e9f32; total * (prefix + total)];
-        let mut first = 0;
-        for &len in lens {
-            for o in 0..len {
-                positions.push((prefix + o) as i64);
-                let row = &mut mask[(first + o) * (prefix + total)..][..prefix + total];
-                row[..prefix].fill(0.0);
-                row[prefix + first..=prefix + first + o].fill(0.0);
+        let mut mask = vec![-1e9f32; total * width];
+        let mut reach = cached;
+        let mut first = cached;
+        let mut rows = mask.chunks_exact_mut(width.max(1));
+        for g in groups {
+            // The prompt is causal; each answer sees the whole prompt and itself up to the token.
+            let spans = std::iter::once((0, g.prompt)).chain(g.answers.iter().scan(
+                g.prompt,
+                |at, &len| {
+                    let span = (*at, len);
+                    *at += len;
+                    Some(span)
+                },
+            ));
+            for (k, (at, len)) in spans.enumerate() {
+                for o in 0..len {
+                    positions.push((cached + if k == 0 { o } else { g.prompt + o }) as i64);
+                    let Some(row) = rows.next() else { break };
+                    row[..cached].fill(0.0);
+                    if k > 0 {
+                        row[first..first + g.prompt].fill(0.0);
+                    }
+                    row[first + at..=first + at + o].fill(0.0);
+                }
+                reach = reach.max(cached + if k == 0 { len } else { g.prompt + len });
             }
-            first += len;
+            first += g.tokens();
         }
         Self {
             positions: Tensor::from_data(TensorData::new(positions, [total]), device),
-            mask: Tensor::from_data(TensorData::new(mask, [total, prefix + total]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [total, width]), device),
             total,
-            longest: lens.iter().copied().max().unwrap_or(0),
+            reach,
         }
     }
 
@@ -484,12 +537,12 @@ impl Llama {
         let [b, t, _] = x.dims();
         let start = cache.len;
         let c = &self.config;
-        // A packed pass reaches position start + its longest sequence, not start + t.
-        let needed = packed.map_or(t, |p| p.longest);
-        if start + needed > c.context_length {
+        // A packed pass reaches its highest position, not start + t.
+        let reach = packed.map_or(start + t, |p| p.reach);
+        if reach > c.context_length {
             return Err(Error::PromptTooLong {
                 tokens: start,
-                needed,
+                needed: reach - start,
                 context: c.context_length,
             });
         }
@@ -563,8 +616,10 @@ impl Llama {
             // head n is kv head n / group, so [b, h, t, hd] is [b, kvh, group * t, hd] as is,
             // and every kv head meets its queries in one matmul, with no copy of K or V per
             // query head.
-            let q = q.reshape([b, kvh, group * t, hd]);
-            let scores = q.matmul(k.swap_dims(2, 3)) * scale + mask.clone();
+            // The scale goes on the queries, a head dimension's worth per token, not on the
+            // scores, a key's worth (t + cached of them): in training both passes touch it.
+            let q = (q * scale).reshape([b, kvh, group * t, hd]);
+            let scores = q.matmul(k.swap_dims(2, 3)) + mask.clone();
             let attn = softmax(scores, 3).matmul(v).reshape([b, h, t, hd]);
             let attn = attn.swap_dims(1, 2).reshape([b, t, h * hd]);
             x = x + project(&a.o_proj, attn);
@@ -642,6 +697,49 @@ mod tests {
             seen,
             [
                 "111.....", "1111....", "11..1...", "11...1..", "11...11.", "11...111"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grouped_token_sees_its_prompt_and_its_own_answer_never_another_group() {
+        let device = Device::flex();
+        // Group 0: a 2-token prompt, answers of 1 and 2; group 1: a 1-token prompt, answer of 1.
+        let p = Packed::groups(
+            &[
+                Group {
+                    prompt: 2,
+                    answers: &[1, 2],
+                },
+                Group {
+                    prompt: 1,
+                    answers: &[1],
+                },
+            ],
+            &device,
+        );
+        assert_eq!((p.total(), p.reach), (7, 4));
+        let positions: Vec<i64> = p
+            .positions
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(positions, vec![0, 1, 2, 2, 3, 0, 1]);
+        let mask: Vec<f32> = p.mask.clone().into_data().try_to_vec().unwrap();
+        let seen: Vec<String> = mask
+            .chunks(7)
+            .map(|row| {
+                row.iter()
+                    .map(|&m| if m == 0.0 { '1' } else { '.' })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "1......", "11.....", "111....", "11.1...", "11.11..", ".....1.", ".....11"
             ]
         );
     }

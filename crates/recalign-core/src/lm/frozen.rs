@@ -2,12 +2,12 @@
 //! answers run once through the layers no adapter touches and kept, so every later pass
 //! (training steps, the reference, evaluation) runs only the adapted layers.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{Error, Result};
 use burn::tensor::activation::log_softmax;
 
-use crate::model::{KvCache, Llama, Packed, SlotTensors, Slots};
+use crate::model::{Group, KvCache, Llama, Packed, Slots};
 
 /// [`answer_log_probs`] cut at layer `split`: the residual stream entering that layer, for the
 /// prompt and for the answer rows, with the rows' targets and mask. When every layer below
@@ -18,20 +18,19 @@ use crate::model::{KvCache, Llama, Packed, SlotTensors, Slots};
 #[derive(Clone, Debug)]
 pub struct FrozenAnswers {
     split: usize,
-    /// The prompt minus its last token, `[1, p - 1, hidden]`; `None` for a one-token prompt.
-    prefix: Option<Tensor<3>>,
-    /// A hybrid prompt's slots among the prefix's positions, and a slot on the prompt's last
-    /// token (the first position of every answer row), for the projector above `split`.
-    prefix_slots: Option<SlotTensors>,
-    row_slots: Option<SlotTensors>,
-    /// The answer rows (prompt's last token, then the answer), packed end to end:
-    /// `[1, total, hidden]`, with their layout.
-    rows: Tensor<3>,
-    packed: Packed,
-    /// Each row token's target, `[total, 1]`.
-    targets: Tensor<2, Int>,
-    /// `[n, total]`: 1 where a token belongs to that answer, to sum each answer's log-probs.
-    member: Tensor<2>,
+    /// The residual stream entering layer `split`, `[1, tokens, hidden]`: the prompt minus its
+    /// last token, then the answer rows (the prompt's last token, then the answer) packed end
+    /// to end, all one pass ([`Packed::groups`]).
+    states: Tensor<3>,
+    /// Where the answer rows start (the prompt's length minus one).
+    rows_at: usize,
+    /// Each answer's length (its row's).
+    lens: Vec<usize>,
+    /// Each row token's target.
+    targets: Vec<i64>,
+    /// A hybrid prompt's slots among the pass's positions (a slot on the prompt's last token is
+    /// on the first position of every answer row), for the projector above `split`.
+    slots: Slots,
 }
 
 impl FrozenAnswers {
@@ -74,45 +73,48 @@ impl FrozenAnswers {
         if longest == 0 {
             return Err(Error::EmptyCandidates);
         }
-        let mut cache = KvCache::default();
-        let prefix = if prefix_ids.is_empty() {
-            None
-        } else {
-            let ids = prefix_ids.iter().map(|&t| t as i64).collect();
-            let x = model.embed(model.tokens(ids, 1, prefix_ids.len()));
-            Some(model.forward_layers(x, 0..split, &mut cache)?.detach())
-        };
-        let n = answers.len();
+        let rows_at = prefix_ids.len();
         // Row i is the prompt's last token then answer i but its last token; position j of it
         // predicts answer token j.
         let lens: Vec<usize> = answers.iter().map(Vec::len).collect();
         let total: usize = lens.iter().sum();
-        let mut inputs = Vec::with_capacity(total);
+        let mut inputs: Vec<i64> = prefix_ids.iter().map(|&t| i64::from(t)).collect();
+        inputs.reserve(total);
         let mut targets = Vec::with_capacity(total);
-        let mut member = vec![0f32; n * total];
-        for (i, a) in answers.iter().enumerate() {
+        for a in answers {
             for (j, &target) in a.iter().enumerate() {
-                member[i * total + inputs.len()] = 1.0;
-                inputs.push(if j == 0 { *last } else { a[j - 1] } as i64);
+                inputs.push(i64::from(if j == 0 { *last } else { a[j - 1] }));
                 targets.push(i64::from(target));
             }
         }
-        let device = model.device();
-        let packed = Packed::new(cache.len(), &lens, device);
-        let x = model.embed(model.tokens(inputs, 1, total));
-        let rows = model
-            .forward_layers_packed(x, 0..split, &mut cache, None, &packed)?
+        let packed = Packed::groups(
+            &[Group {
+                prompt: rows_at,
+                answers: &lens,
+            }],
+            model.device(),
+        );
+        let x = model.embed(model.tokens(inputs, 1, rows_at + total));
+        let states = model
+            .forward_layers_packed(x, 0..split, &mut KvCache::default(), None, &packed)?
             .detach();
+        // The prompt's last token opens every answer row: a slot there is one slot per row.
         let p = prompt_ids.len();
-        let mut before = Slots::default();
-        let mut last_row = None;
+        let mut placed = Slots::default();
         for (&at, &item) in slots.positions.iter().zip(&slots.rows) {
             match (at as usize).cmp(&(p - 1)) {
                 std::cmp::Ordering::Less => {
-                    before.positions.push(at);
-                    before.rows.push(item);
+                    placed.positions.push(at);
+                    placed.rows.push(item);
                 }
-                std::cmp::Ordering::Equal => last_row = Some(item),
+                std::cmp::Ordering::Equal => {
+                    let mut start = rows_at;
+                    for len in &lens {
+                        placed.positions.push(start as u32);
+                        placed.rows.push(item);
+                        start += len;
+                    }
+                }
                 std::cmp::Ordering::Greater => {
                     return Err(Error::Model(format!(
                         "a hybrid slot at position {at} lies past the {p} prompt tokens"
@@ -120,66 +122,58 @@ impl FrozenAnswers {
                 }
             }
         }
-        let prefix_slots = before.tensors(p - 1, device)?;
-        // The prompt's last token opens every answer row: one placement per row start.
-        let row_slots = match last_row {
-            Some(item) => Slots {
-                positions: lens
-                    .iter()
-                    .scan(0, |first, &len| {
-                        let at = *first as u32;
-                        *first += len;
-                        Some(at)
-                    })
-                    .collect(),
-                rows: vec![item; n],
-            }
-            .tensors(total, device)?,
-            None => None,
-        };
         Ok(Self {
             split,
-            prefix,
-            prefix_slots,
-            row_slots,
-            rows,
-            packed,
-            targets: Tensor::from_data(TensorData::new(targets, [total, 1]), device),
-            member: Tensor::from_data(TensorData::new(member, [n, total]), device),
+            states,
+            rows_at,
+            lens,
+            targets,
+            slots: placed,
         })
     }
 
     /// The summed answer log-probs, running layers `split..` of `model` (whose layers below
-    /// `split` must be the ones these states were computed with).
+    /// `split` must be the ones these states were computed with), prompt and answers in one
+    /// pass: autodiff keeps two passes' graphs apart, and in training one pass of a pair's ~230
+    /// tokens ran 13% faster than the prompt's pass then its answers' (docs/benchmarks.md).
     pub fn log_probs(&self, model: &Llama) -> Result<Tensor<1>> {
-        let layers = self.split..model.config.n_layers;
-        let mut cache = KvCache::default();
-        if let Some(prefix) = &self.prefix {
-            model.forward_layers_with(
-                prefix.clone(),
-                layers.clone(),
-                &mut cache,
-                self.prefix_slots.as_ref(),
-            )?;
+        let device = model.device();
+        let packed = Packed::groups(
+            &[Group {
+                prompt: self.rows_at,
+                answers: &self.lens,
+            }],
+            device,
+        );
+        let hidden = model.forward_layers_packed(
+            self.states.clone(),
+            self.split..model.config.n_layers,
+            &mut KvCache::default(),
+            self.slots.tensors(self.states.dims()[1], device)?.as_ref(),
+            &packed,
+        )?;
+        let [_, _, d] = hidden.dims();
+        // Only the answer rows predict anything.
+        let total = self.targets.len();
+        let rows = model.final_norm(hidden.narrow(1, self.rows_at, total));
+        let logits = model.logits(rows.reshape([total, d]));
+        let targets = TensorData::new(self.targets.clone(), [total, 1]);
+        let token_lp = log_softmax(logits, 1).gather(1, Tensor::from_data(targets, device));
+        // `[n, total]`: 1 where a token belongs to that answer, to sum each answer's log-probs.
+        let n = self.lens.len();
+        let mut member = vec![0f32; n * total];
+        let mut first = 0;
+        for (i, &len) in self.lens.iter().enumerate() {
+            member[i * total + first..][..len].fill(1.0);
+            first += len;
         }
-        let hidden = model.final_norm(model.forward_layers_packed(
-            self.rows.clone(),
-            layers,
-            &mut cache,
-            self.row_slots.as_ref(),
-            &self.packed,
-        )?);
-        let [_, total, d] = hidden.dims();
-        let logits = model.logits(hidden.reshape([total, d]));
-        let token_lp = log_softmax(logits, 1).gather(1, self.targets.clone());
-        let n = self.member.dims()[0];
-        Ok(self.member.clone().matmul(token_lp).reshape([n]))
+        let member = Tensor::<2>::from_data(TensorData::new(member, [n, total]), device);
+        Ok(member.matmul(token_lp).reshape([n]))
     }
 
     /// Bytes these states take (f32), the figure [`frozen_answer_bytes`] predicts.
     pub fn bytes(&self) -> u64 {
-        let size = |t: &Tensor<3>| t.dims().iter().product::<usize>() as u64 * 4;
-        self.prefix.as_ref().map_or(0, size) + size(&self.rows)
+        self.states.dims().iter().product::<usize>() as u64 * 4
     }
 }
 
@@ -194,10 +188,10 @@ pub fn frozen_answer_bytes(prompt_len: usize, answers: &[Vec<u32>], hidden: usiz
 /// of `prompt_ids`, left on the device: differentiable when the model's device tracks gradients,
 /// which is how training computes a pair's policy log-probs with the prompt run once.
 ///
-/// The prompt minus its last token fills a key/value cache; then all answers go through one pass,
-/// packed end to end ([`Packed`]), each row the prompt's last token then the answer, so that
-/// position `j` of a row predicts answer token `j`. The caller checks that everything fits the
-/// context.
+/// One pass: the prompt minus its last token, then every answer's row packed end to end after it
+/// ([`Packed::groups`]), each row the prompt's last token then the answer, so that position `j`
+/// of a row predicts answer token `j`; each row sees the prompt and itself, never another row.
+/// The caller checks that everything fits the context.
 pub fn answer_log_probs(
     model: &Llama,
     prompt_ids: &[u32],
