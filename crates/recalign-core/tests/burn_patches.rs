@@ -1,7 +1,9 @@
-//! Flex's transcendental kernels against float64 on the host: the workspace builds Burn's CPU
-//! backend with a vectorised exp in place of libm's (`vendor/burn-flex/PATCHED.md`), which every
-//! softmax, sigmoid (SiLU) and log-softmax of the model goes through. The bounds are the f32
-//! rounding of the result plus the kernel's own one ulp, relative, so no CPU's bits are blessed.
+//! The two Burn patches the workspace builds with, against float64 on the host: Flex's
+//! vectorised exp in place of libm's (`vendor/burn-flex/PATCHED.md`), which every softmax,
+//! sigmoid (SiLU) and log-softmax of the model goes through, and autodiff's one-op softmax
+//! (`vendor/burn-autodiff/PATCHED.md`), which every attention layer's gradient goes through. The
+//! bounds are the f32 rounding of the result plus the kernel's own one ulp, relative, so no
+//! CPU's bits are blessed.
 
 use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -108,5 +110,64 @@ fn softmax_and_log_softmax_of_attention_like_rows_match_float64() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn softmax_gradient_under_autodiff_is_the_jacobian_product() {
+    let device = Device::flex().autodiff();
+    let (rows, cols) = (5, 67);
+    let x: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
+        .collect();
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 104_729) % 997) as f32 * 0.002 - 1.0)
+        .collect();
+    let xt =
+        Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, cols]), &device).require_grad();
+    let wt = Tensor::<2>::from_data(TensorData::new(w.clone(), [rows, cols]), &device);
+    // Softmax of the last and of the first dimension: the patch handles any `dim`.
+    let loss = (softmax(xt.clone(), 1) * wt.clone()).sum() + (softmax(xt.clone(), 0) * wt).sum();
+    let grads = loss.backward();
+    let g: Vec<f32> = xt
+        .grad(&grads)
+        .expect("x takes part in the loss")
+        .into_data()
+        .try_to_vec()
+        .expect("f32");
+    // d/dx_k sum_i w_i y_i = y_k (w_k - sum_i w_i y_i), per row (dim 1) and per column (dim 0).
+    let mut want = vec![0f64; rows * cols];
+    let lines = |along_rows: bool| -> Vec<Vec<usize>> {
+        if along_rows {
+            (0..rows)
+                .map(|r| (0..cols).map(|c| r * cols + c).collect())
+                .collect()
+        } else {
+            (0..cols)
+                .map(|c| (0..rows).map(|r| r * cols + c).collect())
+                .collect()
+        }
+    };
+    for along_rows in [true, false] {
+        for line in lines(along_rows) {
+            let max = line.iter().map(|&i| x[i] as f64).fold(f64::MIN, f64::max);
+            let sum: f64 = line.iter().map(|&i| (x[i] as f64 - max).exp()).sum();
+            let y: Vec<f64> = line
+                .iter()
+                .map(|&i| (x[i] as f64 - max).exp() / sum)
+                .collect();
+            let dot: f64 = line.iter().zip(&y).map(|(&i, yi)| w[i] as f64 * yi).sum();
+            for (&i, yi) in line.iter().zip(&y) {
+                want[i] += yi * (w[i] as f64 - dot);
+            }
+        }
+    }
+    for (i, (&got, want)) in g.iter().zip(&want).enumerate() {
+        // Each term is a product of values in [0, 1] and [-2, 2] summed over at most 67: a few
+        // f32 roundings of values below 2.
+        assert!(
+            (got as f64 - want).abs() <= 2e-6,
+            "dx[{i}] = {got}, want {want}"
+        );
     }
 }
