@@ -111,12 +111,14 @@ impl KvCache {
 }
 
 /// Sequences laid end to end in one row `[1, total, hidden]` instead of padded to the longest in
-/// a batch: twenty candidate answers after one prompt, or several preference pairs' prompts each
-/// followed by its two answers. Each token sees what it would see alone (the cache, its own
-/// group's prompt, the tokens before it in its own sequence) at the position it would have
-/// alone, so the result is the padded batch's without its padding: a ranking's answers are 111
-/// tokens where the padded batch was 200 rows, and a prompt's keys and values are computed once
-/// for all its answers, in the same pass (one pass instead of two, which autodiff keeps apart).
+/// a batch: a prompt followed by its answers (twenty candidates, or a preference pair's chosen
+/// and rejected), or answers after a cached prompt. Each token sees what it would see alone (the
+/// cache, its own group's prompt, the tokens before it in its own sequence) at the position it
+/// would have alone, so the result is the padded batch's without its padding: a ranking's
+/// answers are 111 tokens where the padded batch was 200 rows, and a prompt's keys and values
+/// are computed once for all its answers, in the same pass (one pass instead of two, which
+/// autodiff keeps apart). Several groups can share a row, none seeing another's; two preference
+/// pairs per row measured slower than one (docs/benchmarks.md), so the trainers use one.
 #[derive(Debug, Clone)]
 pub struct Packed {
     /// Each token's position: what precedes it in its group (and the cache) plus its offset.
