@@ -672,28 +672,28 @@ impl Llama {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_packed_token_sees_the_prefix_and_its_own_sequence_up_to_itself() {
-        let device = Device::flex();
-        let p = Packed::new(2, &[2, 1, 3], &device);
-        assert_eq!(p.total(), 6);
-        let positions: Vec<i64> = p
-            .positions
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
-        assert_eq!(positions, vec![2, 3, 2, 2, 3, 4]);
+    /// A packing's positions, and its mask as one string per token ('1': may attend).
+    fn layout(p: &Packed) -> (Vec<i64>, Vec<String>) {
+        let positions = p.positions.clone().into_data().convert::<i64>();
         let mask: Vec<f32> = p.mask.clone().into_data().try_to_vec().unwrap();
-        let seen: Vec<String> = mask
-            .chunks(8)
+        let seen = mask
+            .chunks(p.mask.dims()[1])
             .map(|row| {
                 row.iter()
                     .map(|&m| if m == 0.0 { '1' } else { '.' })
                     .collect()
             })
             .collect();
+        (positions.try_to_vec().unwrap(), seen)
+    }
+
+    #[test]
+    fn a_packed_token_sees_the_prefix_and_its_own_sequence_up_to_itself() {
+        let device = Device::flex();
+        let p = Packed::new(2, &[2, 1, 3], &device);
+        assert_eq!(p.total(), 6);
+        let (positions, seen) = layout(&p);
+        assert_eq!(positions, vec![2, 3, 2, 2, 3, 4]);
         // Columns: 2 prefix keys, then the 6 packed tokens.
         assert_eq!(
             seen,
@@ -721,23 +721,8 @@ mod tests {
             &device,
         );
         assert_eq!((p.total(), p.reach), (7, 4));
-        let positions: Vec<i64> = p
-            .positions
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap();
+        let (positions, seen) = layout(&p);
         assert_eq!(positions, vec![0, 1, 2, 2, 3, 0, 1]);
-        let mask: Vec<f32> = p.mask.clone().into_data().try_to_vec().unwrap();
-        let seen: Vec<String> = mask
-            .chunks(7)
-            .map(|row| {
-                row.iter()
-                    .map(|&m| if m == 0.0 { '1' } else { '.' })
-                    .collect()
-            })
-            .collect();
         assert_eq!(
             seen,
             [

@@ -138,6 +138,9 @@ impl FrozenAnswers {
     /// tokens ran 13% faster than the prompt's pass then its answers' (docs/benchmarks.md).
     pub fn log_probs(&self, model: &Llama) -> Result<Tensor<1>> {
         let device = model.device();
+        // Built per pass, not kept: the mask is [tokens x tokens] (~220 KB for a pair), which a
+        // cache of thousands of pairs would hold for a host-side fill that costs well under 1%
+        // of the pass.
         let packed = Packed::groups(
             &[Group {
                 prompt: self.rows_at,

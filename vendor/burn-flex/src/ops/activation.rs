@@ -104,12 +104,13 @@ impl ActivationOps<Flex> for Flex {
 
     fn sigmoid(tensor: FloatTensor<Flex>) -> FloatTensor<Flex> {
         #[cfg(feature = "simd")]
-        if let Some(out) = crate::ops::unary::f32_contiguous_inplace(
-            tensor.clone(),
+        let tensor = match crate::ops::unary::f32_contiguous_inplace(
+            tensor,
             crate::simd::sigmoid_inplace_f32,
         ) {
-            return out;
-        }
+            Ok(out) => return out,
+            Err(tensor) => tensor,
+        };
         unary_op(tensor, sigmoid_f32, sigmoid_f64)
     }
 

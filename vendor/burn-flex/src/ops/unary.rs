@@ -164,36 +164,37 @@ where
 /// Exponential: e^x
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
     #[cfg(feature = "simd")]
-    if let Some(out) = f32_contiguous_inplace(tensor.clone(), crate::simd::exp_inplace_f32) {
-        return out;
-    }
+    let tensor = match f32_contiguous_inplace(tensor, crate::simd::exp_inplace_f32) {
+        Ok(out) => return out,
+        Err(tensor) => tensor,
+    };
     unary_op(tensor, |x| x.exp(), |x| x.exp())
 }
 
 /// `kernel` applied to an f32 tensor whose elements are its storage in order (in place when the
-/// tensor is unique, on a copy otherwise); `None` for any other tensor. (recalign's patch.)
+/// tensor is unique, on a copy otherwise); any other tensor is handed back. (recalign's patch.)
 #[cfg(feature = "simd")]
 pub(crate) fn f32_contiguous_inplace(
     tensor: FlexTensor,
     kernel: fn(&mut [f32]),
-) -> Option<FlexTensor> {
+) -> Result<FlexTensor, FlexTensor> {
     if tensor.dtype() != DType::F32
         || !tensor.layout().is_contiguous()
         || tensor.layout().start_offset() != 0
     {
-        return None;
+        return Err(tensor);
     }
     let n = tensor.layout().num_elements();
     if tensor.is_unique() {
         let mut tensor = tensor;
         let storage: &mut [f32] = tensor.storage_mut();
         kernel(&mut storage[..n]);
-        return Some(tensor);
+        return Ok(tensor);
     }
     let src: &[f32] = tensor.storage();
     let mut out = src[..n].to_vec();
     kernel(&mut out);
-    Some(FlexTensor::new(
+    Ok(FlexTensor::new(
         Bytes::from_elems(out),
         Layout::contiguous(tensor.layout().shape().clone()),
         DType::F32,
